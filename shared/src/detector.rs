@@ -232,9 +232,7 @@ impl Detector {
                 start_us,
                 end_us,
             });
-            self.yellow_until = self
-                .yellow_until
-                .max(end_us.saturating_add(self.hold_us()));
+            self.yellow_until = self.yellow_until.max(end_us.saturating_add(self.hold_us()));
             self.check_red();
         }
     }
@@ -328,7 +326,13 @@ mod tests {
     fn steady_replies_are_green() {
         let mut d = Detector::default();
         feed(&mut d, 0..1000, false);
-        assert_eq!(d.verdict(), Verdict { light: Light::Green, reasons: vec![] });
+        assert_eq!(
+            d.verdict(),
+            Verdict {
+                light: Light::Green,
+                reasons: vec![]
+            }
+        );
     }
 
     #[test]
@@ -368,7 +372,9 @@ mod tests {
             d.push(&sample(q, None));
         }
         match d.verdict().reasons[0] {
-            Reason::LossBurst { probes, first_seq, .. } => assert_eq!((probes, first_seq), (5, 10)),
+            Reason::LossBurst {
+                probes, first_seq, ..
+            } => assert_eq!((probes, first_seq), (5, 10)),
             r => panic!("unexpected {r:?}"),
         }
     }
@@ -399,7 +405,10 @@ mod tests {
         let mut d = Detector::default();
         feed(&mut d, 0..10, true);
         feed(&mut d, 10..100, false);
-        d.push(&Event::Late(Late { seq: 50, rtt_us: 2_000_000 }));
+        d.push(&Event::Late(Late {
+            seq: 50,
+            rtt_us: 2_000_000,
+        }));
         assert_eq!(d.verdict().light, Light::Yellow);
     }
 

@@ -8,6 +8,8 @@
 //!
 //! The crate compiles for `wasm32-unknown-unknown` and natively alike.
 
+#![forbid(unsafe_code)]
+
 pub mod detector;
 pub mod wire;
 

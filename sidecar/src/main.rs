@@ -1,1 +1,216 @@
-fn main(){}
+//! `migwatch-sidecar`: probes one target with ICMP echo (pnet, raw socket)
+//! and serves every sample as Server-Sent Events, plus the page itself.
+//!
+//! Start-up order matters: open the raw socket and bind the port while
+//! privileged, drop privileges, and only then start threads and serve.
+#![deny(unsafe_code)]
+
+mod cli;
+mod http;
+mod metrics;
+mod privilege;
+mod probe;
+mod stream;
+mod sys;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use migwatch_shared::wire::{Event, Info};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn main() {
+    let args = cli::Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("migwatch-sidecar: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn read_token(args: &cli::Args) -> Result<Option<Arc<str>>> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+            Some(text.lines().next().unwrap_or("").trim().to_string())
+        }
+        (None, None) => None,
+    };
+    match token {
+        Some(t) if t.is_empty() => {
+            bail!("the token is empty: give a non-empty --token or --token-file")
+        }
+        t => Ok(t.map(Arc::from)),
+    }
+}
+
+fn run(args: cli::Args) -> Result<()> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let token = read_token(&args)?;
+
+    // 1. Privileged steps: the raw socket and the listening port.
+    let socket = probe::Socket::open()?;
+    let rcvbuf = socket.rcvbuf;
+    let listener = std::net::TcpListener::bind(args.listen).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "{} is already in use (another sidecar?): pick a free port with --listen 127.0.0.1:PORT",
+            args.listen
+        ),
+        _ => anyhow::anyhow!("cannot listen on {}: {e}", args.listen),
+    })?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+
+    // 2. Give up root and every capability before anything else runs.
+    let dropped = privilege::drop_privileges(&args.user)?;
+    let caps = privilege::effective_capabilities()?;
+    if caps != 0 {
+        bail!("capabilities {caps:#x} are still in effect after the privilege drop; refusing to serve");
+    }
+
+    let web_root = if args.web_root.join("index.html").is_file() {
+        Some(args.web_root.clone())
+    } else {
+        eprintln!(
+            "migwatch-sidecar: warning: no page at {} (index.html missing); serving the API only. \
+             Build the page with scripts/run.sh or pass --web-root DIR.",
+            args.web_root.display()
+        );
+        None
+    };
+
+    let keys = probe::RunKeys::random().context("no randomness for the run keys")?;
+    let run_id = format!(
+        "{:016x}",
+        getrandom::u64().context("no randomness for the run id")?
+    );
+    let info = Arc::new(Info {
+        target: args.target.to_string(),
+        interval_ms: args.interval.as_secs_f64() * 1e3,
+        timeout_ms: args.timeout.as_secs_f64() * 1e3,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id,
+    });
+    let metrics = Arc::new(metrics::Metrics::default());
+    let mut hub_cfg = stream::HubConfig::for_interval(args.interval);
+    hub_cfg.capacity = ((args.history.as_secs_f64() / args.interval.as_secs_f64()) as usize)
+        .clamp(1000, 20_000_000);
+    let hub = stream::Hub::new(hub_cfg);
+
+    // 3. The prober and the thread that moves its events into the hub.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(1 << 16);
+    let prober = probe::start(
+        socket,
+        probe::ProbeConfig {
+            target: args.target,
+            interval: args.interval,
+            timeout: args.timeout,
+        },
+        keys,
+        ev_tx,
+        metrics.clone(),
+        stop.clone(),
+    )?;
+    let pump = {
+        let hub = hub.clone();
+        std::thread::Builder::new()
+            .name("hub-pump".into())
+            .spawn(move || {
+                // Ends when the prober drops its sender.
+                for ev in ev_rx {
+                    hub.push(ev);
+                }
+            })?
+    };
+
+    // 4. Serve until SIGINT/SIGTERM.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shutdown_watch = shutdown_rx.clone();
+    let state = http::AppState {
+        hub,
+        metrics,
+        info: info.clone(),
+        shutdown: shutdown_rx,
+        web_root,
+        token,
+    };
+    let mut origins = args.allow_origin.clone();
+    origins.push(format!("http://{local}"));
+    if local.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", local.port()));
+    }
+    let routes = http::routes(state, &origins);
+
+    eprintln!(
+        "migwatch-sidecar {}: probing {} every {:?} (timeout {:?}, receive buffer {} KiB), running as uid {} with no capabilities{}",
+        info.version,
+        info.target,
+        args.interval,
+        args.timeout,
+        rcvbuf / 1024,
+        dropped.uid,
+        if dropped.switched_user {
+            format!(" ({})", args.user)
+        } else {
+            String::new()
+        }
+    );
+    println!("migwatch: open http://{local}/");
+
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let signal = async move {
+            wait_for_signal().await;
+            eprintln!("migwatch-sidecar: shutting down");
+            // Ends every SSE stream, which lets the graceful shutdown finish.
+            shutdown_tx.send_replace(true);
+        };
+        let mut stopping = shutdown_watch;
+        let server = warp::serve(routes)
+            .incoming(listener)
+            .graceful(signal)
+            .run();
+        // Graceful shutdown waits for every connection to finish; a client
+        // that stopped reading never does, so give up on it after a moment.
+        tokio::select! {
+            _ = server => {}
+            _ = async {
+                let _ = stopping.wait_for(|s| *s).await;
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            } => {}
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Connections still open (a client that never reads) must not hold the
+    // exit: the runtime is dropped with a short deadline.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    prober.join();
+    let _ = pump.join();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Command-line flags. Every flag is data in one struct, parsed by clap, and
+//! checked once here so the rest of the program gets valid values.
+
+use clap::Parser;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Probe one target with ICMP echo and stream every sample as Server-Sent
+/// Events, with the migwatch page at /.
+#[derive(Debug, Parser)]
+#[command(name = "migwatch-sidecar", version, about, long_about = None)]
+pub struct Args {
+    /// The IPv4 address to watch. Fixed for the life of the process: no
+    /// request can change it.
+    #[arg(long, value_name = "ADDR", value_parser = parse_target)]
+    pub target: Ipv4Addr,
+
+    /// Time between probes, from 100us to 10s (units: us, ms, s, m).
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// How long a probe waits for its reply before it counts as lost; a
+    /// later reply is still reported, as `late`.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// Address and port to serve on. Keep it on loopback unless the page is
+    /// loaded from elsewhere, and then consider --token.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder with the built page (Trunk's dist/), served at /.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "MIGWATCH_WEB_ROOT",
+        default_value = "dist"
+    )]
+    pub web_root: PathBuf,
+
+    /// Another origin whose pages may read this sidecar (repeatable), e.g.
+    /// http://192.0.2.10:8080. `*` allows any origin.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Require clients to pass ?token=TOKEN.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        conflicts_with = "token_file",
+        env = "MIGWATCH_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Read the token from this file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// When started as root, run as this user once the socket is open.
+    #[arg(long, value_name = "USER", default_value = "nobody")]
+    pub user: String,
+
+    /// How much history to keep for clients that resume (units as above).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub history: Duration,
+}
+
+/// Parses `250us`, `10ms`, `1.5s`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("{s:?} needs a unit: us, ms, s or m (e.g. 10ms)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number followed by a unit (e.g. 10ms)"))?;
+    let secs = match unit {
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use us, ms, s or m"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(format!("{s:?} must be more than 0 and at most a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_micros(100) || d > Duration::from_secs(10) {
+        return Err(format!("interval {s} is outside 100us..10s"));
+    }
+    Ok(d)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
+        return Err(format!("timeout {s} is outside 1ms..60s"));
+    }
+    Ok(d)
+}
+
+/// Accepts a unicast IPv4 literal.
+pub fn parse_target(s: &str) -> Result<Ipv4Addr, String> {
+    let ip: Ipv4Addr = s.trim().parse().map_err(|_| {
+        format!("{s:?} is not an IPv4 address; give the VM's address, e.g. --target 192.0.2.10")
+    })?;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        return Err(format!("{ip} cannot be probed: give one host's address"));
+    }
+    Ok(ip)
+}
+
+impl Args {
+    /// Cross-field checks clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        // The outstanding-probe table holds 65 536 probes; a timeout must fit
+        // well inside it so a late reply is still recognised.
+        let slots = self.timeout.as_secs_f64() / self.interval.as_secs_f64();
+        if slots > 32_768.0 {
+            return Err(format!(
+                "--timeout {:?} is more than 32768 intervals of {:?}: lengthen the interval or shorten the timeout",
+                self.timeout, self.interval
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["10", "ms", "-1s", "0s", "1x", "1e3ms", "", "NaNs"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn interval_and_target_are_checked() {
+        assert!(parse_interval("50us").is_err());
+        assert!(parse_interval("11s").is_err());
+        assert!(parse_interval("1ms").is_ok());
+        assert!(parse_target("198.18.0.2").is_ok());
+        for bad in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "example.org",
+            "1.2.3",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn flags_parse_as_data() {
+        let a = Args::try_parse_from(["x", "--target", "127.0.0.1", "--interval", "1ms"]).unwrap();
+        assert_eq!(a.interval, Duration::from_millis(1));
+        assert_eq!(a.timeout, Duration::from_secs(1));
+        assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(a.validate().is_ok());
+        let a = Args::try_parse_from([
+            "x",
+            "--target",
+            "127.0.0.1",
+            "--interval",
+            "100us",
+            "--timeout",
+            "60s",
+        ])
+        .unwrap();
+        assert!(a.validate().is_err());
+        assert!(Args::try_parse_from(["x"]).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! The HTTP side: warp routes for the stream, `/info`, `/healthz`,
+//! `/metrics` and the page itself, behind CORS and an optional token.
+//!
+//! Nothing here can change what is probed: the target is fixed at start.
+
+use crate::metrics::Metrics;
+use crate::stream::{Hub, Start};
+use migwatch_shared::wire::Info;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use warp::http::{header, StatusCode};
+use warp::{Filter, Rejection, Reply};
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The event hub.
+    pub hub: Arc<Hub>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// What `/info` says.
+    pub info: Arc<Info>,
+    /// Flips to true on shutdown; every stream ends then.
+    pub shutdown: watch::Receiver<bool>,
+    /// The built page, served at `/`.
+    pub web_root: Option<PathBuf>,
+    /// Clients must pass `?token=` equal to this, if set.
+    pub token: Option<Arc<str>>,
+}
+
+/// Compares in time that depends only on the lengths, so the token cannot
+/// be guessed byte by byte from response times.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug)]
+struct BadToken;
+impl warp::reject::Reject for BadToken {}
+
+#[derive(Debug)]
+struct BadSince;
+impl warp::reject::Reject for BadSince {}
+
+fn with_token(token: Option<Arc<str>>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify()
+        .and_then(move |q: HashMap<String, String>| {
+            let token = token.clone();
+            async move {
+                match &token {
+                    None => Ok(()),
+                    Some(t) => match q.get("token") {
+                        Some(given) if constant_time_eq(given.as_bytes(), t.as_bytes()) => Ok(()),
+                        _ => Err(warp::reject::custom(BadToken)),
+                    },
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// Where a client resumes: `Last-Event-ID` (the browser's own reconnect)
+/// wins over `?since=` (the page's manual reconnect).
+fn start_from(header: Option<String>, query: &HashMap<String, String>) -> Result<Start, Rejection> {
+    let raw = header.or_else(|| query.get("since").cloned());
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(Start::Live),
+        Some(s) => s
+            .parse::<u64>()
+            .map(Start::After)
+            .map_err(|_| warp::reject::custom(BadSince)),
+    }
+}
+
+/// All routes, with CORS for `allowed_origins` (`*` means any origin).
+pub fn routes(
+    state: AppState,
+    allowed_origins: &[String],
+) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let st = state.clone();
+    let events = warp::path!("events")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .and(warp::header::optional::<String>("last-event-id"))
+        .and(
+            warp::query::<HashMap<String, String>>()
+                .or(warp::any().map(HashMap::new))
+                .unify(),
+        )
+        .and_then(move |last: Option<String>, q: HashMap<String, String>| {
+            let st = st.clone();
+            async move {
+                let start = start_from(last, &q)?;
+                let body = st
+                    .hub
+                    .subscribe(start, st.shutdown.clone(), st.metrics.clone());
+                let reply = warp::reply::stream(body);
+                let reply =
+                    warp::reply::with_header(reply, header::CONTENT_TYPE, "text/event-stream");
+                let reply = warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store");
+                // Tells nginx-style proxies not to buffer the stream.
+                Ok::<_, Rejection>(warp::reply::with_header(reply, "x-accel-buffering", "no"))
+            }
+        });
+
+    let info_state = state.info.clone();
+    let info = warp::path!("info")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .map(move || warp::reply::json(&*info_state));
+
+    let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok\n");
+
+    let m = state.metrics.clone();
+    let info_m = state.info.clone();
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .map(move || {
+            warp::reply::with_header(
+                m.render(&info_m.version, &info_m.target),
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )
+        });
+
+    let page = match state.web_root.clone() {
+        Some(root) => warp::get()
+            .and(warp::fs::dir(root))
+            .map(|f: warp::filters::fs::File| f.into_response())
+            .boxed(),
+        None => warp::get()
+            .and(warp::path::end())
+            .map(|| {
+                warp::reply::with_status(
+                    "The page is not built, so this sidecar serves only its API \
+                     (/events, /info, /metrics). Build it with `scripts/run.sh`, \
+                     or pass --web-root DIR.\n",
+                    StatusCode::NOT_FOUND,
+                )
+                .into_response()
+            })
+            .boxed(),
+    };
+
+    let mut cors = warp::cors()
+        .allow_methods(["GET", "OPTIONS"])
+        .allow_headers(["last-event-id", "cache-control"]);
+    if allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        cors = cors.allow_origins(allowed_origins.iter().map(String::as_str));
+    }
+
+    events
+        .or(info)
+        .or(healthz)
+        .or(metrics)
+        .or(page)
+        .with(cors)
+        .recover(handle_rejection)
+}
+
+async fn handle_rejection(
+    err: Rejection,
+) -> Result<warp::reply::Response, std::convert::Infallible> {
+    let (status, msg) = if err.find::<BadToken>().is_some() {
+        (
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong ?token=".to_string(),
+        )
+    } else if err.find::<BadSince>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "Last-Event-ID / ?since= must be an event id (a whole number)".to_string(),
+        )
+    } else if let Some(e) = err.find::<warp::filters::cors::CorsForbidden>() {
+        (
+            StatusCode::FORBIDDEN,
+            format!("{e}: start the sidecar with --allow-origin ORIGIN to let that page read it"),
+        )
+    } else if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, format!("{err:?}"))
+    };
+    Ok(warp::reply::with_status(msg + "\n", status).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn header_wins_over_query_and_garbage_is_refused() {
+        let q: HashMap<String, String> = [("since".to_string(), "5".to_string())].into();
+        assert_eq!(start_from(Some("9".into()), &q).unwrap(), Start::After(9));
+        assert_eq!(start_from(None, &q).unwrap(), Start::After(5));
+        assert_eq!(start_from(None, &HashMap::new()).unwrap(), Start::Live);
+        assert!(start_from(Some("x".into()), &q).is_err());
+    }
+}

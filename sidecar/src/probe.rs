@@ -1,0 +1,759 @@
+//! The prober: raw ICMP echo through pnet on an absolute schedule, exact
+//! reply matching, and kernel receive timestamps.
+//!
+//! Two threads:
+//! * the **scheduler** owns the table of outstanding probes. It sends probe
+//!   `k` at `start + k × interval` (so a late wake-up never shifts later
+//!   probes), resolves replies handed to it by the receiver, and declares a
+//!   probe lost at `send + timeout`. Timeouts come from this schedule, never
+//!   from socket timeouts, which the kernel rounds to ticks.
+//! * the **receiver** blocks in `recvmsg` on pnet's socket, takes the
+//!   kernel's receive timestamp, checks that a packet is one of ours and
+//!   passes it on.
+//!
+//! Resolved probes leave as [`Event`]s through a bounded channel with
+//! `try_send`: the prober never waits for the network side.
+
+use crate::metrics::Metrics;
+use crate::sys;
+use migwatch_shared::wire::{Event, Late, Sample};
+use pnet::packet::icmp::echo_reply::EchoReplyPacket;
+use pnet::packet::icmp::echo_request::MutableEchoRequestPacket;
+use pnet::packet::icmp::{checksum, IcmpPacket, IcmpTypes, MutableIcmpPacket};
+use pnet::packet::ip::IpNextHeaderProtocols;
+use pnet::packet::ipv4::Ipv4Packet;
+use pnet::packet::{MutablePacket, Packet};
+use pnet::transport::{
+    transport_channel, TransportChannelType, TransportProtocol, TransportReceiver, TransportSender,
+};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Echo payload size, as `ping`'s default, so RTTs compare like for like.
+pub const PAYLOAD_LEN: usize = 56;
+/// Bytes of the payload we use: cookie, 64-bit seq, send time.
+const STAMP_LEN: usize = 24;
+/// Outstanding-probe table size: one slot per 16-bit wire seq. A reply is
+/// matched (or reported late) while its slot has not been reused, i.e. for
+/// 65 536 probe intervals.
+const SLOTS: usize = 1 << 16;
+/// Receive buffer asked for: unpaced bursts lose replies with the default.
+const RCVBUF: usize = 8 << 20;
+/// The schedule never bursts more than this far behind: after a longer
+/// stall (a suspended process) the missed slots are skipped, not flooded.
+const MAX_CATCH_UP: Duration = Duration::from_secs(1);
+
+/// What to probe and how often.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeConfig {
+    /// The target, fixed for the life of the process.
+    pub target: Ipv4Addr,
+    /// Time between probe sends.
+    pub interval: Duration,
+    /// How long a probe may wait for its reply before it counts as lost.
+    pub timeout: Duration,
+}
+
+/// Why the raw socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// EPERM / EACCES: no CAP_NET_RAW.
+    #[error(
+        "opening a raw ICMP socket needs root or CAP_NET_RAW. Run it with sudo, or grant \
+         the capability once: sudo setcap cap_net_raw+ep {exe}"
+    )]
+    NotPermitted {
+        /// This program's path, for the setcap hint.
+        exe: String,
+    },
+    /// Anything else.
+    #[error("opening the raw ICMP socket failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The open raw socket (pnet's sender and receiver share one fd).
+pub struct Socket {
+    tx: TransportSender,
+    rx: TransportReceiver,
+    /// Receive buffer the kernel granted, in bytes.
+    pub rcvbuf: usize,
+}
+
+impl Socket {
+    /// Opens the raw ICMP socket and sets it up: kernel receive timestamps,
+    /// echo replies only, a large receive buffer. Needs CAP_NET_RAW, so call
+    /// it before dropping privileges.
+    pub fn open() -> Result<Socket, OpenError> {
+        let kind =
+            TransportChannelType::Layer4(TransportProtocol::Ipv4(IpNextHeaderProtocols::Icmp));
+        let (tx, rx) = transport_channel(4096, kind).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => OpenError::NotPermitted {
+                exe: std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "migwatch-sidecar".into()),
+            },
+            _ => OpenError::Io(e),
+        })?;
+        let fd = rx.socket.fd;
+        sys::enable_rx_timestamps(fd)?;
+        sys::icmp_accept_only(fd, &[IcmpTypes::EchoReply.0])?;
+        let rcvbuf = sys::set_rcvbuf(fd, RCVBUF)?;
+        // Lets the receiver notice shutdown; probe timing never uses it.
+        sys::set_rcvtimeo(fd, Duration::from_millis(100))?;
+        Ok(Socket { tx, rx, rcvbuf })
+    }
+}
+
+/// Per-run identity that replies must echo back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunKeys {
+    /// ICMP identifier.
+    pub ident: u16,
+    /// Random 64-bit token carried in every payload.
+    pub cookie: u64,
+}
+
+impl RunKeys {
+    /// Fresh random keys.
+    pub fn random() -> io::Result<RunKeys> {
+        let r = getrandom::u64().map_err(io::Error::other)?;
+        Ok(RunKeys {
+            ident: (r >> 48) as u16,
+            cookie: getrandom::u64().map_err(io::Error::other)?,
+        })
+    }
+}
+
+/// Builds echo request `seq` into `buf` (8 header bytes + payload).
+pub fn build_request(buf: &mut [u8; 8 + PAYLOAD_LEN], keys: RunKeys, seq: u64, sent_ns: u64) {
+    buf.fill(0);
+    {
+        // The buffer is exactly the packet's size, so this cannot fail.
+        let Some(mut p) = MutableEchoRequestPacket::new(&mut buf[..]) else {
+            return;
+        };
+        p.set_icmp_type(IcmpTypes::EchoRequest);
+        p.set_identifier(keys.ident);
+        p.set_sequence_number(seq as u16);
+        let payload = p.payload_mut();
+        payload[0..8].copy_from_slice(&keys.cookie.to_be_bytes());
+        payload[8..16].copy_from_slice(&seq.to_be_bytes());
+        payload[16..24].copy_from_slice(&sent_ns.to_be_bytes());
+    }
+    // A raw IPv4 socket does not fill in the ICMP checksum: with 0, every
+    // probe is dropped.
+    if let Some(mut icmp) = MutableIcmpPacket::new(&mut buf[..]) {
+        let sum = checksum(&icmp.to_immutable());
+        icmp.set_checksum(sum);
+    }
+}
+
+/// Why a received packet is not a reply to one of our probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not a well-formed IPv4 + ICMP packet.
+    Malformed,
+    /// From some host other than the target.
+    OtherSource,
+    /// An ICMP type other than echo reply.
+    NotEchoReply,
+    /// An echo reply for another identifier (another pinger on this host).
+    OtherIdent,
+    /// Our identifier but not our cookie, seq or checksum: forged or stale.
+    BadPayload,
+}
+
+/// A verified echo reply to one of our probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched {
+    /// Full 64-bit sequence number.
+    pub seq: u64,
+}
+
+/// Checks a packet read from the raw socket (IPv4 header included).
+pub fn match_reply(packet: &[u8], target: Ipv4Addr, keys: RunKeys) -> Result<Matched, Reject> {
+    let ip = Ipv4Packet::new(packet).ok_or(Reject::Malformed)?;
+    let hlen = usize::from(ip.get_header_length()) * 4;
+    if ip.get_version() != 4 || hlen < 20 || hlen > packet.len() {
+        return Err(Reject::Malformed);
+    }
+    if ip.get_source() != target {
+        return Err(Reject::OtherSource);
+    }
+    let end = usize::from(ip.get_total_length()).clamp(hlen, packet.len());
+    let body = &packet[hlen..end];
+    let icmp = IcmpPacket::new(body).ok_or(Reject::Malformed)?;
+    if icmp.get_icmp_type() != IcmpTypes::EchoReply {
+        return Err(Reject::NotEchoReply);
+    }
+    let echo = EchoReplyPacket::new(body).ok_or(Reject::Malformed)?;
+    if echo.get_identifier() != keys.ident {
+        return Err(Reject::OtherIdent);
+    }
+    let payload = echo.payload();
+    if payload.len() < STAMP_LEN || checksum(&icmp) != icmp.get_checksum() {
+        return Err(Reject::BadPayload);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&payload[i..i + 8]);
+        u64::from_be_bytes(b)
+    };
+    let seq = word(8);
+    if word(0) != keys.cookie || seq as u16 != echo.get_sequence_number() {
+        return Err(Reject::BadPayload);
+    }
+    Ok(Matched { seq })
+}
+
+/// A reply as the receiver hands it to the scheduler.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    seq: u64,
+    kernel_time: Option<SystemTime>,
+    mono: Instant,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum SlotState {
+    #[default]
+    Empty,
+    Waiting,
+    Answered,
+    Lost,
+    LateAnswered,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    seq: u64,
+    state: SlotState,
+    sent_mono: Option<Instant>,
+    sent_real: Option<SystemTime>,
+}
+
+/// What a reply meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// In time: a sample with this RTT.
+    Answered(Event),
+    /// After the probe was declared lost: a `late` event.
+    Late(Event),
+    /// A second reply to the same probe.
+    Duplicate,
+    /// For a probe we no longer (or never) had.
+    Unknown,
+}
+
+/// The outstanding-probe table: pure bookkeeping, no I/O, so it is tested
+/// without a network.
+pub struct Pending {
+    slots: Box<[Slot]>,
+    timeout: Duration,
+    /// Next seq to be sent.
+    next_seq: u64,
+    /// Oldest seq whose timeout has not been processed yet.
+    next_expiry: u64,
+    /// Replies whose kernel timestamp disagreed with the monotonic clock
+    /// (a wall-clock step), timed by the monotonic clock instead.
+    pub clock_fallbacks: u64,
+}
+
+fn unix_us(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+fn micros_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+impl Pending {
+    /// An empty table for probes that time out after `timeout`.
+    pub fn new(timeout: Duration) -> Pending {
+        Pending {
+            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            timeout,
+            next_seq: 0,
+            next_expiry: 0,
+            clock_fallbacks: 0,
+        }
+    }
+
+    fn slot_mut(&mut self, seq: u64) -> &mut Slot {
+        &mut self.slots[(seq % SLOTS as u64) as usize]
+    }
+
+    /// Records that probe `seq` (the next one) left now.
+    pub fn sent(&mut self, seq: u64, mono: Instant, real: SystemTime) {
+        self.next_seq = seq + 1;
+        *self.slot_mut(seq) = Slot {
+            seq,
+            state: SlotState::Waiting,
+            sent_mono: Some(mono),
+            sent_real: Some(real),
+        };
+    }
+
+    /// Skips seqs that were never sent (after a stall).
+    pub fn skip_to(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
+        self.next_expiry = self.next_expiry.max(self.next_seq);
+    }
+
+    /// When the oldest outstanding probe times out, if any is outstanding.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        (self.next_expiry..self.next_seq).find_map(|q| {
+            let s = &self.slots[(q % SLOTS as u64) as usize];
+            (s.seq == q && s.state == SlotState::Waiting)
+                .then(|| s.sent_mono.map(|m| m + self.timeout))
+                .flatten()
+        })
+    }
+
+    /// Declares lost every probe whose timeout has passed at `now`,
+    /// calling `lost` with each one's sample, in seq order.
+    pub fn expire(&mut self, now: Instant, mut lost: impl FnMut(Event)) {
+        while self.next_expiry < self.next_seq {
+            let q = self.next_expiry;
+            let timeout = self.timeout;
+            let s = self.slot_mut(q);
+            if s.seq == q && s.state == SlotState::Waiting {
+                match s.sent_mono {
+                    Some(m) if m + timeout > now => return,
+                    _ => {}
+                }
+                s.state = SlotState::Lost;
+                lost(Event::Sample(Sample {
+                    seq: q,
+                    sent_us: s.sent_real.map_or(0, unix_us),
+                    rtt_us: None,
+                }));
+            }
+            self.next_expiry += 1;
+        }
+    }
+
+    /// Resolves a verified reply to `seq` that reached the socket at
+    /// `kernel_time` (if the kernel stamped it) and was read at `mono`.
+    pub fn reply(&mut self, seq: u64, kernel_time: Option<SystemTime>, mono: Instant) -> Outcome {
+        if seq >= self.next_seq {
+            return Outcome::Unknown;
+        }
+        let s = *self.slot_mut(seq);
+        let (Some(sent_mono), Some(sent_real)) = (s.sent_mono, s.sent_real) else {
+            return Outcome::Unknown;
+        };
+        if s.seq != seq {
+            return Outcome::Unknown;
+        }
+        let by_mono = mono.saturating_duration_since(sent_mono);
+        // The kernel stamp is taken before we read the packet, so it can only
+        // be earlier than `mono`. If it is later, or much earlier than any
+        // scheduling delay explains, the wall clock stepped: trust `mono`.
+        let rtt = match kernel_time.map(|k| k.duration_since(sent_real)) {
+            Some(Ok(k)) if k <= by_mono + Duration::from_micros(50) => k,
+            _ => {
+                self.clock_fallbacks += 1;
+                by_mono
+            }
+        };
+        let rtt_us = micros_u32(rtt);
+        let sent_us = unix_us(sent_real);
+        let out = match s.state {
+            SlotState::Waiting if rtt <= self.timeout => Outcome::Answered(Event::Sample(Sample {
+                seq,
+                sent_us,
+                rtt_us: Some(rtt_us),
+            })),
+            // Answered after its deadline but before the scheduler got to
+            // expire it: report it as lost *and* late, like any other.
+            SlotState::Waiting | SlotState::Lost => {
+                Outcome::Late(Event::Late(Late { seq, rtt_us }))
+            }
+            SlotState::Answered | SlotState::LateAnswered => return Outcome::Duplicate,
+            SlotState::Empty => return Outcome::Unknown,
+        };
+        self.slot_mut(seq).state = match out {
+            Outcome::Answered(_) => SlotState::Answered,
+            _ => SlotState::LateAnswered,
+        };
+        out
+    }
+
+    /// For a reply that came after its deadline while the probe was still
+    /// waiting: the `sample` (lost) that must precede its `late` event.
+    fn lost_sample(&self, seq: u64) -> Event {
+        let s = &self.slots[(seq % SLOTS as u64) as usize];
+        Event::Sample(Sample {
+            seq,
+            sent_us: s.sent_real.map_or(0, unix_us),
+            rtt_us: None,
+        })
+    }
+}
+
+/// Handles to the running prober threads.
+pub struct Prober {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Waits for both threads to finish (after `stop` was set).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts probing. Events go to `out`; `stop` ends both threads within
+/// about 100 ms.
+pub fn start(
+    socket: Socket,
+    cfg: ProbeConfig,
+    keys: RunKeys,
+    out: SyncSender<Event>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<Prober> {
+    let Socket { tx, rx, .. } = socket;
+    let fd = rx.socket.fd;
+    // Replies in flight between the threads; sized for bursts at 10 kHz.
+    let (arrive_tx, arrive_rx) = std::sync::mpsc::sync_channel::<Arrival>(1 << 14);
+    let rx_thread = {
+        let (metrics, stop) = (metrics.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("probe-rx".into())
+            .spawn(move || {
+                // Keep pnet's receiver (and so the fd) alive in this thread.
+                let _rx = rx;
+                receive_loop(fd, cfg.target, keys, &arrive_tx, &metrics, &stop);
+            })?
+    };
+    let sched_thread = std::thread::Builder::new()
+        .name("probe-sched".into())
+        .spawn(move || schedule_loop(tx, cfg, keys, &arrive_rx, &out, &metrics, &stop))?;
+    Ok(Prober {
+        threads: vec![rx_thread, sched_thread],
+    })
+}
+
+fn receive_loop(
+    fd: RawFd,
+    target: Ipv4Addr,
+    keys: RunKeys,
+    to_sched: &SyncSender<Arrival>,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let got = match sys::recv_with_timestamp(fd, &mut buf) {
+            Ok(g) => g,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                eprintln!("migwatch-sidecar: receive error: {e}");
+                metrics.inc(&metrics.receive_errors);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let mono = Instant::now();
+        match match_reply(&buf[..got.len], target, keys) {
+            Ok(m) => {
+                let a = Arrival {
+                    seq: m.seq,
+                    kernel_time: got.kernel_time,
+                    mono,
+                };
+                if to_sched.try_send(a).is_err() {
+                    metrics.inc(&metrics.dropped_replies);
+                }
+            }
+            Err(_) => metrics.inc(&metrics.foreign),
+        }
+    }
+}
+
+fn emit(out: &SyncSender<Event>, metrics: &Metrics, ev: Event) {
+    match out.try_send(ev) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            metrics.inc(&metrics.dropped_events)
+        }
+    }
+}
+
+fn schedule_loop(
+    mut tx: TransportSender,
+    cfg: ProbeConfig,
+    keys: RunKeys,
+    arrivals: &Receiver<Arrival>,
+    out: &SyncSender<Event>,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) {
+    sys::tight_timer_slack();
+    let interval_ns = cfg.interval.as_nanos().max(1) as u64;
+    let catch_up_slots = (MAX_CATCH_UP.as_nanos() as u64 / interval_ns).max(1);
+    let mut pending = Pending::new(cfg.timeout);
+    let mut buf = [0u8; 8 + PAYLOAD_LEN];
+    let start = Instant::now();
+    let due = |k: u64| start + Duration::from_nanos(interval_ns.saturating_mul(k));
+    let mut k: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        pending.expire(now, |ev| {
+            metrics.inc(&metrics.lost);
+            emit(out, metrics, ev);
+        });
+        if due(k) <= now {
+            // Far behind (the process was stopped): skip, don't flood.
+            let behind = (now - due(k)).as_nanos() as u64 / interval_ns;
+            if behind > catch_up_slots {
+                metrics.add(&metrics.skipped, behind);
+                k += behind;
+                pending.skip_to(k);
+            }
+            let sent_real = SystemTime::now();
+            let sent_ns = sent_real
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            build_request(&mut buf, keys, k, sent_ns);
+            let sent_mono = Instant::now();
+            let lateness = sent_mono.saturating_duration_since(due(k));
+            match MutableEchoRequestPacket::new(&mut buf[..])
+                .map(|p| tx.send_to(p, IpAddr::V4(cfg.target)))
+            {
+                Some(Ok(_)) => metrics.inc(&metrics.sent),
+                // A failed send (no route, buffer full) is still a probe with
+                // no reply: the target is unreachable from here.
+                Some(Err(_)) | None => metrics.inc(&metrics.send_errors),
+            }
+            metrics.send_lateness.observe(lateness);
+            pending.sent(k, sent_mono, sent_real);
+            k += 1;
+            continue;
+        }
+        let wake = match pending.next_deadline() {
+            Some(d) => d.min(due(k)),
+            None => due(k),
+        };
+        let wait = wake.saturating_duration_since(now);
+        match arrivals.recv_timeout(wait) {
+            Ok(a) => {
+                let mut handle = |a: Arrival| match pending.reply(a.seq, a.kernel_time, a.mono) {
+                    Outcome::Answered(ev) => {
+                        metrics.inc(&metrics.replies);
+                        if let Event::Sample(Sample {
+                            rtt_us: Some(r), ..
+                        }) = ev
+                        {
+                            metrics.rtt.observe(Duration::from_micros(u64::from(r)));
+                        }
+                        emit(out, metrics, ev);
+                    }
+                    Outcome::Late(ev) => {
+                        // Not yet expired by us: emit its loss first, so every
+                        // `late` follows the `sample` that reported it lost.
+                        if a.seq >= pending.next_expiry {
+                            metrics.inc(&metrics.lost);
+                            emit(out, metrics, pending.lost_sample(a.seq));
+                        }
+                        metrics.inc(&metrics.late);
+                        emit(out, metrics, ev);
+                    }
+                    Outcome::Duplicate => metrics.inc(&metrics.duplicates),
+                    Outcome::Unknown => metrics.inc(&metrics.foreign),
+                };
+                handle(a);
+                // Drain whatever else arrived, without blocking.
+                while let Ok(a) = arrivals.try_recv() {
+                    handle(a);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    metrics.set_clock_fallbacks(pending.clock_fallbacks);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pnet::packet::ipv4::MutableIpv4Packet;
+
+    const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const KEYS: RunKeys = RunKeys {
+        ident: 0xbeef,
+        cookie: 0x0123_4567_89ab_cdef,
+    };
+
+    /// Wraps an ICMP message in an IPv4 header, as the raw socket sees it.
+    fn ip_wrap(src: Ipv4Addr, icmp: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; 20 + icmp.len()];
+        let mut ip = MutableIpv4Packet::new(&mut v).unwrap();
+        ip.set_version(4);
+        ip.set_header_length(5);
+        ip.set_total_length((20 + icmp.len()) as u16);
+        ip.set_source(src);
+        ip.set_next_level_protocol(IpNextHeaderProtocols::Icmp);
+        ip.set_payload(icmp);
+        v
+    }
+
+    /// The reply a well-behaved target sends to our request `seq`.
+    fn reply_to(seq: u64, keys: RunKeys) -> Vec<u8> {
+        let mut buf = [0u8; 8 + PAYLOAD_LEN];
+        build_request(&mut buf, keys, seq, 42);
+        let mut icmp = MutableIcmpPacket::new(&mut buf[..]).unwrap();
+        icmp.set_icmp_type(IcmpTypes::EchoReply);
+        icmp.set_checksum(0);
+        let sum = checksum(&icmp.to_immutable());
+        icmp.set_checksum(sum);
+        ip_wrap(TARGET, &buf)
+    }
+
+    #[test]
+    fn request_has_valid_checksum_and_carries_seq() {
+        let mut buf = [0u8; 8 + PAYLOAD_LEN];
+        build_request(&mut buf, KEYS, 70_000, 1);
+        let icmp = IcmpPacket::new(&buf).unwrap();
+        assert_eq!(checksum(&icmp), icmp.get_checksum());
+        assert_ne!(icmp.get_checksum(), 0);
+        let echo = EchoReplyPacket::new(&buf).unwrap();
+        assert_eq!(echo.get_sequence_number(), (70_000u64 & 0xffff) as u16);
+        assert_eq!(echo.get_identifier(), KEYS.ident);
+    }
+
+    #[test]
+    fn our_reply_matches_with_its_64_bit_seq() {
+        assert_eq!(
+            match_reply(&reply_to(70_000, KEYS), TARGET, KEYS),
+            Ok(Matched { seq: 70_000 })
+        );
+    }
+
+    #[test]
+    fn foreign_packets_are_rejected() {
+        let p = reply_to(5, KEYS);
+        assert_eq!(
+            match_reply(&p, Ipv4Addr::new(198, 18, 0, 9), KEYS),
+            Err(Reject::OtherSource)
+        );
+        let other_ident = RunKeys { ident: 1, ..KEYS };
+        assert_eq!(
+            match_reply(&reply_to(5, other_ident), TARGET, KEYS),
+            Err(Reject::OtherIdent)
+        );
+        let other_cookie = RunKeys { cookie: 7, ..KEYS };
+        assert_eq!(
+            match_reply(&reply_to(5, other_cookie), TARGET, KEYS),
+            Err(Reject::BadPayload)
+        );
+        // Our own request echoed back (as on loopback) is not a reply.
+        let mut req = [0u8; 8 + PAYLOAD_LEN];
+        build_request(&mut req, KEYS, 5, 1);
+        assert_eq!(
+            match_reply(&ip_wrap(TARGET, &req), TARGET, KEYS),
+            Err(Reject::NotEchoReply)
+        );
+        // A flipped payload byte breaks the checksum.
+        let mut bad = reply_to(5, KEYS);
+        let n = bad.len();
+        bad[n - 1] ^= 0xff;
+        assert_eq!(match_reply(&bad, TARGET, KEYS), Err(Reject::BadPayload));
+    }
+
+    #[test]
+    fn truncated_and_garbage_packets_never_panic() {
+        let p = reply_to(5, KEYS);
+        for n in 0..p.len() {
+            let _ = match_reply(&p[..n], TARGET, KEYS);
+        }
+        let mut x: u32 = 1;
+        for _ in 0..2000 {
+            let v: Vec<u8> = (0..(x % 100))
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let _ = match_reply(&v, TARGET, KEYS);
+        }
+    }
+
+    #[test]
+    fn pending_answers_expires_reports_late_and_duplicates() {
+        let t0 = Instant::now();
+        let r0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = Duration::from_millis;
+        let mut p = Pending::new(ms(100));
+        for k in 0..3 {
+            p.sent(k, t0 + ms(10 * k), r0 + ms(10 * k));
+        }
+        // seq 0 answered in 1 ms, by the kernel stamp.
+        match p.reply(0, Some(r0 + ms(1)), t0 + ms(2)) {
+            Outcome::Answered(Event::Sample(s)) => assert_eq!(s.rtt_us, Some(1000)),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(p.reply(0, Some(r0 + ms(1)), t0 + ms(2)), Outcome::Duplicate);
+        assert_eq!(p.next_deadline(), Some(t0 + ms(110)));
+        let mut lost = vec![];
+        p.expire(t0 + ms(115), |e| lost.push(e));
+        assert_eq!(
+            lost,
+            vec![Event::Sample(Sample {
+                seq: 1,
+                sent_us: 1_700_000_000_010_000,
+                rtt_us: None
+            })]
+        );
+        // seq 1 answered after its loss was reported: late, with its RTT.
+        assert_eq!(
+            p.reply(1, Some(r0 + ms(400)), t0 + ms(400)),
+            Outcome::Late(Event::Late(Late {
+                seq: 1,
+                rtt_us: 390_000
+            }))
+        );
+        // Unsent seqs are unknown.
+        assert_eq!(p.reply(99, None, t0), Outcome::Unknown);
+    }
+
+    #[test]
+    fn wall_clock_step_falls_back_to_monotonic() {
+        let t0 = Instant::now();
+        let r0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut p = Pending::new(Duration::from_secs(1));
+        p.sent(0, t0, r0);
+        // The wall clock jumped 5 s ahead between send and receive.
+        let out = p.reply(
+            0,
+            Some(r0 + Duration::from_secs(5)),
+            t0 + Duration::from_micros(300),
+        );
+        match out {
+            Outcome::Answered(Event::Sample(s)) => assert_eq!(s.rtt_us, Some(300)),
+            o => panic!("{o:?}"),
+        }
+        assert_eq!(p.clock_fallbacks, 1);
+    }
+}
