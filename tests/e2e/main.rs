@@ -1,1 +1,20 @@
-//! e2e
+//! migwatch's end-to-end tests, in one binary: real ICMP between network
+//! namespaces, the real sidecar, and the real page in headless Chromium.
+//!
+//! They need root (namespaces, raw sockets). Run them with `scripts/test.sh`,
+//! which installs and builds what they need first.
+
+mod icmp;
+mod page;
+
+/// Fails the test at once when not root: these tests must never pass
+/// vacuously.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        assert!(
+            migwatch_tests::have_root(),
+            "end-to-end tests need root (network namespaces, raw ICMP): run scripts/test.sh as root"
+        );
+    };
+}

@@ -1,0 +1,150 @@
+//! A target host in its own network namespace, one veth away.
+//!
+//! Layout: the root namespace holds `mwNa` with 198.18.N.1/30; the test
+//! namespace holds `mwNb` with 198.18.N.2/30 and no default route, so
+//! nothing in it can reach anywhere else. The sidecar runs in the root
+//! namespace and probes 198.18.N.2.
+
+use anyhow::{bail, Context, Result};
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, failing with its stderr.
+pub fn sh(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("cannot run {args:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A namespace with a target address. Removed on drop.
+pub struct TargetNs {
+    /// Namespace name.
+    pub name: String,
+    /// The veth end in the root namespace.
+    pub host_if: String,
+    /// The veth end inside the namespace.
+    pub ns_if: String,
+    /// The root side's address.
+    pub host_addr: Ipv4Addr,
+    /// The target's address (inside the namespace).
+    pub target: Ipv4Addr,
+}
+
+impl TargetNs {
+    /// Creates the namespace and veth pair and brings them up.
+    pub fn create() -> Result<TargetNs> {
+        // Subnet index from the pid and a counter, so parallel tests and a
+        // concurrent run of the suite do not collide.
+        let n = (std::process::id() % 200 + NEXT.fetch_add(1, Ordering::Relaxed) * 7) % 250 + 1;
+        let tag = format!("{}{}", std::process::id() % 100_000, n);
+        let ns = TargetNs {
+            name: format!("mwt{tag}"),
+            host_if: format!("mw{tag}a"),
+            ns_if: format!("mw{tag}b"),
+            host_addr: Ipv4Addr::new(198, 18, n as u8, 1),
+            target: Ipv4Addr::new(198, 18, n as u8, 2),
+        };
+        // From here on, Drop cleans up whatever got created.
+        sh(&["ip", "netns", "add", &ns.name])?;
+        sh(&[
+            "ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.ns_if,
+        ])?;
+        sh(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name])?;
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", ns.host_addr),
+            "dev",
+            &ns.host_if,
+        ])?;
+        sh(&["ip", "link", "set", &ns.host_if, "up"])?;
+        ns.exec(&["ip", "addr", "add", &format!("{}/30", ns.target), "dev", &ns.ns_if])?;
+        ns.exec(&["ip", "link", "set", &ns.ns_if, "up"])?;
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        // Pin the target's neighbour entry for us: taking its link down
+        // flushes dynamic entries, and a re-resolution would add ARP delay
+        // to the first replies after an outage.
+        let host_mac = sh(&["cat", &format!("/sys/class/net/{}/address", ns.host_if)])?;
+        let ns_mac = ns.exec(&["cat", &format!("/sys/class/net/{}/address", ns.ns_if)])?;
+        sh(&[
+            "ip",
+            "neigh",
+            "replace",
+            &ns.target.to_string(),
+            "lladdr",
+            ns_mac.trim(),
+            "dev",
+            &ns.host_if,
+            "nud",
+            "permanent",
+        ])?;
+        ns.pin_neighbour(host_mac.trim())?;
+        Ok(ns)
+    }
+
+    fn pin_neighbour(&self, host_mac: &str) -> Result<()> {
+        self.exec(&[
+            "ip",
+            "neigh",
+            "replace",
+            &self.host_addr.to_string(),
+            "lladdr",
+            host_mac,
+            "dev",
+            &self.ns_if,
+            "nud",
+            "permanent",
+        ])
+        .map(|_| ())
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Result<String> {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// Takes the target's link down: its probes get no reply until
+    /// [`TargetNs::link_up`].
+    pub fn link_down(&self) -> Result<()> {
+        self.exec(&["ip", "link", "set", &self.ns_if, "down"]).map(|_| ())
+    }
+
+    /// Brings the target's link back and re-pins its neighbour entry, which
+    /// link-down flushed.
+    pub fn link_up(&self) -> Result<()> {
+        let host_mac = sh(&["cat", &format!("/sys/class/net/{}/address", self.host_if)])?;
+        self.exec(&["ip", "link", "set", &self.ns_if, "up"])?;
+        self.pin_neighbour(host_mac.trim())
+    }
+
+    /// An outage of length `d`: link down, wait, link up. The sleep *is*
+    /// the outage, not a synchronisation.
+    pub fn link_outage(&self, d: Duration) -> Result<()> {
+        self.link_down()?;
+        std::thread::sleep(d);
+        self.link_up()
+    }
+}
+
+impl Drop for TargetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its veth end, and with it the pair.
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+        let _ = sh(&["ip", "link", "del", &self.host_if]);
+    }
+}
