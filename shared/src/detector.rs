@@ -176,7 +176,7 @@ impl Detector {
         match ev {
             Event::Sample(s) => self.sample(s),
             Event::Late(l) => self.late(l),
-            Event::Gap(_) | Event::Overflow(_) => {}
+            Event::Gap(_) | Event::Overflow(_) | Event::Tick(_) => {}
         }
     }
 

@@ -14,4 +14,4 @@ pub mod detector;
 pub mod wire;
 
 pub use detector::{Detector, DetectorConfig, Light, Reason, Verdict};
-pub use wire::{Event, EventKind, Info, Sample, WireError};
+pub use wire::{Event, EventKind, Info, Late, Sample, Tick, WireError};

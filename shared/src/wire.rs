@@ -53,6 +53,18 @@ pub struct Overflow {
     pub last_id: u64,
 }
 
+/// The sidecar's clock, sent only when the stream would otherwise be
+/// quiet (no event for two probe intervals, at least 20 ms): it tells a
+/// client that time went on and probes up to `next_seq - 1` were sent but
+/// are not answered yet, long before their timeouts report them lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    /// The sidecar's wall clock, microseconds since the Unix epoch.
+    pub now_us: i64,
+    /// The seq the next probe will carry: all lower seqs have been sent.
+    pub next_seq: u64,
+}
+
 /// Every kind of event on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -64,6 +76,8 @@ pub enum Event {
     Gap(Gap),
     /// `event: overflow`
     Overflow(Overflow),
+    /// `event: tick`
+    Tick(Tick),
 }
 
 /// The SSE event name of each [`Event`] variant.
@@ -77,15 +91,18 @@ pub enum EventKind {
     Gap,
     /// `overflow`
     Overflow,
+    /// `tick`
+    Tick,
 }
 
 impl EventKind {
     /// Every kind, for clients that register one listener per name.
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Sample,
         EventKind::Late,
         EventKind::Gap,
         EventKind::Overflow,
+        EventKind::Tick,
     ];
 
     /// The `event:` name on the wire.
@@ -95,6 +112,7 @@ impl EventKind {
             EventKind::Late => "late",
             EventKind::Gap => "gap",
             EventKind::Overflow => "overflow",
+            EventKind::Tick => "tick",
         }
     }
 
@@ -130,6 +148,7 @@ impl Event {
             Event::Late(_) => EventKind::Late,
             Event::Gap(_) => EventKind::Gap,
             Event::Overflow(_) => EventKind::Overflow,
+            Event::Tick(_) => EventKind::Tick,
         }
     }
 
@@ -141,6 +160,7 @@ impl Event {
             Event::Late(e) => serde_json::to_string(e),
             Event::Gap(e) => serde_json::to_string(e),
             Event::Overflow(e) => serde_json::to_string(e),
+            Event::Tick(e) => serde_json::to_string(e),
         };
         r.unwrap_or_default()
     }
@@ -157,6 +177,7 @@ impl Event {
             EventKind::Late => Event::Late(serde_json::from_str(data).map_err(bad)?),
             EventKind::Gap => Event::Gap(serde_json::from_str(data).map_err(bad)?),
             EventKind::Overflow => Event::Overflow(serde_json::from_str(data).map_err(bad)?),
+            EventKind::Tick => Event::Tick(serde_json::from_str(data).map_err(bad)?),
         })
     }
 
@@ -214,6 +235,10 @@ mod tests {
                 missing: 10,
             }),
             Event::Overflow(Overflow { last_id: 42 }),
+            Event::Tick(Tick {
+                now_us: 1_763_000_000_000_000,
+                next_seq: 12,
+            }),
         ]
     }
 

@@ -1,20 +1,51 @@
 //! Command-line flags. Every flag is data in one struct, parsed by clap, and
 //! checked once here so the rest of the program gets valid values.
 
-use clap::Parser;
+use clap::{Args as ClapArgs, Parser, Subcommand};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Probe one target with ICMP echo and stream every sample as Server-Sent
-/// Events, with the migwatch page at /.
+/// Events, with the migwatch page at /. Subcommands work on trace files
+/// offline.
 #[derive(Debug, Parser)]
-#[command(name = "migwatch-sidecar", version, about, long_about = None)]
+#[command(
+    name = "migwatch-sidecar",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// Offline tools; without one, the sidecar probes and serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The sidecar's flags.
+    #[command(flatten)]
+    pub serve: Args,
+}
+
+/// The offline subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a trace (JSON lines of wire events, or CSV with seq,t_send,rtt_ms)
+    /// and print the detected migrations as JSON lines, then a summary line.
+    Detect(crate::detect::DetectArgs),
+    /// Score the detector on a folder of labelled traces.
+    Eval(crate::detect::EvalArgs),
+    /// Write seeded synthetic labelled traces (migrations and decoys).
+    Synth(crate::detect::SynthArgs),
+}
+
+/// Flags of the probing sidecar.
+#[derive(Debug, ClapArgs)]
 pub struct Args {
     /// The IPv4 address to watch. Fixed for the life of the process: no
     /// request can change it.
-    #[arg(long, value_name = "ADDR", value_parser = parse_target)]
-    pub target: Ipv4Addr,
+    #[arg(long, value_name = "ADDR", value_parser = parse_target, required = true)]
+    pub target: Option<Ipv4Addr>,
 
     /// Time between probes, from 100us to 10s (units: us, ms, s, m).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_interval)]
@@ -171,12 +202,14 @@ mod tests {
 
     #[test]
     fn flags_parse_as_data() {
-        let a = Args::try_parse_from(["x", "--target", "127.0.0.1", "--interval", "1ms"]).unwrap();
+        let a = Cli::try_parse_from(["x", "--target", "127.0.0.1", "--interval", "1ms"])
+            .unwrap()
+            .serve;
         assert_eq!(a.interval, Duration::from_millis(1));
         assert_eq!(a.timeout, Duration::from_secs(1));
         assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
         assert!(a.validate().is_ok());
-        let a = Args::try_parse_from([
+        let a = Cli::try_parse_from([
             "x",
             "--target",
             "127.0.0.1",
@@ -185,8 +218,10 @@ mod tests {
             "--timeout",
             "60s",
         ])
-        .unwrap();
+        .unwrap()
+        .serve;
         assert!(a.validate().is_err());
-        assert!(Args::try_parse_from(["x"]).is_err());
+        assert!(Cli::try_parse_from(["x"]).is_err());
+        assert!(Cli::try_parse_from(["x", "detect", "t.csv", "--target", "127.0.0.1"]).is_err());
     }
 }

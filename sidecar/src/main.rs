@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod detect;
 mod http;
 mod metrics;
 mod privilege;
@@ -21,8 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() {
-    let args = cli::Args::parse();
-    if let Err(e) = run(args) {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        Some(cli::Command::Detect(a)) => detect::run_detect(a),
+        Some(cli::Command::Eval(a)) => detect::run_eval(a),
+        Some(cli::Command::Synth(a)) => detect::run_synth(a),
+        None => run(cli.serve),
+    };
+    if let Err(e) = result {
         eprintln!("migwatch-sidecar: error: {e:#}");
         std::process::exit(1);
     }
@@ -48,6 +55,9 @@ fn read_token(args: &cli::Args) -> Result<Option<Arc<str>>> {
 
 fn run(args: cli::Args) -> Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
+    let target = args
+        .target
+        .context("--target ADDR is required: the address of the VM to watch")?;
     let token = read_token(&args)?;
 
     // 1. Privileged steps: the raw socket and the listening port.
@@ -87,7 +97,7 @@ fn run(args: cli::Args) -> Result<()> {
         getrandom::u64().context("no randomness for the run id")?
     );
     let info = Arc::new(Info {
-        target: args.target.to_string(),
+        target: target.to_string(),
         interval_ms: args.interval.as_secs_f64() * 1e3,
         timeout_ms: args.timeout.as_secs_f64() * 1e3,
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -105,7 +115,7 @@ fn run(args: cli::Args) -> Result<()> {
     let prober = probe::start(
         socket,
         probe::ProbeConfig {
-            target: args.target,
+            target,
             interval: args.interval,
             timeout: args.timeout,
         },

@@ -16,7 +16,7 @@
 
 use crate::metrics::Metrics;
 use crate::sys;
-use migwatch_shared::wire::{Event, Late, Sample};
+use migwatch_shared::wire::{Event, Late, Sample, Tick};
 use pnet::packet::icmp::echo_reply::EchoReplyPacket;
 use pnet::packet::icmp::echo_request::MutableEchoRequestPacket;
 use pnet::packet::icmp::{checksum, IcmpPacket, IcmpTypes, MutableIcmpPacket};
@@ -491,11 +491,22 @@ fn receive_loop(
     }
 }
 
-fn emit(out: &SyncSender<Event>, metrics: &Metrics, ev: Event) {
-    match out.try_send(ev) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-            metrics.inc(&metrics.dropped_events)
+/// The prober's output: a bounded channel it never blocks on, remembering
+/// when it last emitted so quiet spells can be marked with ticks.
+struct Out<'a> {
+    tx: &'a SyncSender<Event>,
+    metrics: &'a Metrics,
+    last: Instant,
+}
+
+impl Out<'_> {
+    fn emit(&mut self, ev: Event) {
+        self.last = Instant::now();
+        match self.tx.try_send(ev) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.metrics.inc(&self.metrics.dropped_events)
+            }
         }
     }
 }
@@ -510,6 +521,13 @@ fn schedule_loop(
     stop: &AtomicBool,
 ) {
     sys::tight_timer_slack();
+    let mut out = Out {
+        tx: out,
+        metrics,
+        last: Instant::now(),
+    };
+    // A quiet stream gets a tick this often, so clients see time pass.
+    let quiet = (cfg.interval * 2).max(Duration::from_millis(20));
     let interval_ns = cfg.interval.as_nanos().max(1) as u64;
     let catch_up_slots = (MAX_CATCH_UP.as_nanos() as u64 / interval_ns).max(1);
     let mut pending = Pending::new(cfg.timeout);
@@ -521,8 +539,14 @@ fn schedule_loop(
         let now = Instant::now();
         pending.expire(now, |ev| {
             metrics.inc(&metrics.lost);
-            emit(out, metrics, ev);
+            out.emit(ev);
         });
+        if now >= out.last + quiet {
+            out.emit(Event::Tick(Tick {
+                now_us: unix_us(SystemTime::now()),
+                next_seq: k,
+            }));
+        }
         if due(k) <= now {
             // Far behind (the process was stopped): skip, don't flood.
             let behind = (now - due(k)).as_nanos() as u64 / interval_ns;
@@ -554,7 +578,8 @@ fn schedule_loop(
         let wake = match pending.next_deadline() {
             Some(d) => d.min(due(k)),
             None => due(k),
-        };
+        }
+        .min(out.last + quiet);
         let wait = wake.saturating_duration_since(now);
         match arrivals.recv_timeout(wait) {
             Ok(a) => {
@@ -567,17 +592,17 @@ fn schedule_loop(
                         {
                             metrics.rtt.observe(Duration::from_micros(u64::from(r)));
                         }
-                        emit(out, metrics, ev);
+                        out.emit(ev);
                     }
                     Outcome::Late(ev) => {
                         // Not yet expired by us: emit its loss first, so every
                         // `late` follows the `sample` that reported it lost.
                         if a.seq >= pending.next_expiry {
                             metrics.inc(&metrics.lost);
-                            emit(out, metrics, pending.lost_sample(a.seq));
+                            out.emit(pending.lost_sample(a.seq));
                         }
                         metrics.inc(&metrics.late);
-                        emit(out, metrics, ev);
+                        out.emit(ev);
                     }
                     Outcome::Duplicate => metrics.inc(&metrics.duplicates),
                     Outcome::Unknown => metrics.inc(&metrics.foreign),
