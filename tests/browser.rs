@@ -111,7 +111,10 @@ impl Browser {
         match resp {
             Ok(r) => Ok(r.into_json::<Value>()?["value"].take()),
             Err(ureq::Error::Status(code, r)) => {
-                bail!("WebDriver {method} {path}: {code} {}", r.into_string().unwrap_or_default())
+                bail!(
+                    "WebDriver {method} {path}: {code} {}",
+                    r.into_string().unwrap_or_default()
+                )
             }
             Err(e) => bail!("WebDriver {method} {path}: {e}"),
         }
@@ -119,12 +122,17 @@ impl Browser {
 
     /// Loads a page.
     pub fn goto(&self, url: &str) -> Result<()> {
-        self.call("POST", "/url", Some(json!({ "url": url }))).map(|_| ())
+        self.call("POST", "/url", Some(json!({ "url": url })))
+            .map(|_| ())
     }
 
     /// Runs JavaScript (a function body; use `return`) and returns its value.
     pub fn eval(&self, script: &str) -> Result<Value> {
-        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
     }
 
     /// Saves a PNG screenshot of the viewport.

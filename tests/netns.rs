@@ -59,7 +59,15 @@ impl TargetNs {
         // From here on, Drop cleans up whatever got created.
         sh(&["ip", "netns", "add", &ns.name])?;
         sh(&[
-            "ip", "link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.ns_if,
+            "ip",
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.ns_if,
         ])?;
         sh(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name])?;
         sh(&[
@@ -71,7 +79,14 @@ impl TargetNs {
             &ns.host_if,
         ])?;
         sh(&["ip", "link", "set", &ns.host_if, "up"])?;
-        ns.exec(&["ip", "addr", "add", &format!("{}/30", ns.target), "dev", &ns.ns_if])?;
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", ns.target),
+            "dev",
+            &ns.ns_if,
+        ])?;
         ns.exec(&["ip", "link", "set", &ns.ns_if, "up"])?;
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
         // Pin the target's neighbour entry for us: taking its link down
@@ -121,7 +136,8 @@ impl TargetNs {
     /// Takes the target's link down: its probes get no reply until
     /// [`TargetNs::link_up`].
     pub fn link_down(&self) -> Result<()> {
-        self.exec(&["ip", "link", "set", &self.ns_if, "down"]).map(|_| ())
+        self.exec(&["ip", "link", "set", &self.ns_if, "down"])
+            .map(|_| ())
     }
 
     /// Brings the target's link back and re-pins its neighbour entry, which
@@ -138,6 +154,61 @@ impl TargetNs {
         self.link_down()?;
         std::thread::sleep(d);
         self.link_up()
+    }
+}
+
+/// The scripted ICMP responder (`mw-responder`) answering for the target
+/// instead of the namespace's kernel. Killed by PID on drop.
+pub struct Responder {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Responder {
+    /// Sends one command (see `tests/responder.rs`) and waits for its `ok`.
+    pub fn cmd(&mut self, c: &str) -> Result<()> {
+        use std::io::Write;
+        writeln!(self.stdin, "{c}")?;
+        self.stdin.flush()?;
+        match self.lines.next() {
+            Some(Ok(l)) if l == "ok" => Ok(()),
+            other => bail!("responder answered {other:?} to {c:?}"),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TargetNs {
+    /// Silences the namespace kernel's echo replies and starts `bin`
+    /// (the `mw-responder` binary) to answer instead.
+    pub fn responder(&self, bin: &std::path::Path) -> Result<Responder> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        self.exec(&["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"])?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start mw-responder")?;
+        let stdin = child.stdin.take().context("no stdin")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut r = Responder {
+            child,
+            stdin,
+            lines: std::io::BufReader::new(stdout).lines(),
+        };
+        // The first answered command proves it is up (socket open).
+        r.cmd("normal")?;
+        Ok(r)
     }
 }
 

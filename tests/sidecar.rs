@@ -131,8 +131,7 @@ pub struct EventStream {
 impl EventStream {
     /// Opens `{base}/events{query}`.
     pub fn open(base: &str, query: &str) -> Result<EventStream> {
-        let resp = ureq::get(&format!("{base}/events{query}"))
-            .call()?;
+        let resp = ureq::get(&format!("{base}/events{query}")).call()?;
         let ctype = resp.header("content-type").unwrap_or("").to_string();
         if !ctype.starts_with("text/event-stream") {
             bail!("/events answered with content-type {ctype:?}");

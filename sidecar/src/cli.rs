@@ -16,7 +16,8 @@ use std::time::Duration;
     about,
     long_about = None,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Offline tools; without one, the sidecar probes and serves.
@@ -42,6 +43,12 @@ pub enum Command {
 /// Flags of the probing sidecar.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
+    /// A TOML file with any of these flags as keys (`interval = "10ms"`,
+    /// `allow-origin = ["http://192.0.2.10:8080"]`); flags given on the
+    /// command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The IPv4 address to watch. Fixed for the life of the process: no
     /// request can change it.
     #[arg(long, value_name = "ADDR", value_parser = parse_target, required = true)]
@@ -96,6 +103,11 @@ pub struct Args {
     /// How much history to keep for clients that resume (units as above).
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub history: Duration,
+
+    /// Chunks (of up to 10 ms of events each) queued per client before a
+    /// client that stopped reading is cut off with `event: overflow`.
+    #[arg(long, value_name = "N", default_value = "128", value_parser = clap::value_parser!(u32).range(4..=100_000))]
+    pub client_queue: u32,
 }
 
 /// Parses `250us`, `10ms`, `1.5s`, `2m`.
@@ -168,6 +180,99 @@ impl Args {
     }
 }
 
+/// Keys a config file may hold: the flags, without `--`.
+const CONFIG_KEYS: [&str; 11] = [
+    "target",
+    "interval",
+    "timeout",
+    "listen",
+    "web-root",
+    "allow-origin",
+    "token",
+    "token-file",
+    "user",
+    "history",
+    "client-queue",
+];
+
+/// Turns a config file's text into flags, checking each field on its own so
+/// an error names the field.
+pub fn config_to_flags(path: &str, text: &str) -> Result<Vec<String>, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("config {path}: not valid TOML: {e}"))?;
+    let mut flags = Vec::new();
+    for (key, value) in &table {
+        let flag = key.replace('_', "-");
+        if !CONFIG_KEYS.contains(&flag.as_str()) {
+            return Err(format!(
+                "config {path}: unknown field `{key}`; known fields: {}",
+                CONFIG_KEYS.join(", ")
+            ));
+        }
+        let values: Vec<String> = match value {
+            toml::Value::Array(items) if flag == "allow-origin" => items
+                .iter()
+                .map(|v| scalar(v).ok_or_else(|| format!("config {path}: field `{key}` must be a list of strings")))
+                .collect::<Result<_, _>>()?,
+            v => vec![scalar(v).ok_or_else(|| {
+                format!("config {path}: field `{key}` must be a string or number, e.g. {key} = \"10ms\"")
+            })?],
+        };
+        for v in values {
+            let mut probe = vec!["migwatch-sidecar".to_string()];
+            if flag != "target" {
+                // Parsing only: this address is never probed.
+                probe.extend(["--target".into(), "127.0.0.1".into()]);
+            }
+            probe.extend([format!("--{flag}"), v.clone()]);
+            if let Err(e) = <Cli as clap::Parser>::try_parse_from(&probe) {
+                let why = e.to_string();
+                let why = why
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                return Err(format!("config {path}: field `{key}`: {why}"));
+            }
+            flags.extend([format!("--{flag}"), v]);
+        }
+    }
+    Ok(flags)
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+/// The process's arguments with a `--config FILE` expanded: the file's
+/// flags go first, so flags on the command line override them.
+pub fn expand_config(argv: Vec<String>) -> Result<Vec<String>, String> {
+    let pos = argv
+        .iter()
+        .position(|a| a == "--config" || a.starts_with("--config="));
+    let Some(pos) = pos else { return Ok(argv) };
+    let path = match argv[pos].strip_prefix("--config=") {
+        Some(p) => p.to_string(),
+        None => match argv.get(pos + 1) {
+            Some(p) => p.clone(),
+            None => return Ok(argv), // clap reports the missing value
+        },
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let flags = config_to_flags(&path, &text)?;
+    let mut out = vec![argv[0].clone()];
+    out.extend(flags);
+    out.extend(argv.into_iter().skip(1));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +328,35 @@ mod tests {
         assert!(a.validate().is_err());
         assert!(Cli::try_parse_from(["x"]).is_err());
         assert!(Cli::try_parse_from(["x", "detect", "t.csv", "--target", "127.0.0.1"]).is_err());
+    }
+
+    #[test]
+    fn config_file_fields_become_flags_and_flags_win() {
+        let flags = config_to_flags(
+            "c.toml",
+            "target = \"198.18.0.2\"\ninterval = \"5ms\"\nallow-origin = [\"http://a\", \"http://b\"]\nclient_queue = 16\n",
+        )
+        .unwrap();
+        let mut argv = vec!["x".to_string()];
+        argv.extend(flags);
+        argv.extend(["--interval".to_string(), "20ms".to_string()]);
+        let a = Cli::try_parse_from(&argv).unwrap().serve;
+        assert_eq!(a.target, Some("198.18.0.2".parse().unwrap()));
+        assert_eq!(a.interval, Duration::from_millis(20));
+        assert_eq!(a.allow_origin, vec!["http://a", "http://b"]);
+        assert_eq!(a.client_queue, 16);
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let e = config_to_flags("c.toml", "interval = \"fast\"").unwrap_err();
+        assert!(e.contains("field `interval`"), "{e}");
+        let e = config_to_flags("c.toml", "intervall = \"5ms\"").unwrap_err();
+        assert!(e.contains("unknown field `intervall`"), "{e}");
+        let e = config_to_flags("c.toml", "target = [1]").unwrap_err();
+        assert!(e.contains("field `target`"), "{e}");
+        assert!(config_to_flags("c.toml", "= broken")
+            .unwrap_err()
+            .contains("not valid TOML"));
     }
 }

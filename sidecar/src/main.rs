@@ -21,8 +21,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Kernel send buffer per client connection (the kernel doubles it).
+const SEND_BUFFER: usize = 128 * 1024;
+
 fn main() {
-    let cli = cli::Cli::parse();
+    let argv = match cli::expand_config(
+        std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("migwatch-sidecar: error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = cli::Cli::parse_from(argv);
     let result = match cli.command {
         Some(cli::Command::Detect(a)) => detect::run_detect(a),
         Some(cli::Command::Eval(a)) => detect::run_eval(a),
@@ -71,6 +85,10 @@ fn run(args: cli::Args) -> Result<()> {
         _ => anyhow::anyhow!("cannot listen on {}: {e}", args.listen),
     })?;
     listener.set_nonblocking(true)?;
+    // Accepted connections inherit this fixed send buffer: it bounds the
+    // kernel memory a client that stops reading can pin (autotuning would
+    // grow it to megabytes) and lets the per-client queue notice the stall.
+    socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER)?;
     let local = listener.local_addr()?;
 
     // 2. Give up root and every capability before anything else runs.
@@ -107,6 +125,7 @@ fn run(args: cli::Args) -> Result<()> {
     let mut hub_cfg = stream::HubConfig::for_interval(args.interval);
     hub_cfg.capacity = ((args.history.as_secs_f64() / args.interval.as_secs_f64()) as usize)
         .clamp(1000, 20_000_000);
+    hub_cfg.client_queue = args.client_queue as usize;
     let hub = stream::Hub::new(hub_cfg);
 
     // 3. The prober and the thread that moves its events into the hub.

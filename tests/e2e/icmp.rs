@@ -32,7 +32,12 @@ fn probes_at_100_hz_and_an_outage_is_one_loss_burst() -> anyhow::Result<()> {
     assert_eq!(before.len(), 300);
     for s in &before {
         let rtt = s.rtt_us.unwrap_or(0);
-        assert!(rtt > 0 && rtt < 300_000, "seq {} had rtt {:?}", s.seq, s.rtt_us);
+        assert!(
+            rtt > 0 && rtt < 300_000,
+            "seq {} had rtt {:?}",
+            s.seq,
+            s.rtt_us
+        );
     }
     let span_ms = (before[299].sent_us - before[0].sent_us) as f64 / 1e3;
     assert!(
@@ -46,16 +51,28 @@ fn probes_at_100_hz_and_an_outage_is_one_loss_burst() -> anyhow::Result<()> {
     ns.link_outage(Duration::from_millis(500))?;
     let mut lost_max = None;
     let after = stream.collect_until(Duration::from_secs(10), |got| {
-        let lost: Vec<u64> = samples(got).filter(|s| s.rtt_us.is_none()).map(|s| s.seq).collect();
+        let lost: Vec<u64> = samples(got)
+            .filter(|s| s.rtt_us.is_none())
+            .map(|s| s.seq)
+            .collect();
         lost_max = lost.iter().max().copied();
         // Done once 50 answered probes follow the last loss.
         match lost_max {
-            Some(m) => samples(got).filter(|s| s.seq > m && s.rtt_us.is_some()).count() >= 50,
+            Some(m) => {
+                samples(got)
+                    .filter(|s| s.seq > m && s.rtt_us.is_some())
+                    .count()
+                    >= 50
+            }
             None => false,
         }
     })?;
     let all: Vec<Sample> = samples(&first).chain(samples(&after)).collect();
-    let mut lost: Vec<u64> = all.iter().filter(|s| s.rtt_us.is_none()).map(|s| s.seq).collect();
+    let mut lost: Vec<u64> = all
+        .iter()
+        .filter(|s| s.rtt_us.is_none())
+        .map(|s| s.seq)
+        .collect();
     lost.sort_unstable();
     let (lo, hi) = (lost[0], lost[lost.len() - 1]);
     assert_eq!(
@@ -69,7 +86,10 @@ fn probes_at_100_hz_and_an_outage_is_one_loss_burst() -> anyhow::Result<()> {
         lost.len()
     );
     assert!(all.iter().any(|s| s.seq > hi && s.rtt_us.is_some()));
-    eprintln!("500 ms outage: lost seqs {lo}..={hi} ({} probes)", lost.len());
+    eprintln!(
+        "500 ms outage: lost seqs {lo}..={hi} ({} probes)",
+        lost.len()
+    );
     Ok(())
 }
 
@@ -88,5 +108,132 @@ fn sigterm_with_an_open_stream_exits_within_a_second() -> anyhow::Result<()> {
     assert_eq!(cap_eff, Some("0000000000000000"));
     let took = sc.terminate()?;
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    Ok(())
+}
+
+/// Reads one counter from the sidecar's `/metrics`.
+pub fn metric(sc: &Sidecar, name: &str) -> anyhow::Result<f64> {
+    let text = sc.get("/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no metric {name} in /metrics"))
+}
+
+#[test]
+fn a_300_ms_blackout_at_1_khz_loses_300_probes_give_or_take_one() -> anyhow::Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let mut resp = ns.responder(std::path::Path::new(env!("CARGO_BIN_EXE_mw-responder")))?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "1ms", "--timeout", "100ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "")?;
+    stream.collect_until(Duration::from_secs(5), |got| samples(got).count() >= 300)?;
+    resp.cmd("blackout 300")?;
+    let mut last_lost = None;
+    let evs = stream.collect_until(Duration::from_secs(10), |got| {
+        last_lost = samples(got)
+            .filter(|s| s.rtt_us.is_none())
+            .map(|s| s.seq)
+            .max();
+        last_lost.is_some_and(|m| {
+            samples(got)
+                .filter(|s| s.seq > m && s.rtt_us.is_some())
+                .count()
+                >= 200
+        })
+    })?;
+    let lost: Vec<u64> = samples(&evs)
+        .filter(|s| s.rtt_us.is_none())
+        .map(|s| s.seq)
+        .collect();
+    let (lo, hi) = (
+        lost.iter().min().copied().unwrap_or(0),
+        last_lost.unwrap_or(0),
+    );
+    eprintln!(
+        "300 ms blackout at 1 kHz: lost {} probes ({lo}..={hi})",
+        lost.len()
+    );
+    assert_eq!((hi - lo + 1) as usize, lost.len(), "one burst");
+    assert!((299..=301).contains(&lost.len()), "lost {}", lost.len());
+    Ok(())
+}
+
+#[test]
+fn foreign_and_forged_replies_never_become_samples() -> anyhow::Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let mut resp = ns.responder(std::path::Path::new(env!("CARGO_BIN_EXE_mw-responder")))?;
+    // Every reply is followed by one with a wrong cookie and one with a
+    // wrong identifier.
+    resp.cmd("forge")?;
+    let target = ns.target.to_string();
+    let sc = Sidecar::start(&target, &["--interval", "5ms", "--timeout", "300ms"])?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    // Another pinger of the same target, at the same time.
+    let mut ping = std::process::Command::new("ping")
+        .args(["-q", "-i", "0.01", "-c", "150", &target])
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let evs = stream.collect_until(Duration::from_secs(10), |got| {
+        samples(got).filter(|s| s.seq < 400).count() >= 400
+    })?;
+    let ping_ok = ping.wait()?.success();
+    let mut seen = std::collections::HashSet::new();
+    for s in samples(&evs) {
+        assert!(seen.insert(s.seq), "seq {} reported twice", s.seq);
+        assert!(s.rtt_us.is_some(), "seq {} lost", s.seq);
+    }
+    assert!(evs.iter().all(|r| !matches!(r.event, Event::Late(_))));
+    assert_eq!(metric(&sc, "migwatch_duplicate_total")?, 0.0);
+    // Two forgeries per reply, plus ping's replies and their forgeries.
+    let foreign = metric(&sc, "migwatch_foreign_packets_total")?;
+    assert!(foreign >= 800.0, "foreign packets counted: {foreign}");
+    assert!(ping_ok, "ping itself must have worked beside the sidecar");
+    Ok(())
+}
+
+#[test]
+fn a_paused_target_answers_late_not_never() -> anyhow::Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let mut resp = ns.responder(std::path::Path::new(env!("CARGO_BIN_EXE_mw-responder")))?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "10ms", "--timeout", "200ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "")?;
+    stream.collect_until(Duration::from_secs(5), |got| samples(got).count() >= 20)?;
+    resp.cmd("pause 500")?;
+    let evs = stream.collect_until(Duration::from_secs(10), |got| {
+        got.iter()
+            .filter(|r| matches!(r.event, Event::Late(_)))
+            .count()
+            >= 20
+            && samples(got).filter(|s| s.rtt_us.is_some()).count() >= 100
+    })?;
+    let mut lost_before = std::collections::HashSet::new();
+    for r in &evs {
+        match r.event {
+            Event::Sample(s) if s.rtt_us.is_none() => {
+                lost_before.insert(s.seq);
+            }
+            Event::Late(l) => {
+                assert!(
+                    lost_before.contains(&l.seq),
+                    "late {} before its loss",
+                    l.seq
+                );
+                assert!(
+                    (200_000..=520_000).contains(&l.rtt_us),
+                    "late rtt {}",
+                    l.rtt_us
+                );
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }

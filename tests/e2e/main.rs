@@ -6,6 +6,7 @@
 
 mod icmp;
 mod page;
+mod stream;
 
 /// Fails the test at once when not root: these tests must never pass
 /// vacuously.

@@ -34,7 +34,14 @@ fn live_page_goes_green_leaves_green_on_an_outage_and_returns() -> anyhow::Resul
     let ns = TargetNs::create()?;
     let sc = Sidecar::start(
         &ns.target.to_string(),
-        &["--interval", "10ms", "--timeout", "200ms", "--web-root", &dist.display().to_string()],
+        &[
+            "--interval",
+            "10ms",
+            "--timeout",
+            "200ms",
+            "--web-root",
+            &dist.display().to_string(),
+        ],
     )?;
     let b = Browser::start(1280, 800, false)?;
     b.goto(&format!("{}/", sc.base))?;
@@ -55,7 +62,11 @@ fn live_page_goes_green_leaves_green_on_an_outage_and_returns() -> anyhow::Resul
         "the light to leave green",
         Duration::from_secs(1),
         Duration::from_millis(20),
-        || state(&b).filter(|(l, _, _)| l != "green").map(|s| (s, t0.elapsed())),
+        || {
+            state(&b)
+                .filter(|(l, _, _)| l != "green")
+                .map(|s| (s, t0.elapsed()))
+        },
     );
     std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed()));
     ns.link_up()?;
