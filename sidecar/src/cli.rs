@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse_target, required = true)]
     pub target: Option<Ipv4Addr>,
 
-    /// Time between probes, from 100us to 10s (units: us, ms, s, m).
+    /// Time between probes, from 50us (20 kHz) to 10s (units: us, ms, s, m).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_interval)]
     pub interval: Duration,
 
@@ -139,8 +139,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
-    if d < Duration::from_micros(100) || d > Duration::from_secs(10) {
-        return Err(format!("interval {s} is outside 100us..10s"));
+    if d < Duration::from_micros(50) || d > Duration::from_secs(10) {
+        return Err(format!("interval {s} is outside 50us..10s"));
     }
     Ok(d)
 }
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn interval_and_target_are_checked() {
-        assert!(parse_interval("50us").is_err());
+        assert!(parse_interval("40us").is_err());
         assert!(parse_interval("11s").is_err());
         assert!(parse_interval("1ms").is_ok());
         assert!(parse_target("198.18.0.2").is_ok());

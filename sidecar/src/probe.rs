@@ -781,4 +781,29 @@ mod tests {
         }
         assert_eq!(p.clock_fallbacks, 1);
     }
+
+    proptest::proptest! {
+        /// Any bytes at all: no panic, and nothing without our cookie matches.
+        #[test]
+        fn arbitrary_packets_never_panic_or_match(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let r = match_reply(&bytes, TARGET, KEYS);
+            if let Ok(m) = r {
+                // Only possible if the bytes carry our exact cookie and seq.
+                let ours = reply_to(m.seq, KEYS);
+                proptest::prop_assert!(bytes.len() >= 20 + 8 + STAMP_LEN);
+                proptest::prop_assert_eq!(&bytes[28..36], &ours[28..36]);
+            }
+        }
+
+        /// A valid reply with any single byte changed in the ICMP part is
+        /// either rejected or still names the same probe.
+        #[test]
+        fn one_byte_mutations_are_rejected_or_harmless(seq in 0u64..1_000_000, pos in 20usize..84, flip in 1u8..=255) {
+            let mut p = reply_to(seq, KEYS);
+            p[pos] ^= flip;
+            if let Ok(m) = match_reply(&p, TARGET, KEYS) {
+                proptest::prop_assert_eq!(m.seq, seq);
+            }
+        }
+    }
 }
