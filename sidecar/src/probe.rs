@@ -120,14 +120,59 @@ pub struct RunKeys {
 }
 
 impl RunKeys {
-    /// Fresh random keys.
+    /// Fresh random keys, with an identifier no local pinger is using as
+    /// far as we can tell (see [`idents_in_use`]). The cookie keeps matching
+    /// exact even if one collides anyway.
     pub fn random() -> io::Result<RunKeys> {
-        let r = getrandom::u64().map_err(io::Error::other)?;
+        let busy = idents_in_use();
+        let candidates = (0..64)
+            .map(|_| getrandom::u64().map(|r| (r >> 48) as u16))
+            .collect::<Result<Vec<u16>, _>>()
+            .map_err(io::Error::other)?;
+        let ident = pick_ident(&busy, &candidates);
         Ok(RunKeys {
-            ident: (r >> 48) as u16,
+            ident,
             cookie: getrandom::u64().map_err(io::Error::other)?,
         })
     }
+}
+
+/// The first candidate not in `busy` (the last one if all are).
+fn pick_ident(busy: &std::collections::HashSet<u16>, candidates: &[u16]) -> u16 {
+    candidates
+        .iter()
+        .copied()
+        .find(|c| !busy.contains(c))
+        .or_else(|| candidates.last().copied())
+        .unwrap_or(0)
+}
+
+/// ICMP identifiers other pingers on this host probably use: the ports of
+/// unprivileged ICMP sockets (`/proc/net/icmp`, where the kernel's ident is
+/// the local port) and the PIDs of processes named like pingers (raw-socket
+/// `ping` uses its PID).
+pub fn idents_in_use() -> std::collections::HashSet<u16> {
+    let mut out = std::collections::HashSet::new();
+    for table in ["/proc/net/icmp", "/proc/net/icmp6"] {
+        if let Ok(text) = std::fs::read_to_string(table) {
+            out.extend(text.lines().skip(1).filter_map(|l| {
+                let local = l.split_whitespace().nth(1)?;
+                u16::from_str_radix(local.rsplit(':').next()?, 16).ok()
+            }));
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            if comm.contains("ping") {
+                out.insert(pid as u16);
+            }
+        }
+    }
+    out
 }
 
 /// Builds echo request `seq` into `buf` (8 header bytes + payload).
@@ -654,6 +699,24 @@ mod tests {
         let sum = checksum(&icmp.to_immutable());
         icmp.set_checksum(sum);
         ip_wrap(TARGET, &buf)
+    }
+
+    #[test]
+    fn idents_of_running_pingers_are_avoided() {
+        let busy: std::collections::HashSet<u16> = [7, 9].into();
+        assert_eq!(pick_ident(&busy, &[7, 9, 11, 12]), 11);
+        assert_eq!(pick_ident(&busy, &[7, 9]), 9);
+        // A process called like a pinger is found by its PID.
+        let dir = std::env::temp_dir().join(format!("mw-ident-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("xping");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut child = std::process::Command::new(&fake).arg("5").spawn().unwrap();
+        let found = idents_in_use().contains(&(child.id() as u16));
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(found, "a running *ping* process must be avoided");
     }
 
     #[test]
