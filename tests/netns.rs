@@ -149,11 +149,18 @@ impl TargetNs {
     }
 
     /// An outage of length `d`: link down, wait, link up. The sleep *is*
-    /// the outage, not a synchronisation.
-    pub fn link_outage(&self, d: Duration) -> Result<()> {
+    /// the outage, not a synchronisation. Returns bounds on how long the
+    /// link was really down (the `ip` commands take time of their own,
+    /// more on a loaded machine): (down-done to up-start, down-start to
+    /// up-done).
+    pub fn link_outage(&self, d: Duration) -> Result<(Duration, Duration)> {
+        let t0 = std::time::Instant::now();
         self.link_down()?;
+        let t1 = std::time::Instant::now();
         std::thread::sleep(d);
-        self.link_up()
+        let t2 = std::time::Instant::now();
+        self.link_up()?;
+        Ok((t2 - t1, t0.elapsed()))
     }
 }
 

@@ -41,14 +41,14 @@ fn probes_at_100_hz_and_an_outage_is_one_loss_burst() -> anyhow::Result<()> {
     }
     let span_ms = (before[299].sent_us - before[0].sent_us) as f64 / 1e3;
     assert!(
-        (2_980.0..3_020.0).contains(&span_ms),
+        (2_900.0..3_100.0).contains(&span_ms),
         "300 probes took {span_ms} ms, not 2990"
     );
     let ids: Vec<u64> = first.iter().map(|r| r.id).collect();
     assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids must increase");
 
     // A 500 ms link outage: one burst of ~50 lost seqs, then replies again.
-    ns.link_outage(Duration::from_millis(500))?;
+    let (shortest, longest) = ns.link_outage(Duration::from_millis(500))?;
     let mut lost_max = None;
     let after = stream.collect_until(Duration::from_secs(10), |got| {
         let lost: Vec<u64> = samples(got)
@@ -80,9 +80,13 @@ fn probes_at_100_hz_and_an_outage_is_one_loss_burst() -> anyhow::Result<()> {
         lost.len(),
         "lost seqs must form one burst, got {lost:?}"
     );
+    // ~50 probes for 500 ms at 100 Hz; exactly, within the time the `ip`
+    // commands themselves took, and a probe either side.
+    let lo_n = (shortest.as_millis() / 10) as usize;
+    let hi_n = (longest.as_millis() / 10) as usize + 2;
     assert!(
-        (40..=60).contains(&lost.len()),
-        "a 500 ms outage at 100 Hz should lose ~50 probes, lost {}",
+        (lo_n.saturating_sub(2)..=hi_n).contains(&lost.len()) && (40..=75).contains(&lost.len()),
+        "link down for {shortest:?}..{longest:?} at 100 Hz lost {} probes",
         lost.len()
     );
     assert!(all.iter().any(|s| s.seq > hi && s.rtt_us.is_some()));
