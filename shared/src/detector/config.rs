@@ -1,0 +1,170 @@
+//! Every threshold of the detector, with its default and the reason for it.
+//! `docs/DETECTION.md` explains how they combine.
+
+use serde::{Deserialize, Serialize};
+
+/// Thresholds. Every field has a default that suits probing every 1–100 ms;
+/// the figures behind them are in `docs/DETECTION.md`. Missing fields in a
+/// serialised config take their defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectorConfig {
+    /// The probe interval in µs, if known. `None` (default) infers it from
+    /// the send times of the samples, which is exact for the sidecar's
+    /// absolute schedule.
+    pub interval_us: Option<u32>,
+    /// Lost probes in a row that are worth a yellow on their own (default 3).
+    /// Shorter runs are ordinary noise unless a confirming signal (sawtooth,
+    /// held reply) makes them a migration.
+    pub min_burst: u64,
+    /// No reply for this long (ms, measured from the send of the first
+    /// unanswered probe) shows the provisional "possible migration in
+    /// progress" yellow (default 30). With ticks every 20 ms this keeps the
+    /// yellow within 2 intervals + 50 ms of the first missed reply.
+    pub silence_ms: u32,
+    /// The provisional yellow lingers this long (ms) after the silence ends,
+    /// so it does not flicker while the end of an outage is sorted out
+    /// (default 100).
+    pub silence_hold_ms: u32,
+    /// Red is held this long (ms of event time) after the migration was
+    /// recognised (default 10 000), then decays to yellow.
+    pub red_hold_ms: u32,
+    /// Yellow evidence (and a decayed red) is held this long (ms) before the
+    /// light falls back to green (default 5 000).
+    pub yellow_hold_ms: u32,
+    /// A held reply (one request answered after the outage, RTT ≈ downtime)
+    /// needs at least this RTT in µs (default 5 000): stop-and-copy lasts
+    /// 10 ms or more, and ordinary jitter stays below.
+    pub held_min_us: u32,
+    /// A held reply must arrive no earlier than this many ms before the last
+    /// lost probe was sent, and no later than this after the first probe
+    /// answered after the outage (default 10): it is released at resume.
+    pub held_tol_ms: u32,
+    /// At most this many held replies, plus the requests sent in the last
+    /// [`Self::held_span_ms`] before the outage, still read as a
+    /// stop-and-copy (default 2; real runs showed one). More means a queue
+    /// was released (a VM paused for longer, ARP re-resolution): a queue
+    /// flush, never red.
+    pub max_held: u32,
+    /// Requests sent this long before the stop may still be in flight and
+    /// held with it (ms, default 150: a loaded host stalls for up to 110 ms).
+    /// A paused VM queues far more: its whole ring (256) or, past the
+    /// sidecar's timeout, every request of the pause.
+    pub held_span_ms: u32,
+    /// The first post-resume replies count as a sawtooth when their largest
+    /// RTT is at least this (µs, default 12 000; measured 15–45 ms, while
+    /// the baseline's tail stays below 15 ms) ...
+    pub sawtooth_min_us: u32,
+    /// ... and at most this (µs, default 100 000). Larger post-outage RTTs
+    /// are a queue released at once (an ARP flap held them hundreds of ms).
+    pub sawtooth_max_us: u32,
+    /// The sawtooth must be back to baseline within this many ms of send
+    /// time after the first answered probe (default 150; measured ~50).
+    pub sawtooth_window_ms: u32,
+    /// Elevated replies a sawtooth needs (default 3; elevated here means
+    /// [`Self::elev_floor_us`] above the baseline median or the median of
+    /// the 32 replies before the outage, whichever is higher), lowered for
+    /// coarse
+    /// intervals to what fits in [`Self::sawtooth_min_span_ms`] (at least 1).
+    pub sawtooth_min_probes: u32,
+    /// See [`Self::sawtooth_min_probes`] (ms, default 30).
+    pub sawtooth_min_span_ms: u32,
+    /// The sawtooth's peak must be at least this many times the median RTT
+    /// of the last 32 replies before the outage (default 1.5), so RTT
+    /// inflation that merely continues after a loss is not a sawtooth.
+    pub sawtooth_rise: f32,
+    /// Replies arriving within this many µs of the first of a group were
+    /// released together: one "tooth" (default 1 000, at most half an
+    /// interval).
+    pub align_us: u32,
+    /// Fewest lost probes that can be red (default 2): a single lost probe
+    /// next to a stall looks exactly like a tiny migration, and isolated
+    /// single losses are ordinary.
+    pub min_red_probes: u64,
+    /// Congestion or CPU starvation before an outage: at least
+    /// [`Self::congestion_frac`] of the replies of the last
+    /// [`Self::congestion_window_ms`] had an RTT of at least this (µs,
+    /// default 20 000; a loaded host's pre-copy raised the median to 2–7 ms
+    /// only) ...
+    pub congestion_min_us: u32,
+    /// ... and at least this many times the baseline median (default 5) ...
+    pub congestion_factor: f32,
+    /// ... fraction (default 0.25: a ramp or repeated stalls; one stall of
+    /// a loaded host, 30–110 ms, stays below it).
+    pub congestion_frac: f32,
+    /// See [`Self::congestion_frac`] (ms of probes, default 500; at most 256
+    /// replies).
+    pub congestion_window_ms: u32,
+    /// Outages longer than this (ms, default 5 000) are not a stop-and-copy
+    /// (measured 10–1 420 ms): yellow at most.
+    pub max_downtime_ms: u32,
+    /// A reply is elevated when its RTT exceeds the baseline median by this
+    /// many robust standard deviations (1.4826 × MAD; default 8) ...
+    pub elev_mad_k: f32,
+    /// ... and is at least this many times the median (default 4) ...
+    pub elev_ratio: f32,
+    /// ... and exceeds the median by at least this many µs (default 2 000).
+    /// Baseline p99 reaches 2–15 ms, so single elevated replies are common;
+    /// only runs of them mean something.
+    pub elev_floor_us: u32,
+    /// Lower bound of the MAD in µs (default 20): quantised or very steady
+    /// RTTs give MAD = 0, which must not make every wiggle elevated.
+    pub mad_floor_us: u32,
+    /// A run of mostly elevated replies (12 of the last 16) lasting at least
+    /// this many ms of send time is an RTT peak: yellow (default 200, longer
+    /// than the 40–70 ms spikes seen on a quiet host).
+    pub peak_min_ms: u32,
+    /// The baseline is frozen while an anomaly is in progress, but for at
+    /// most this many ms (default 30 000): a lasting change of level becomes
+    /// the new normal.
+    pub freeze_max_ms: u32,
+    /// An outage whose lost probes have not been reported within this many
+    /// ms after it ended is "no data" and withdrawn (default 5 000; the
+    /// sidecar reports a loss one timeout after the send, 1 s by default).
+    pub resolve_ms: u32,
+    /// With ticks on, a stream silent for this many ms (and at least 4
+    /// intervals) was itself down: a hole, never evidence (default 1 000).
+    pub hole_ms: u32,
+    /// Migration events kept in [`crate::Detector::migrations`]; the oldest
+    /// are dropped first (default 1 024).
+    pub max_events: u32,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            interval_us: None,
+            min_burst: 3,
+            silence_ms: 30,
+            silence_hold_ms: 100,
+            red_hold_ms: 10_000,
+            yellow_hold_ms: 5_000,
+            held_min_us: 5_000,
+            held_tol_ms: 10,
+            max_held: 2,
+            held_span_ms: 150,
+            sawtooth_min_us: 12_000,
+            sawtooth_max_us: 100_000,
+            sawtooth_window_ms: 150,
+            sawtooth_min_probes: 3,
+            sawtooth_min_span_ms: 30,
+            sawtooth_rise: 1.5,
+            align_us: 1_000,
+            min_red_probes: 2,
+            congestion_min_us: 20_000,
+            congestion_factor: 5.0,
+            congestion_frac: 0.25,
+            congestion_window_ms: 500,
+            max_downtime_ms: 5_000,
+            elev_mad_k: 8.0,
+            elev_ratio: 4.0,
+            elev_floor_us: 2_000,
+            mad_floor_us: 20,
+            peak_min_ms: 200,
+            freeze_max_ms: 30_000,
+            resolve_ms: 5_000,
+            hole_ms: 1_000,
+            max_events: 1_024,
+        }
+    }
+}

@@ -1,0 +1,886 @@
+//! Seeded synthetic labelled traces: realistic baseline noise, live
+//! migrations with a chosen downtime, and every decoy of issue 4. Pure: the
+//! same spec and seed always give the same events, on any platform with the
+//! same float library.
+//!
+//! The model follows the figures measured on real QEMU migrations (see
+//! `docs/DETECTION.md`):
+//! * **baseline**: log-normal RTT around 150–400 µs, a 1.2 % heavy tail of
+//!   2–15 ms, rare isolated spikes of 40–70 ms (about one a minute: one
+//!   slow reply, or a stall that delays every probe in it), isolated losses
+//!   (2 in 10 000). Replies never overtake each other (one path, one
+//!   queue), so a slow reply holds up the ones behind it.
+//! * **migration**: 0.5–9 s of pre-copy (p99 up a few ms; on a loaded host
+//!   median 2–7 ms and stalls of 30–110 ms, 0.2 a second), then the stop: every probe sent during
+//!   the downtime is lost, plus 0–8 ms of extra loss after resume half the
+//!   time; optionally the last request before the stop is held and answered
+//!   at resume (RTT ≈ downtime, reported `late` beyond the timeout); then
+//!   for 40–60 ms the replies come in batches with RTTs falling from 15–45 ms
+//!   (the sawtooth).
+//! * **decoys**: bulk copy, link outage, monitor-side link flap (loss, then
+//!   ARP-queued replies released together), VM pause (replies queued in the
+//!   guest), congestion (RTT ramps, then loss), CPU starvation (growing
+//!   stalls, then loss), isolated losses and spikes, stream gap, sidecar
+//!   stall (skipped slots) and sidecar restart.
+//!
+//! Events are emitted as the sidecar would: a reply at its arrival, a loss
+//! one timeout after the send, a late reply after its loss, and ticks while
+//! the stream is quiet.
+
+use crate::eval::{Labels, Truth, TruthKind};
+use crate::wire::{Event, Gap, Late, Sample, Tick};
+use serde::{Deserialize, Serialize};
+
+/// SplitMix64: tiny, fast, and good enough for noise.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for this seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.f64()
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.f64() < p
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.f64().max(1e-300);
+        let u2 = self.f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Exponential with this mean.
+    pub fn exp(&mut self, mean: f64) -> f64 {
+        -mean * (1.0 - self.f64()).max(1e-300).ln()
+    }
+}
+
+/// What a trace holds besides baseline noise.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Scenario {
+    /// Baseline noise only.
+    Baseline,
+    /// A live migration.
+    Migration {
+        /// Guest-visible downtime, ms.
+        downtime_ms: f64,
+        /// The last request before the stop is held and answered at resume.
+        held: bool,
+        /// Pre-copy on a loaded host.
+        loaded: bool,
+    },
+    /// RTT inflation without loss.
+    BulkCopy,
+    /// A plain loss burst.
+    LinkOutage,
+    /// Loss, then ARP-queued replies released together.
+    LinkFlap,
+    /// Replies queued in the paused guest, released at once.
+    VmPause,
+    /// RTT ramps up, then loss.
+    Congestion,
+    /// Growing stalls, then loss.
+    CpuStarvation,
+    /// Dense isolated losses and spikes.
+    Isolated,
+    /// Events lost in the stream (a `gap` event).
+    StreamGap,
+    /// The sidecar stalled and skipped slots.
+    SidecarStall,
+    /// The sidecar restarted.
+    SidecarRestart,
+}
+
+impl Scenario {
+    /// Short name for file names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scenario::Baseline => "baseline",
+            Scenario::Migration { .. } => "migration",
+            Scenario::BulkCopy => "bulk_copy",
+            Scenario::LinkOutage => "link_outage",
+            Scenario::LinkFlap => "link_flap",
+            Scenario::VmPause => "vm_pause",
+            Scenario::Congestion => "congestion",
+            Scenario::CpuStarvation => "cpu_starvation",
+            Scenario::Isolated => "isolated",
+            Scenario::StreamGap => "stream_gap",
+            Scenario::SidecarStall => "sidecar_stall",
+            Scenario::SidecarRestart => "sidecar_restart",
+        }
+    }
+
+    /// Every decoy, for suites and tests.
+    pub const DECOYS: [Scenario; 10] = [
+        Scenario::BulkCopy,
+        Scenario::LinkOutage,
+        Scenario::LinkFlap,
+        Scenario::VmPause,
+        Scenario::Congestion,
+        Scenario::CpuStarvation,
+        Scenario::Isolated,
+        Scenario::StreamGap,
+        Scenario::SidecarStall,
+        Scenario::SidecarRestart,
+    ];
+}
+
+/// One trace to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSpec {
+    /// File name stem.
+    pub name: String,
+    /// Seed for everything random in it.
+    pub seed: u64,
+    /// Probe interval, µs.
+    pub interval_us: u32,
+    /// Sidecar timeout, µs.
+    pub timeout_us: u32,
+    /// Length in seconds.
+    pub duration_s: f64,
+    /// What happens in it.
+    pub scenario: Scenario,
+}
+
+impl TraceSpec {
+    /// A 30 s trace at `interval_us` with the default 1 s timeout.
+    pub fn new(name: &str, seed: u64, interval_us: u32, scenario: Scenario) -> Self {
+        TraceSpec {
+            name: name.into(),
+            seed,
+            interval_us,
+            timeout_us: 1_000_000,
+            duration_s: 30.0,
+            scenario,
+        }
+    }
+}
+
+/// A generated trace: the events in stream order, and its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthTrace {
+    /// Events as the sidecar would have emitted them.
+    pub events: Vec<Event>,
+    /// Ground truth.
+    pub labels: Labels,
+}
+
+/// Start of synthetic time (unix µs, November 2025).
+const T0: i64 = 1_763_000_000_000_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    run: u8,
+    seq: u64,
+    sent: i64,
+    /// Reply arrival (unix µs), `None` when lost.
+    arrival: Option<i64>,
+}
+
+fn base_rtt(rng: &mut Rng, base: f64) -> f64 {
+    let mut r = base * (0.15 * rng.normal()).exp();
+    if rng.chance(0.012) {
+        // The heavy tail: p99 of 2–15 ms.
+        r += 1000.0 + (1000.0 / rng.f64().max(1e-9).powf(1.0 / 1.1)).min(13_000.0);
+    }
+    r
+}
+
+/// Probes of run 0 sent in [a, b).
+fn in_window(p: &Probe, a: i64, b: i64) -> bool {
+    p.run == 0 && p.sent >= a && p.sent < b
+}
+
+/// Generates one trace.
+pub fn generate(spec: &TraceSpec) -> SynthTrace {
+    let mut rng = Rng::new(spec.seed);
+    let iv = i64::from(spec.interval_us.max(100));
+    let timeout = i64::from(spec.timeout_us.max(1000));
+    let base = rng.range(150.0, 400.0);
+    let t0 = T0 + rng.range(0.0, 1e6) as i64;
+    let dur = (spec.duration_s.max(1.0) * 1e6) as i64;
+    let t_end = t0 + dur;
+    let mut t_e = t0 + dur / 2 + (rng.range(-0.1, 0.1) * dur as f64) as i64;
+    if spec.scenario == Scenario::Isolated {
+        t_e = t0 + dur / 6;
+    }
+    let s = |x: f64| (x * 1e6) as i64;
+
+    // Scheduling holes: a stalled sidecar skips slots; a restart starts over.
+    let stall = match spec.scenario {
+        Scenario::SidecarStall => Some((t_e, t_e + s(rng.range(1.5, 5.0)))),
+        _ => None,
+    };
+    let restart = match spec.scenario {
+        Scenario::SidecarRestart => Some((t_e, t_e + s(rng.range(1.0, 5.0)))),
+        _ => None,
+    };
+    let mut probes: Vec<Probe> = Vec::with_capacity((dur / iv) as usize + 1);
+    let mut k: u64 = 0;
+    loop {
+        let due = t0 + k as i64 * iv;
+        if due >= t_end || restart.is_some_and(|(r0, _)| due >= r0) {
+            break;
+        }
+        if !stall.is_some_and(|(g0, g1)| due >= g0 && due < g1) {
+            probes.push(Probe {
+                run: 0,
+                seq: k,
+                sent: due + rng.range(0.0, 30.0) as i64,
+                arrival: None,
+            });
+        }
+        k += 1;
+    }
+    if let Some((_, r1)) = restart {
+        let mut k: u64 = 0;
+        while r1 + (k as i64) * iv < t_end {
+            probes.push(Probe {
+                run: 1,
+                seq: k,
+                sent: r1 + k as i64 * iv + rng.range(0.0, 30.0) as i64,
+                arrival: None,
+            });
+            k += 1;
+        }
+    }
+    for p in probes.iter_mut() {
+        p.arrival = Some(p.sent + base_rtt(&mut rng, base) as i64);
+    }
+
+    // Scenario parameters first, so baseline noise can stay out of its way.
+    let mut truths: Vec<Truth> = Vec::new();
+    let window = |kind, a: i64, b: i64| Truth {
+        kind,
+        start_us: a,
+        end_us: b,
+        downtime_us: None,
+        first_lost_seq: None,
+        last_lost_seq: None,
+        lost_start_us: None,
+        lost_end_us: None,
+        first_missed_us: None,
+        gap_end_us: None,
+        held: false,
+        loaded: false,
+    };
+    let mut excl: Option<(i64, i64)> = None;
+    let mut stream_gap: Option<(i64, i64)> = None;
+    let rtt_at = |rng: &mut Rng, sent: i64| sent + base_rtt(rng, base) as i64;
+
+    match spec.scenario {
+        Scenario::Baseline => {}
+        Scenario::Migration {
+            downtime_ms,
+            held,
+            loaded,
+        } => {
+            let t_s = t_e;
+            let d = (downtime_ms * 1000.0).max(1.0) as i64;
+            let t_r = t_s + d;
+            let precopy = s(rng.range(0.5, 9.0)).min(t_s - t0 - s(3.0)).max(s(0.2));
+            let extra = if rng.chance(0.5) {
+                0
+            } else {
+                rng.range(0.0, 8000.0) as i64
+            };
+            let w = rng.range(40e3, 60e3);
+            let d0 = rng.range(15e3, 45e3);
+            let g = rng.range(4e3, 12e3);
+            let load = rng.range(2000.0, 7000.0);
+            for p in probes.iter_mut().filter(|p| p.run == 0) {
+                if p.sent >= t_s - precopy && p.sent < t_s {
+                    let a = if loaded {
+                        p.sent + (load * (0.5 * rng.normal()).exp()) as i64
+                    } else {
+                        let mut r = base_rtt(&mut rng, base);
+                        if rng.chance(0.03) {
+                            r += rng.range(1000.0, 5000.0);
+                        }
+                        p.sent + r as i64
+                    };
+                    p.arrival = Some(a);
+                } else if p.sent >= t_s && p.sent < t_r + extra {
+                    p.arrival = None;
+                } else if p.sent >= t_r + extra && (p.sent as f64) < t_r as f64 + w {
+                    let since = (p.sent - t_r) as f64;
+                    let delay = d0 * (1.0 - since / w);
+                    let release = t_r as f64 + ((since + delay) / g).ceil() * g;
+                    let a = (p.sent as f64 + base).max(release) + rng.range(0.0, 100.0);
+                    p.arrival = Some(a as i64);
+                }
+            }
+            if loaded {
+                // The loaded host's p99 of 70–110 ms: stalls, 0.2 per second.
+                let mut t = (t_s - precopy) as f64;
+                loop {
+                    t += rng.exp(5e6);
+                    let len = rng.range(30e3, 110e3);
+                    if t + len >= t_s as f64 {
+                        break;
+                    }
+                    stall_spike(&mut probes, t as i64, len as i64, base);
+                }
+            }
+            if held {
+                if let Some(p) = probes.iter_mut().rev().find(|p| p.run == 0 && p.sent < t_s) {
+                    p.arrival = Some(t_r + rng.range(50.0, 300.0) as i64);
+                }
+            }
+            let first = probes.iter().find(|p| p.run == 0 && p.sent >= t_s);
+            let last = probes
+                .iter()
+                .rev()
+                .find(|p| p.run == 0 && p.sent < t_r + extra);
+            let mut t = window(
+                TruthKind::Migration,
+                t_s - precopy,
+                t_r + w as i64 + 200_000,
+            );
+            t.downtime_us = Some(d);
+            t.held = held;
+            t.loaded = loaded;
+            if let (Some(f), Some(l)) = (first, last) {
+                if f.seq <= l.seq {
+                    let after = probes.iter().find(|p| p.run == 0 && p.seq == l.seq + 1);
+                    t.first_lost_seq = Some(f.seq);
+                    t.last_lost_seq = Some(l.seq);
+                    t.lost_start_us = Some(f.sent);
+                    t.lost_end_us = after.map(|p| p.sent);
+                    t.first_missed_us = Some(f.sent + base as i64);
+                    t.gap_end_us = after.and_then(|p| p.arrival);
+                }
+            }
+            truths.push(t);
+            excl = Some((t_s - precopy, t_r + s(1.0)));
+        }
+        Scenario::BulkCopy => {
+            let len = s(rng.range(3.0, 15.0));
+            let x = rng.range(5e3, 60e3);
+            let ramp = 300e3;
+            for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len)) {
+                let f = ((p.sent - t_e) as f64 / ramp)
+                    .min((t_e + len - p.sent) as f64 / ramp)
+                    .min(1.0);
+                let extra = x * f * rng.range(0.6, 1.4);
+                p.arrival = Some(rtt_at(&mut rng, p.sent) + extra as i64);
+            }
+            truths.push(window(TruthKind::BulkCopy, t_e, t_e + len));
+            excl = Some((t_e, t_e + len));
+        }
+        Scenario::LinkOutage => {
+            let len = rng.range(50e3, 3e6) as i64;
+            for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len)) {
+                p.arrival = None;
+            }
+            truths.push(window(TruthKind::LinkOutage, t_e, t_e + len));
+            excl = Some((t_e, t_e + len));
+        }
+        Scenario::LinkFlap => {
+            let down = s(rng.range(0.5, 1.0));
+            let q = rng.range(150e3, 500e3) as i64;
+            let release = t_e + down + q;
+            for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + down)) {
+                p.arrival = None;
+            }
+            let queued: Vec<usize> = (0..probes.len())
+                .filter(|&i| in_window(&probes[i], t_e + down, release))
+                .collect();
+            // The neighbour queue keeps the newest 100 packets.
+            let drop = queued.len().saturating_sub(100);
+            for (j, &i) in queued.iter().enumerate() {
+                probes[i].arrival = if j < drop {
+                    None
+                } else {
+                    Some(release + base as i64 + 3 * j as i64)
+                };
+            }
+            truths.push(window(TruthKind::LinkFlap, t_e, release));
+            excl = Some((t_e, release));
+        }
+        Scenario::VmPause => {
+            let len = rng.range(0.1e6, 3e6) as i64;
+            let queued = probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len));
+            for (j, p) in queued.enumerate() {
+                // The guest's receive ring holds 256 requests.
+                p.arrival = (j < 256).then_some(t_e + len + base as i64 + 10 * j as i64);
+            }
+            truths.push(window(TruthKind::VmPause, t_e, t_e + len));
+            excl = Some((t_e, t_e + len));
+        }
+        Scenario::Congestion => {
+            let r1 = rng.range(1e6, 3e6) as i64;
+            let x = rng.range(50e3, 300e3);
+            let burst = rng.range(30e3, 300e3) as i64;
+            let r2 = rng.range(1e6, 2e6) as i64;
+            let (b0, b1) = (t_e + r1, t_e + r1 + burst);
+            let end = b1 + r2;
+            let mut last_arrival = 0i64;
+            for p in probes.iter_mut().filter(|p| in_window(p, t_e, end)) {
+                let level = if p.sent < b0 {
+                    x * (p.sent - t_e) as f64 / r1 as f64
+                } else if p.sent < b1 {
+                    x
+                } else {
+                    x * (1.0 - (p.sent - b1) as f64 / r2 as f64)
+                };
+                let near_peak = p.sent >= b0 - 500_000 && p.sent < b1 + 500_000;
+                if (p.sent >= b0 && p.sent < b1) || (near_peak && rng.chance(0.03)) {
+                    p.arrival = None;
+                    continue;
+                }
+                // A FIFO queue: replies never overtake each other.
+                let a = (rtt_at(&mut rng, p.sent) + (level * rng.range(0.8, 1.2)) as i64)
+                    .max(last_arrival + 5);
+                last_arrival = a;
+                p.arrival = Some(a);
+            }
+            truths.push(window(TruthKind::Congestion, t_e, end));
+            excl = Some((t_e, end));
+        }
+        Scenario::CpuStarvation => {
+            let r = rng.range(1.5e6, 3e6);
+            let x = rng.range(60e3, 250e3);
+            let mut stalls: Vec<(i64, i64)> = Vec::new();
+            let mut t = t_e as f64;
+            while t < t_e as f64 + r {
+                let frac = (t - t_e as f64) / r;
+                let len = 10e3 + (x - 10e3) * frac;
+                stalls.push((t as i64, (t + len) as i64));
+                t += len + rng.range(40e3, 100e3) * (1.0 - 0.5 * frac);
+            }
+            let burst = rng.range(50e3, 300e3);
+            let (b0, b1) = (t as i64, (t + burst) as i64);
+            let mut t = t + burst;
+            let rec_end = t + 1e6;
+            while t < rec_end {
+                let frac = (t - b1 as f64) / 1e6;
+                let len = (x / 2.0) * (1.0 - frac) + 10e3 * frac;
+                stalls.push((t as i64, (t + len) as i64));
+                t += len + rng.range(60e3, 120e3);
+            }
+            let end = t as i64;
+            for p in probes.iter_mut().filter(|p| in_window(p, t_e, end)) {
+                if p.sent >= b0 && p.sent < b1 {
+                    p.arrival = None;
+                    continue;
+                }
+                if let Some(&(_, se)) = stalls.iter().find(|(a, b)| p.sent >= *a && p.sent < *b) {
+                    let own = p.arrival.unwrap_or(p.sent);
+                    p.arrival = Some(own.max(se + (base * rng.range(0.8, 1.2)) as i64));
+                }
+            }
+            truths.push(window(TruthKind::CpuStarvation, t_e, end));
+            excl = Some((t_e, end));
+        }
+        Scenario::Isolated => {
+            let end = (t_e + s(20.0)).min(t_end - s(2.0));
+            let idx: Vec<usize> = (0..probes.len())
+                .filter(|&i| in_window(&probes[i], t_e, end))
+                .collect();
+            if idx.len() > 100 {
+                let pick = |rng: &mut Rng| idx[(rng.next_u64() % idx.len() as u64) as usize];
+                for _ in 0..30 {
+                    let i = pick(&mut rng);
+                    // Single losses only: keep both neighbours answered.
+                    let lone = [i.wrapping_sub(1), i + 1]
+                        .iter()
+                        .all(|&j| probes.get(j).is_none_or(|p| p.arrival.is_some()));
+                    if lone {
+                        probes[i].arrival = None;
+                    }
+                }
+                for _ in 0..15 {
+                    let i = pick(&mut rng);
+                    if probes[i].arrival.is_some() {
+                        probes[i].arrival = Some(probes[i].sent + rng.range(40e3, 70e3) as i64);
+                    }
+                }
+                for _ in 0..6 {
+                    let at = probes[pick(&mut rng)].sent;
+                    stall_spike(&mut probes, at, rng.range(40e3, 70e3) as i64, base);
+                }
+            }
+            truths.push(window(TruthKind::Isolated, t_e, end));
+            excl = Some((t_e, end));
+        }
+        Scenario::StreamGap => {
+            let len = s(rng.range(0.5, 5.0));
+            stream_gap = Some((t_e, t_e + len));
+            truths.push(window(TruthKind::StreamGap, t_e, t_e + len));
+            excl = Some((t_e, t_e + len));
+        }
+        Scenario::SidecarStall => {
+            if let Some((g0, g1)) = stall {
+                truths.push(window(TruthKind::SidecarStall, g0, g1));
+                excl = Some((g0, g1));
+            }
+        }
+        Scenario::SidecarRestart => {
+            if let Some((r0, r1)) = restart {
+                truths.push(window(TruthKind::SidecarRestart, r0, r1));
+                excl = Some((r0, r1));
+            }
+        }
+    }
+
+    // Baseline noise: rare spikes and isolated losses, away from the
+    // scenario so that its labels stay clean.
+    // (The margins match the padding eval gives labelled windows.)
+    let (x0, x1) = excl.map_or((i64::MAX, i64::MIN), |(a, b)| (a - s(1.5), b + s(3.5)));
+    let clear = |t: i64| t < x0 || t > x1;
+    let mut t = t0 as f64;
+    loop {
+        t += rng.exp(60e6);
+        if t >= t_end as f64 {
+            break;
+        }
+        let at = t as i64;
+        if !clear(at) || !clear(at + 100_000) {
+            continue;
+        }
+        if rng.chance(0.5) {
+            let len = rng.range(40e3, 70e3) as i64;
+            if let Some(p) = probes.iter_mut().find(|p| p.sent >= at) {
+                if p.arrival.is_some() {
+                    p.arrival = Some(p.sent + len);
+                }
+            }
+        } else {
+            stall_spike(&mut probes, at, rng.range(40e3, 70e3) as i64, base);
+        }
+    }
+    for p in probes.iter_mut() {
+        if clear(p.sent) && rng.chance(2e-4) {
+            p.arrival = None;
+        }
+    }
+
+    // One path, one queue: replies leave in the order the requests came.
+    let mut last: Option<(u8, i64)> = None;
+    for p in probes.iter_mut() {
+        if let Some(a) = p.arrival.as_mut() {
+            if let Some((run, prev)) = last.filter(|(r, _)| *r == p.run) {
+                *a = (*a).max(prev + 2);
+                last = Some((run, *a));
+            } else {
+                last = Some((p.run, *a));
+            }
+        }
+    }
+
+    let events = emit(&probes, iv, timeout, stall, restart, stream_gap);
+    let first = events
+        .first()
+        .map_or(t0, |e| event_time(e, &probes, timeout));
+    SynthTrace {
+        events,
+        labels: Labels {
+            name: spec.name.clone(),
+            seed: spec.seed,
+            interval_us: iv as u32,
+            timeout_us: timeout as u32,
+            base_rtt_us: base as u32,
+            start_us: first.min(t0),
+            end_us: t_end,
+            events: truths,
+        },
+    }
+}
+
+/// Every probe sent in [at, at + len) is answered only when the stall ends.
+fn stall_spike(probes: &mut [Probe], at: i64, len: i64, base: f64) {
+    for p in probes
+        .iter_mut()
+        .filter(|p| p.sent >= at && p.sent < at + len)
+    {
+        if let Some(a) = p.arrival {
+            p.arrival = Some(a.max(at + len + base as i64));
+        }
+    }
+}
+
+fn event_time(e: &Event, probes: &[Probe], timeout: i64) -> i64 {
+    match e {
+        Event::Sample(s) => s.sent_us + s.rtt_us.map_or(timeout, i64::from),
+        Event::Tick(t) => t.now_us,
+        _ => probes.first().map_or(0, |p| p.sent),
+    }
+}
+
+/// The sidecar's output: every probe's sample (and late reply) at the time
+/// it would be emitted, ticks while quiet, and the holes of a stalled
+/// sidecar or a broken stream.
+fn emit(
+    probes: &[Probe],
+    iv: i64,
+    timeout: i64,
+    stall: Option<(i64, i64)>,
+    restart: Option<(i64, i64)>,
+    stream_gap: Option<(i64, i64)>,
+) -> Vec<Event> {
+    // (time, order at equal times, run, seq, event)
+    let mut em: Vec<(i64, u8, u8, u64, Event)> = Vec::with_capacity(probes.len() + 16);
+    for p in probes {
+        let sample = |rtt_us| {
+            Event::Sample(Sample {
+                seq: p.seq,
+                sent_us: p.sent,
+                rtt_us,
+            })
+        };
+        match p.arrival {
+            Some(a) if a - p.sent <= timeout => {
+                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
+                em.push((a, 1, p.run, p.seq, sample(Some(rtt))));
+            }
+            Some(a) => {
+                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
+                em.push((p.sent + timeout, 0, p.run, p.seq, sample(None)));
+                em.push((
+                    a,
+                    2,
+                    p.run,
+                    p.seq,
+                    Event::Late(Late {
+                        seq: p.seq,
+                        rtt_us: rtt,
+                    }),
+                ));
+            }
+            None => em.push((p.sent + timeout, 0, p.run, p.seq, sample(None))),
+        }
+    }
+    // A stalled sidecar emits what it owes when it wakes up.
+    if let Some((g0, g1)) = stall {
+        for e in em.iter_mut() {
+            if e.0 >= g0 && e.0 < g1 {
+                e.0 = g1;
+            }
+        }
+    }
+    em.sort_by_key(|e| (e.0, e.1, e.2, e.3));
+
+    let quiet = (2 * iv).max(20_000);
+    // Seq the next probe would carry at time t.
+    let next_seq_at = |t: i64| -> u64 {
+        let run = u8::from(restart.is_some_and(|(_, r1)| t >= r1));
+        let i = probes.partition_point(|p| (p.run, p.sent) <= (run, t));
+        match i.checked_sub(1).map(|j| probes[j]) {
+            Some(p) if p.run == run => p.seq + 1,
+            _ => 0,
+        }
+    };
+    let mut out: Vec<(i64, Event)> = Vec::with_capacity(em.len() + em.len() / 4);
+    let mut last = em.first().map_or(0, |e| e.0);
+    for (t, _, _, _, ev) in em {
+        loop {
+            let tt = last + quiet;
+            if tt > t {
+                break;
+            }
+            if let Some((g0, g1)) = stall.filter(|(g0, g1)| tt >= *g0 && tt < *g1) {
+                // Frozen: no ticks; one when it wakes, still owing its probes.
+                out.push((
+                    g1,
+                    Event::Tick(Tick {
+                        now_us: g1,
+                        next_seq: next_seq_at(g0),
+                    }),
+                ));
+                last = g1;
+                continue;
+            }
+            if let Some((_, r1)) = restart.filter(|(r0, r1)| tt >= *r0 && tt < *r1) {
+                last = r1; // not running at all
+                continue;
+            }
+            out.push((
+                tt,
+                Event::Tick(Tick {
+                    now_us: tt,
+                    next_seq: next_seq_at(tt),
+                }),
+            ));
+            last = tt;
+        }
+        out.push((t, ev));
+        last = last.max(t);
+    }
+
+    let Some((g0, g1)) = stream_gap else {
+        return out.into_iter().map(|(_, e)| e).collect();
+    };
+    // The client lost everything emitted in [g0, g1) and is told so when it
+    // resumes. Event ids count from 1.
+    let mut events = Vec::with_capacity(out.len());
+    let mut hole: Option<(u64, u64)> = None;
+    for (i, (t, ev)) in out.into_iter().enumerate() {
+        let id = i as u64 + 1;
+        if t >= g0 && t < g1 {
+            hole = Some(hole.map_or((id, id), |(a, _)| (a, id)));
+            continue;
+        }
+        if let Some((a, b)) = hole.take() {
+            events.push(Event::Gap(Gap {
+                from_id: a,
+                to_id: b,
+                missing: b - a + 1,
+            }));
+        }
+        events.push(ev);
+    }
+    events
+}
+
+/// The standard evaluation suite: `6 × count` migrations across a range of
+/// downtimes (2 intervals up to 1.44 s, with and without a held reply, some
+/// on a loaded host), `count` traces of every decoy, and `⌈count / 2⌉`
+/// five-minute baseline traces; probe intervals of 2 ms (as in the lab
+/// measurements) and 10 ms (the sidecar's default), alternating.
+pub fn suite(seed: u64, count: u32) -> Vec<TraceSpec> {
+    let mut seeds = Rng::new(seed);
+    let mut out = Vec::new();
+    let ivs = [2_000u32, 10_000];
+    for i in 0..6 * count {
+        let iv = ivs[(i % 2) as usize];
+        let ivms = f64::from(iv) / 1000.0;
+        let downs = [
+            2.0 * ivms,
+            3.0 * ivms,
+            10.0,
+            25.0,
+            60.0,
+            150.0,
+            334.0,
+            600.0,
+            1000.0,
+            1441.0,
+        ];
+        let list: Vec<f64> = downs.into_iter().filter(|d| *d >= 2.0 * ivms).collect();
+        let d = list[(i as usize / 2) % list.len()];
+        let held = (i / 2) % 2 == 0;
+        let loaded = (i / 4) % 3 == 2;
+        out.push(TraceSpec::new(
+            &format!("{:03}-migration-{}ms-{d}ms", out.len(), iv / 1000),
+            seeds.next_u64(),
+            iv,
+            Scenario::Migration {
+                downtime_ms: d,
+                held,
+                loaded,
+            },
+        ));
+    }
+    for sc in Scenario::DECOYS {
+        for i in 0..count {
+            let iv = ivs[(i % 2) as usize];
+            out.push(TraceSpec::new(
+                &format!("{:03}-{}-{}ms", out.len(), sc.name(), iv / 1000),
+                seeds.next_u64(),
+                iv,
+                sc,
+            ));
+        }
+    }
+    for i in 0..count.div_ceil(2) {
+        let iv = ivs[(i % 2) as usize];
+        let mut t = TraceSpec::new(
+            &format!("{:03}-baseline-{}ms", out.len(), iv / 1000),
+            seeds.next_u64(),
+            iv,
+            Scenario::Baseline,
+        );
+        t.duration_s = 300.0;
+        out.push(t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_ordered() {
+        let spec = TraceSpec::new(
+            "m",
+            7,
+            10_000,
+            Scenario::Migration {
+                downtime_ms: 1441.0,
+                held: true,
+                loaded: false,
+            },
+        );
+        let a = generate(&spec);
+        assert_eq!(a, generate(&spec));
+        // A held reply past the timeout is reported lost, then late.
+        let late = a
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::Late(l) => Some(*l),
+                _ => None,
+            })
+            .unwrap();
+        assert!((1_441_000..1_460_000).contains(&late.rtt_us), "{late:?}");
+        let t = &a.labels.events[0];
+        assert_eq!(t.kind, TruthKind::Migration);
+        let n = t.last_lost_seq.unwrap() - t.first_lost_seq.unwrap() + 1;
+        assert!((144..=146).contains(&n), "{n}");
+        // Ticks are there and in time order.
+        let ticks: Vec<i64> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Tick(t) => Some(t.now_us),
+                _ => None,
+            })
+            .collect();
+        assert!(ticks.len() > 50);
+        assert!(ticks.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn stream_gap_inserts_a_gap_event() {
+        let t = generate(&TraceSpec::new("g", 3, 10_000, Scenario::StreamGap));
+        let gaps: Vec<_> = t
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Gap(_)))
+            .collect();
+        assert_eq!(gaps.len(), 1);
+    }
+
+    #[test]
+    fn suite_covers_everything() {
+        let s = suite(1, 2);
+        assert_eq!(s.len(), 12 + 20 + 1);
+        assert!(s.iter().all(|t| t.name.len() > 5));
+    }
+}
