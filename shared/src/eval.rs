@@ -206,6 +206,8 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
                 .get(&l.seq)
                 .map_or(clock, |s| s.saturating_add(i64::from(l.rtt_us))),
             Event::Tick(t) => t.now_us,
+            Event::Clock(c) => c.sent_us.saturating_add(i64::from(c.rtt_us)),
+            Event::Announce(a) => a.at_us,
             Event::Gap(_) | Event::Overflow(_) => clock,
         };
         clock = clock.max(t);

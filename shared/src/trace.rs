@@ -30,7 +30,7 @@
 //!
 //! Malformed input is an error naming the line (1-based).
 
-use crate::wire::{Event, EventKind, Gap, Late, Overflow, Sample, Tick};
+use crate::wire::{Announce, Clock, Event, EventKind, Gap, Late, Overflow, Sample, Tick};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -95,6 +95,8 @@ enum Flat {
     Gap(Gap),
     Overflow(Overflow),
     Tick(Tick),
+    Clock(Clock),
+    Announce(Announce),
 }
 
 impl From<Flat> for Event {
@@ -105,6 +107,8 @@ impl From<Flat> for Event {
             Flat::Gap(e) => Event::Gap(e),
             Flat::Overflow(e) => Event::Overflow(e),
             Flat::Tick(e) => Event::Tick(e),
+            Flat::Clock(e) => Event::Clock(e),
+            Flat::Announce(e) => Event::Announce(e),
         }
     }
 }
@@ -154,6 +158,8 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
         EventKind::Gap => Event::Gap(serde_json::from_value(data).map_err(bad)?),
         EventKind::Overflow => Event::Overflow(serde_json::from_value(data).map_err(bad)?),
         EventKind::Tick => Event::Tick(serde_json::from_value(data).map_err(bad)?),
+        EventKind::Clock => Event::Clock(serde_json::from_value(data).map_err(bad)?),
+        EventKind::Announce => Event::Announce(serde_json::from_value(data).map_err(bad)?),
     }))
 }
 
@@ -440,7 +446,12 @@ pub fn write_csv<'a, W: fmt::Write>(
                     }
                 }
             }
-            Event::Tick(_) | Event::Gap(_) | Event::Overflow(_) => {}
+            // CSV holds probes only; JSONL keeps every event.
+            Event::Tick(_)
+            | Event::Gap(_)
+            | Event::Overflow(_)
+            | Event::Clock(_)
+            | Event::Announce(_) => {}
         }
     }
     rows.sort_by_key(|r| (r.sent_us, r.seq));
@@ -512,7 +523,7 @@ mod tests {
     fn jsonl_accepts_envelopes_ids_comments_and_skips_unknown_types() {
         let text =
             "# a comment\n\n{\"event\":\"late\",\"id\":4,\"data\":{\"seq\":1,\"rtt_us\":9}}\n\
-                    {\"type\":\"announce\",\"mac\":\"x\"}\n\
+                    {\"type\":\"hologram\",\"mac\":\"x\"}\n\
                     {\"type\":\"sample\",\"id\":7,\"seq\":3,\"sent_us\":5,\"rtt_us\":null}\n";
         let mut r = TraceReader::new(Format::Jsonl);
         let mut out = vec![];

@@ -65,6 +65,91 @@ pub struct Tick {
     pub next_seq: u64,
 }
 
+/// A reading of the target's clock from an ICMP Timestamp exchange. After a
+/// live migration the guest's clock lags by about the downtime, so a step
+/// in `offset_us` confirms a move that the echo samples only suggest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// Timestamp probe number (its own sequence, separate from echo seqs).
+    pub seq: u64,
+    /// When the request left (unix µs).
+    pub sent_us: i64,
+    /// Its round-trip time in µs. Only replies within the timeout count.
+    pub rtt_us: u32,
+    /// The target clock minus ours, in µs (millisecond resolution, as the
+    /// protocol carries milliseconds since midnight UTC).
+    pub offset_us: i64,
+}
+
+/// What kind of layer-2 announce was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceKind {
+    /// A RARP frame from the target's MAC (QEMU's self-announce after a
+    /// migration).
+    Rarp,
+    /// A gratuitous ARP for the target's address.
+    Garp,
+}
+
+/// A MAC address, written `52:54:00:12:34:56` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in out.iter_mut() {
+            let p = parts
+                .next()
+                .ok_or_else(|| format!("{s:?} is not a MAC address"))?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address"))?;
+        }
+        if parts.next().is_some() {
+            return Err(format!("{s:?} is not a MAC address"));
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mac, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A layer-2 announce of the target seen on the capture interface (only
+/// with `--capture-iface`): strong evidence that it has just moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    /// When the frame was captured (unix µs).
+    pub at_us: i64,
+    /// RARP or gratuitous ARP.
+    pub kind: AnnounceKind,
+    /// The MAC it announced.
+    pub mac: Mac,
+}
+
 /// Every kind of event on the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -78,6 +163,10 @@ pub enum Event {
     Overflow(Overflow),
     /// `event: tick`
     Tick(Tick),
+    /// `event: clock`
+    Clock(Clock),
+    /// `event: announce`
+    Announce(Announce),
 }
 
 /// The SSE event name of each [`Event`] variant.
@@ -93,16 +182,22 @@ pub enum EventKind {
     Overflow,
     /// `tick`
     Tick,
+    /// `clock`
+    Clock,
+    /// `announce`
+    Announce,
 }
 
 impl EventKind {
     /// Every kind, for clients that register one listener per name.
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Sample,
         EventKind::Late,
         EventKind::Gap,
         EventKind::Overflow,
         EventKind::Tick,
+        EventKind::Clock,
+        EventKind::Announce,
     ];
 
     /// The `event:` name on the wire.
@@ -113,6 +208,8 @@ impl EventKind {
             EventKind::Gap => "gap",
             EventKind::Overflow => "overflow",
             EventKind::Tick => "tick",
+            EventKind::Clock => "clock",
+            EventKind::Announce => "announce",
         }
     }
 
@@ -149,6 +246,8 @@ impl Event {
             Event::Gap(_) => EventKind::Gap,
             Event::Overflow(_) => EventKind::Overflow,
             Event::Tick(_) => EventKind::Tick,
+            Event::Clock(_) => EventKind::Clock,
+            Event::Announce(_) => EventKind::Announce,
         }
     }
 
@@ -161,6 +260,8 @@ impl Event {
             Event::Gap(e) => serde_json::to_string(e),
             Event::Overflow(e) => serde_json::to_string(e),
             Event::Tick(e) => serde_json::to_string(e),
+            Event::Clock(e) => serde_json::to_string(e),
+            Event::Announce(e) => serde_json::to_string(e),
         };
         r.unwrap_or_default()
     }
@@ -178,6 +279,8 @@ impl Event {
             EventKind::Gap => Event::Gap(serde_json::from_str(data).map_err(bad)?),
             EventKind::Overflow => Event::Overflow(serde_json::from_str(data).map_err(bad)?),
             EventKind::Tick => Event::Tick(serde_json::from_str(data).map_err(bad)?),
+            EventKind::Clock => Event::Clock(serde_json::from_str(data).map_err(bad)?),
+            EventKind::Announce => Event::Announce(serde_json::from_str(data).map_err(bad)?),
         })
     }
 
@@ -239,6 +342,17 @@ mod tests {
                 now_us: 1_763_000_000_000_000,
                 next_seq: 12,
             }),
+            Event::Clock(Clock {
+                seq: 3,
+                sent_us: 1_763_000_000_000_000,
+                rtt_us: 80,
+                offset_us: -334_500,
+            }),
+            Event::Announce(Announce {
+                at_us: 1_763_000_000_000_000,
+                kind: AnnounceKind::Rarp,
+                mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            }),
         ]
     }
 
@@ -276,6 +390,23 @@ mod tests {
         let err = Event::parse("sample", r#"{"seq":"x"}"#).unwrap_err();
         assert!(err.to_string().starts_with("malformed sample event"));
         assert!(Event::parse("sample", r#"{"seq":1,"sent_us":2,"rtt_us":-5}"#).is_err());
+    }
+
+    #[test]
+    fn announce_writes_the_mac_as_text_and_rejects_bad_ones() {
+        let a = Event::Announce(Announce {
+            at_us: 1,
+            kind: AnnounceKind::Garp,
+            mac: Mac([0x52, 0x54, 0, 0xab, 0xcd, 0xef]),
+        });
+        assert_eq!(
+            a.data_json(),
+            r#"{"at_us":1,"kind":"garp","mac":"52:54:00:ab:cd:ef"}"#
+        );
+        for bad in ["52:54:00", "52:54:00:ab:cd:ef:01", "zz:54:00:ab:cd:ef"] {
+            let json = format!(r#"{{"at_us":1,"kind":"rarp","mac":"{bad}"}}"#);
+            assert!(Event::parse("announce", &json).is_err(), "{bad}");
+        }
     }
 
     #[test]

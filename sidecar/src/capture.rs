@@ -8,6 +8,7 @@
 //! ARP from the target's address names it (our echo replies do, within the
 //! first probe interval).
 
+use migwatch_shared::wire::{Announce, AnnounceKind as WireKind, Event, Mac};
 use pnet::datalink::{self, Channel, Config, DataLinkReceiver, NetworkInterface};
 use pnet::packet::arp::{ArpOperations, ArpPacket};
 use pnet::packet::ethernet::{EtherType, EtherTypes, EthernetPacket};
@@ -15,6 +16,11 @@ use pnet::packet::ipv4::Ipv4Packet;
 use pnet::packet::Packet;
 use pnet::util::MacAddr;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// RARP's ethertype, which QEMU uses for its self-announce.
 const RARP: EtherType = EtherType(0x8035);
@@ -26,16 +32,6 @@ pub enum AnnounceKind {
     Rarp,
     /// A gratuitous ARP for the target's address (sender IP = target IP).
     Garp,
-}
-
-impl AnnounceKind {
-    /// Name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            AnnounceKind::Rarp => "rarp",
-            AnnounceKind::Garp => "garp",
-        }
-    }
 }
 
 /// What a frame told us.
@@ -143,6 +139,61 @@ pub fn open(name: &str) -> Result<Capture, CaptureError> {
             source,
         }),
     }
+}
+
+/// Reads frames until `stop`, emitting an `announce` event for each
+/// announce of `target`. Runs on its own thread: pnet's receive blocks.
+pub fn start(
+    mut cap: Capture,
+    target: Ipv4Addr,
+    out: SyncSender<Event>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let mut known: Option<MacAddr> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let frame = match cap.rx.next() {
+                    Ok(f) => f,
+                    // The read timeout: check `stop` again.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::TimedOut
+                                | std::io::ErrorKind::WouldBlock
+                                | std::io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => {
+                        eprintln!("migwatch-sidecar: capture on {} failed: {e}", cap.iface);
+                        return;
+                    }
+                };
+                match classify(frame, target, known) {
+                    Some(Seen::Mac(m)) => known = Some(m),
+                    Some(Seen::Announce(kind, m)) => {
+                        let at_us = SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros() as i64);
+                        let kind = match kind {
+                            AnnounceKind::Rarp => WireKind::Rarp,
+                            AnnounceKind::Garp => WireKind::Garp,
+                        };
+                        // Never blocks: a full channel drops the event, and
+                        // the hub counts what it gets.
+                        let _ = out.try_send(Event::Announce(Announce {
+                            at_us,
+                            kind,
+                            mac: Mac(m.octets()),
+                        }));
+                    }
+                    None => {}
+                }
+            }
+        })
 }
 
 #[cfg(test)]

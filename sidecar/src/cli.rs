@@ -63,6 +63,16 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_timeout)]
     pub timeout: Duration,
 
+    /// Time between ICMP Timestamp probes that read the target's clock (a
+    /// migration makes it lag by the downtime), or `off`.
+    #[arg(long, value_name = "DURATION|off", default_value = "200ms", value_parser = parse_clock_interval)]
+    pub clock_interval: ClockEvery,
+
+    /// Watch this interface for the target's layer-2 announces (RARP,
+    /// gratuitous ARP) after a move; it must be on the target's segment.
+    #[arg(long, value_name = "IFACE")]
+    pub capture_iface: Option<String>,
+
     /// Address and port to serve on. Keep it on loopback unless the page is
     /// loaded from elsewhere, and then consider --token.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
@@ -145,6 +155,23 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How often to read the target's clock: `None` when switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockEvery(pub Option<Duration>);
+
+fn parse_clock_interval(s: &str) -> Result<ClockEvery, String> {
+    if s.trim() == "off" {
+        return Ok(ClockEvery(None));
+    }
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(60) {
+        return Err(format!(
+            "clock interval {s} is outside 10ms..60s (or `off`)"
+        ));
+    }
+    Ok(ClockEvery(Some(d)))
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
@@ -181,10 +208,12 @@ impl Args {
 }
 
 /// Keys a config file may hold: the flags, without `--`.
-const CONFIG_KEYS: [&str; 11] = [
+const CONFIG_KEYS: [&str; 13] = [
     "target",
     "interval",
     "timeout",
+    "clock-interval",
+    "capture-iface",
     "listen",
     "web-root",
     "allow-origin",
@@ -293,6 +322,12 @@ mod tests {
         assert!(parse_interval("40us").is_err());
         assert!(parse_interval("11s").is_err());
         assert!(parse_interval("1ms").is_ok());
+        assert_eq!(parse_clock_interval("off"), Ok(ClockEvery(None)));
+        assert_eq!(
+            parse_clock_interval("200ms"),
+            Ok(ClockEvery(Some(Duration::from_millis(200))))
+        );
+        assert!(parse_clock_interval("1ms").is_err());
         assert!(parse_target("198.18.0.2").is_ok());
         for bad in [
             "0.0.0.0",
@@ -313,6 +348,10 @@ mod tests {
         assert_eq!(a.interval, Duration::from_millis(1));
         assert_eq!(a.timeout, Duration::from_secs(1));
         assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            a.clock_interval,
+            ClockEvery(Some(Duration::from_millis(200)))
+        );
         assert!(a.validate().is_ok());
         let a = Cli::try_parse_from([
             "x",

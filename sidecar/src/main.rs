@@ -5,7 +5,9 @@
 //! privileged, drop privileges, and only then start threads and serve.
 #![deny(unsafe_code)]
 
+mod capture;
 mod cli;
+mod clock;
 mod detect;
 mod http;
 mod metrics;
@@ -77,6 +79,10 @@ fn run(args: cli::Args) -> Result<()> {
     // 1. Privileged steps: the raw socket and the listening port.
     let socket = probe::Socket::open()?;
     let rcvbuf = socket.rcvbuf;
+    let capture = match &args.capture_iface {
+        Some(name) => Some(capture::open(name)?),
+        None => None,
+    };
     let listener = std::net::TcpListener::bind(args.listen).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "{} is already in use (another sidecar?): pick a free port with --listen 127.0.0.1:PORT",
@@ -137,12 +143,20 @@ fn run(args: cli::Args) -> Result<()> {
             target,
             interval: args.interval,
             timeout: args.timeout,
+            clock_interval: args.clock_interval.0,
         },
         keys,
-        ev_tx,
+        ev_tx.clone(),
         metrics.clone(),
         stop.clone(),
     )?;
+    let capture_thread = match capture {
+        Some(c) => Some(capture::start(c, target, ev_tx, stop.clone())?),
+        None => {
+            drop(ev_tx);
+            None
+        }
+    };
     let pump = {
         let hub = hub.clone();
         std::thread::Builder::new()
@@ -222,6 +236,9 @@ fn run(args: cli::Args) -> Result<()> {
     rt.shutdown_timeout(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     prober.join();
+    if let Some(t) = capture_thread {
+        let _ = t.join();
+    }
     let _ = pump.join();
     Ok(())
 }

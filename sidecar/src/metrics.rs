@@ -49,6 +49,10 @@ impl Histogram {
 pub struct Metrics {
     /// Echo requests sent.
     pub sent: AtomicU64,
+    /// ICMP Timestamp requests sent.
+    pub clock_sent: AtomicU64,
+    /// Timestamp replies used as clock readings.
+    pub clock_replies: AtomicU64,
     /// Sends the kernel refused.
     pub send_errors: AtomicU64,
     /// Replies in time.
@@ -100,7 +104,17 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self, version: &str, target: &str) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
+            (
+                "clock_probes_sent_total",
+                "ICMP Timestamp requests sent.",
+                &self.clock_sent,
+            ),
+            (
+                "clock_replies_total",
+                "Timestamp replies used as clock readings.",
+                &self.clock_replies,
+            ),
             ("probes_sent_total", "Echo requests sent.", &self.sent),
             (
                 "probe_send_errors_total",

@@ -14,9 +14,10 @@
 //! Resolved probes leave as [`Event`]s through a bounded channel with
 //! `try_send`: the prober never waits for the network side.
 
+use crate::clock;
 use crate::metrics::Metrics;
 use crate::sys;
-use migwatch_shared::wire::{Event, Late, Sample, Tick};
+use migwatch_shared::wire::{Clock, Event, Late, Sample, Tick};
 use pnet::packet::icmp::echo_reply::EchoReplyPacket;
 use pnet::packet::icmp::echo_request::MutableEchoRequestPacket;
 use pnet::packet::icmp::{checksum, IcmpPacket, IcmpTypes, MutableIcmpPacket};
@@ -58,6 +59,8 @@ pub struct ProbeConfig {
     pub interval: Duration,
     /// How long a probe may wait for its reply before it counts as lost.
     pub timeout: Duration,
+    /// Time between ICMP Timestamp probes, if they are on.
+    pub clock_interval: Option<Duration>,
 }
 
 /// Why the raw socket could not be opened.
@@ -102,7 +105,7 @@ impl Socket {
         })?;
         let fd = rx.socket.fd;
         sys::enable_rx_timestamps(fd)?;
-        sys::icmp_accept_only(fd, &[IcmpTypes::EchoReply.0])?;
+        sys::icmp_accept_only(fd, &[IcmpTypes::EchoReply.0, IcmpTypes::TimestampReply.0])?;
         let rcvbuf = sys::set_rcvbuf(fd, RCVBUF)?;
         // Lets the receiver notice shutdown; probe timing never uses it.
         sys::set_rcvtimeo(fd, Duration::from_millis(100))?;
@@ -257,12 +260,39 @@ pub fn match_reply(packet: &[u8], target: Ipv4Addr, keys: RunKeys) -> Result<Mat
     Ok(Matched { seq })
 }
 
+/// What a verified reply answers.
+#[derive(Debug, Clone, Copy)]
+enum What {
+    /// Echo probe with this 64-bit seq.
+    Echo(u64),
+    /// A timestamp probe.
+    Clock(clock::Reply),
+}
+
 /// A reply as the receiver hands it to the scheduler.
 #[derive(Debug, Clone, Copy)]
 struct Arrival {
-    seq: u64,
+    what: What,
     kernel_time: Option<SystemTime>,
     mono: Instant,
+}
+
+/// The RTT of a reply: the kernel's receive stamp against our send time,
+/// unless the wall clock stepped in between (the stamp is then later than
+/// the monotonic reading, which it can never be, or far earlier than any
+/// scheduling delay explains); then the monotonic clock. The flag says
+/// which.
+fn measure_rtt(
+    kernel_time: Option<SystemTime>,
+    mono: Instant,
+    sent_real: SystemTime,
+    sent_mono: Instant,
+) -> (Duration, bool) {
+    let by_mono = mono.saturating_duration_since(sent_mono);
+    match kernel_time.map(|k| k.duration_since(sent_real)) {
+        Some(Ok(k)) if k <= by_mono + Duration::from_micros(50) => (k, false),
+        _ => (by_mono, true),
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -400,17 +430,8 @@ impl Pending {
         if s.seq != seq {
             return Outcome::Unknown;
         }
-        let by_mono = mono.saturating_duration_since(sent_mono);
-        // The kernel stamp is taken before we read the packet, so it can only
-        // be earlier than `mono`. If it is later, or much earlier than any
-        // scheduling delay explains, the wall clock stepped: trust `mono`.
-        let rtt = match kernel_time.map(|k| k.duration_since(sent_real)) {
-            Some(Ok(k)) if k <= by_mono + Duration::from_micros(50) => k,
-            _ => {
-                self.clock_fallbacks += 1;
-                by_mono
-            }
-        };
+        let (rtt, fell_back) = measure_rtt(kernel_time, mono, sent_real, sent_mono);
+        self.clock_fallbacks += u64::from(fell_back);
         let rtt_us = micros_u32(rtt);
         let sent_us = unix_us(sent_real);
         let out = match s.state {
@@ -443,6 +464,67 @@ impl Pending {
             sent_us: s.sent_real.map_or(0, unix_us),
             rtt_us: None,
         })
+    }
+}
+
+/// Outstanding ICMP Timestamp probes. They are few (5 per second by
+/// default), so 256 slots hold far more than a timeout's worth.
+pub struct ClockTable {
+    slots: [Option<ClockSlot>; 256],
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ClockSlot {
+    seq: u64,
+    originate_ms: u32,
+    sent_real: SystemTime,
+    sent_mono: Instant,
+}
+
+impl ClockTable {
+    /// An empty table; replies later than `timeout` are not used.
+    pub fn new(timeout: Duration) -> ClockTable {
+        ClockTable {
+            slots: [None; 256],
+            timeout,
+        }
+    }
+
+    /// Records timestamp probe `seq`.
+    pub fn sent(&mut self, seq: u64, originate_ms: u32, sent_real: SystemTime, sent_mono: Instant) {
+        self.slots[(seq % 256) as usize] = Some(ClockSlot {
+            seq,
+            originate_ms,
+            sent_real,
+            sent_mono,
+        });
+    }
+
+    /// Resolves a reply into a `clock` event, if it answers a probe of ours
+    /// in time and carries a standard timestamp. Each probe resolves once.
+    pub fn reply(
+        &mut self,
+        r: &clock::Reply,
+        kernel_time: Option<SystemTime>,
+        mono: Instant,
+    ) -> Option<Event> {
+        let slot = &mut self.slots[usize::from(r.seq16) % 256];
+        let s = (*slot).filter(|s| s.seq as u16 == r.seq16 && s.originate_ms == r.originate_ms)?;
+        *slot = None;
+        let (rtt, _) = measure_rtt(kernel_time, mono, s.sent_real, s.sent_mono);
+        if rtt > self.timeout {
+            return None;
+        }
+        let sent_us = unix_us(s.sent_real);
+        let rtt_us = micros_u32(rtt);
+        let offset = clock::offset_ms(sent_us, sent_us + i64::from(rtt_us), r)?;
+        Some(Event::Clock(Clock {
+            seq: s.seq,
+            sent_us,
+            rtt_us,
+            offset_us: (offset * 1000.0) as i64,
+        }))
     }
 }
 
@@ -520,10 +602,18 @@ fn receive_loop(
             }
         };
         let mono = Instant::now();
-        match match_reply(&buf[..got.len], target, keys) {
-            Ok(m) => {
+        let packet = &buf[..got.len];
+        let what = match match_reply(packet, target, keys) {
+            Ok(m) => Some(What::Echo(m.seq)),
+            Err(Reject::NotEchoReply) => {
+                clock::parse_reply(packet, target, keys.ident).map(What::Clock)
+            }
+            Err(_) => None,
+        };
+        match what {
+            Some(what) => {
                 let a = Arrival {
-                    seq: m.seq,
+                    what,
                     kernel_time: got.kernel_time,
                     mono,
                 };
@@ -531,7 +621,7 @@ fn receive_loop(
                     metrics.inc(&metrics.dropped_replies);
                 }
             }
-            Err(_) => metrics.inc(&metrics.foreign),
+            None => metrics.inc(&metrics.foreign),
         }
     }
 }
@@ -580,6 +670,15 @@ fn schedule_loop(
     let start = Instant::now();
     let due = |k: u64| start + Duration::from_nanos(interval_ns.saturating_mul(k));
     let mut k: u64 = 0;
+    // Timestamp probes go half an interval after an echo probe, so the two
+    // schedules interleave instead of colliding.
+    let mut clocks = ClockTable::new(cfg.timeout);
+    let mut clock_buf = [0u8; clock::LEN];
+    let clock_ns = cfg.clock_interval.map(|d| d.as_nanos().max(1) as u64);
+    let clock_due = |j: u64| {
+        clock_ns.map(|c| start + cfg.interval / 2 + Duration::from_nanos(c.saturating_mul(j)))
+    };
+    let mut j: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         pending.expire(now, |ev| {
@@ -620,37 +719,72 @@ fn schedule_loop(
             k += 1;
             continue;
         }
-        let wake = match pending.next_deadline() {
+        if let Some(when) = clock_due(j).filter(|w| *w <= now) {
+            // Like echo probes, skip rather than flood after a stall.
+            if let Some(c) = clock_ns {
+                j += (now - when).as_nanos() as u64 / c;
+            }
+            let sent_real = SystemTime::now();
+            let originate = clock::ms_since_midnight(sent_real);
+            clock::build_request(&mut clock_buf, keys.ident, j, originate);
+            let sent_mono = Instant::now();
+            match IcmpPacket::new(&clock_buf[..]).map(|p| tx.send_to(p, IpAddr::V4(cfg.target))) {
+                Some(Ok(_)) => metrics.inc(&metrics.clock_sent),
+                Some(Err(_)) | None => metrics.inc(&metrics.send_errors),
+            }
+            clocks.sent(j, originate, sent_real, sent_mono);
+            j += 1;
+            continue;
+        }
+        let mut wake = match pending.next_deadline() {
             Some(d) => d.min(due(k)),
             None => due(k),
         }
         .min(out.last + quiet);
+        if let Some(c) = clock_due(j) {
+            wake = wake.min(c);
+        }
         let wait = wake.saturating_duration_since(now);
         match arrivals.recv_timeout(wait) {
             Ok(a) => {
-                let mut handle = |a: Arrival| match pending.reply(a.seq, a.kernel_time, a.mono) {
-                    Outcome::Answered(ev) => {
-                        metrics.inc(&metrics.replies);
-                        if let Event::Sample(Sample {
-                            rtt_us: Some(r), ..
-                        }) = ev
-                        {
-                            metrics.rtt.observe(Duration::from_micros(u64::from(r)));
+                let mut handle = |a: Arrival| {
+                    let seq = match a.what {
+                        What::Echo(seq) => seq,
+                        What::Clock(r) => {
+                            match clocks.reply(&r, a.kernel_time, a.mono) {
+                                Some(ev) => {
+                                    metrics.inc(&metrics.clock_replies);
+                                    out.emit(ev);
+                                }
+                                None => metrics.inc(&metrics.foreign),
+                            }
+                            return;
                         }
-                        out.emit(ev);
-                    }
-                    Outcome::Late(ev) => {
-                        // Not yet expired by us: emit its loss first, so every
-                        // `late` follows the `sample` that reported it lost.
-                        if a.seq >= pending.next_expiry {
-                            metrics.inc(&metrics.lost);
-                            out.emit(pending.lost_sample(a.seq));
+                    };
+                    match pending.reply(seq, a.kernel_time, a.mono) {
+                        Outcome::Answered(ev) => {
+                            metrics.inc(&metrics.replies);
+                            if let Event::Sample(Sample {
+                                rtt_us: Some(r), ..
+                            }) = ev
+                            {
+                                metrics.rtt.observe(Duration::from_micros(u64::from(r)));
+                            }
+                            out.emit(ev);
                         }
-                        metrics.inc(&metrics.late);
-                        out.emit(ev);
+                        Outcome::Late(ev) => {
+                            // Not yet expired by us: emit its loss first, so every
+                            // `late` follows the `sample` that reported it lost.
+                            if seq >= pending.next_expiry {
+                                metrics.inc(&metrics.lost);
+                                out.emit(pending.lost_sample(seq));
+                            }
+                            metrics.inc(&metrics.late);
+                            out.emit(ev);
+                        }
+                        Outcome::Duplicate => metrics.inc(&metrics.duplicates),
+                        Outcome::Unknown => metrics.inc(&metrics.foreign),
                     }
-                    Outcome::Duplicate => metrics.inc(&metrics.duplicates),
-                    Outcome::Unknown => metrics.inc(&metrics.foreign),
                 };
                 handle(a);
                 // Drain whatever else arrived, without blocking.

@@ -241,3 +241,88 @@ fn a_paused_target_answers_late_not_never() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Sends raw Ethernet frames out of `iface` inside the namespace.
+fn send_frames(ns: &TargetNs, iface: &str, frames_hex: &[String]) -> anyhow::Result<()> {
+    let script = format!(
+        "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{iface}',0))\nfor h in sys.argv[1:]: s.send(bytes.fromhex(h))\n"
+    );
+    let mut args = vec!["python3", "-c", &script];
+    args.extend(frames_hex.iter().map(String::as_str));
+    ns.exec(&args).map(|_| ())
+}
+
+#[test]
+fn clock_readings_and_l2_announces_reach_the_stream() -> anyhow::Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &[
+            "--interval",
+            "10ms",
+            "--clock-interval",
+            "50ms",
+            "--capture-iface",
+            &ns.host_if,
+        ],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    // The namespace shares this host's clock: offsets are ~0.
+    let clocks = stream.collect_until(Duration::from_secs(10), |got| {
+        got.iter()
+            .filter(|r| matches!(r.event, Event::Clock(_)))
+            .count()
+            >= 5
+    })?;
+    for r in &clocks {
+        if let Event::Clock(c) = r.event {
+            assert!(c.offset_us.abs() <= 2_000, "offset {} µs", c.offset_us);
+            assert!(c.rtt_us < 100_000);
+        }
+    }
+    // A gratuitous ARP and a RARP (QEMU's announce) from the target's MAC.
+    let mac = ns.exec(&["cat", &format!("/sys/class/net/{}/address", ns.ns_if)])?;
+    let mac_hex: String = mac.trim().split(':').collect();
+    let ip_hex: String = ns
+        .target
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let arp_body = |op: &str, spa: &str, tpa: &str| {
+        format!("000108000604000{op}{mac_hex}{spa}000000000000{tpa}")
+    };
+    let garp = format!(
+        "ffffffffffff{mac_hex}0806{}",
+        arp_body("1", &ip_hex, &ip_hex)
+    );
+    let rarp = format!(
+        "ffffffffffff{mac_hex}8035{}",
+        arp_body("3", "00000000", "00000000")
+    );
+    send_frames(&ns, &ns.ns_if, &[garp, rarp])?;
+    let got = stream.collect_until(Duration::from_secs(5), |got| {
+        got.iter()
+            .filter(|r| matches!(r.event, Event::Announce(_)))
+            .count()
+            >= 2
+    })?;
+    let announces: Vec<_> = got
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::Announce(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let kinds: Vec<&str> = announces
+        .iter()
+        .map(|a| match a.kind {
+            migwatch_shared::wire::AnnounceKind::Rarp => "rarp",
+            migwatch_shared::wire::AnnounceKind::Garp => "garp",
+        })
+        .collect();
+    assert_eq!(kinds, vec!["garp", "rarp"]);
+    assert!(announces.iter().all(|a| a.mac.to_string() == mac.trim()));
+    Ok(())
+}

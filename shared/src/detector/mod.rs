@@ -445,6 +445,9 @@ impl Detector {
             Event::Late(l) => self.late(l),
             Event::Tick(t) => self.tick(t),
             Event::Gap(_) | Event::Overflow(_) => self.hole(),
+            // Confirming signals (clock step, L2 announce) are recorded on
+            // the wire and in traces; weighing them is the next step.
+            Event::Clock(_) | Event::Announce(_) => {}
         }
         self.timers();
     }
