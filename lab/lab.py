@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""migwatch lab: live-migrate a real (TCG) QEMU guest while migwatch watches.
+
+One run: fetch what is missing into the cache, build two network namespaces,
+boot the guest (QEMU a) and an incoming twin (QEMU b), start the sidecar
+against the guest, then migrate the guest back and forth (or cut the monitor
+path, for the decoy). Ground truth comes from QMP: the source's STOP and the
+destination's RESUME event. The sidecar's stream is saved as a JSON-lines
+trace with a labels file beside it, and the two are compared.
+
+Run as root: lab/run.sh --help
+"""
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
+
+import labcache  # noqa: E402
+import netns  # noqa: E402
+from qmp import QMP, QMPError, event_us  # noqa: E402
+
+SIDECAR_PORT = 8080  # inside the monitor namespace, so it never collides
+
+# Scenarios: what the guest does, and the steps run once it is watched.
+#   dirty: MiB the guest keeps rewriting (a boot option, fixed per run)
+#   migrate: rate = Mbit/s of the migration link (None: unshaped loopback,
+#            about 1 GB/s here), dl = QEMU's downtime-limit in ms. The
+#            stop-and-copy sends what is still dirty, so downtime ~ dirty / rate.
+#   outage: the monitor path is cut for ms (None: DECOY_MS in turn,
+#           "last": as long as the previous step's downtime)
+def M(rate=None, dl=300):
+    return {"do": "migrate", "rate": rate, "dl": dl}
+
+
+def O(ms=None):
+    return {"do": "outage", "ms": ms}
+
+
+SCENARIOS = {
+    "idle": dict(dirty=0, steps=[M(None, 30)],
+                 about="idle guest, unshaped link: 5-45 ms down"),
+    "dirty": dict(dirty=48, steps=[M(2000, 1000)],
+                  about="guest keeping 48 MiB dirty, 2 Gbit/s migration link: about 0.4 s down"),
+    "slow": dict(dirty=48, steps=[M(400, 2000)],
+                 about="guest keeping 48 MiB dirty, 400 Mbit/s migration link: about 1.2 s down"),
+    "decoy": dict(dirty=0, steps=[O()],
+                  about="no migration: the monitor path is cut (100, 300, 600, 1000, 1500 ms in turn)"),
+    "mix": dict(dirty=48, steps=[M(None, 300), M(2000, 1000), M(400, 2000), O(), O()],
+                about="per count: three migrations (about 0.1 s, 0.4 s, 1.2 s down) and two decoys"),
+    "quick": dict(dirty=48, steps=[M(2000, 1000), M(400, 2000), O("last")], once=True,
+                  about="a 0.4 s and a 1.2 s migration, then a decoy as long as the last downtime "
+                  "(the CI candidate; --count is ignored)"),
+}
+DECOY_MS = [100, 300, 600, 1000, 1500]
+
+
+def now_us():
+    return time.time_ns() // 1000
+
+
+def log(msg):
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class LabError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------- QEMU
+
+
+class VM:
+    """One QEMU process in the bridge namespace, on tap `side`."""
+
+    def __init__(self, lab, side, incoming):
+        self.lab, self.side, self.incoming = lab, side, incoming
+        lab.vm_count += 1
+        self.name = f"vm{lab.vm_count}-{side}"
+        self.qmp_path = os.path.join(lab.rundir, f"{self.name}.qmp")
+        self.serial = os.path.join(lab.logdir, f"{self.name}.serial.log")
+        self.logfile = os.path.join(lab.logdir, f"{self.name}.qemu.log")
+        c = lab.cache
+        cmd = ["ip", "netns", "exec", lab.net.br, c["qemu"]["binary"]]
+        for d in c["qemu"]["datadirs"]:
+            cmd += ["-L", d]
+        cmd += [
+            "-name", f"migwatch-lab-{self.name}",
+            "-accel", "tcg", "-machine", "pc", "-m", str(lab.args.mem), "-smp", "1",
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-serial", f"file:{self.serial}",
+            "-kernel", c["kernel"], "-initrd", c["initrd"], "-append", lab.cmdline,
+            "-netdev", f"tap,id=n0,ifname={netns.TAPS[side]},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=n0,mac={netns.GUEST_MAC},romfile=",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+        ]
+        if incoming:
+            cmd += ["-incoming", "defer"]
+        self.t_start = time.monotonic()
+        with open(self.logfile, "w") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        lab.track(self.proc, self.name)
+        self.qmp = None
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def connect(self, timeout):
+        try:
+            self.qmp = QMP(self.qmp_path, timeout=timeout, alive=self.alive)
+        except QMPError as e:
+            raise LabError(f"{self.name}: {e}\n{self.tail()}") from None
+        self.qmp.cmd("migrate-set-capabilities",
+                     capabilities=[{"capability": "events", "state": True}])
+
+    def wait_ready(self, timeout):
+        """Waits for the guest's READY line on the serial console; returns boot seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise LabError(f"{self.name} exited while booting:\n{self.tail()}")
+            try:
+                with open(self.serial, errors="replace") as f:
+                    text = f.read()
+            except FileNotFoundError:
+                text = ""
+            if "migwatch-lab: READY" in text:
+                return time.monotonic() - self.t_start
+            if "migwatch-lab: FAILED" in text or "Kernel panic" in text:
+                raise LabError(f"{self.name}: the guest failed to boot:\n{text[-2000:]}")
+            time.sleep(0.1)
+        raise LabError(f"{self.name}: no READY on the serial console in {timeout} s")
+
+    def tail(self):
+        out = []
+        for p in (self.logfile, self.serial):
+            try:
+                with open(p, errors="replace") as f:
+                    out.append(f"--- {os.path.basename(p)}:\n" + f.read()[-1500:])
+            except FileNotFoundError:
+                pass
+        return "\n".join(out)
+
+    def quit(self, timeout=10):
+        if self.alive() and self.qmp:
+            try:
+                self.qmp.cmd("quit", timeout=5)
+            except QMPError:
+                pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.qmp:
+            self.qmp.close()
+
+
+# ----------------------------------------------------------------- recorder
+
+
+class Recorder(threading.Thread):
+    """Reads the sidecar's /events from the start (?since=0) and writes each
+    event as one JSON line ({"type": EVENT, ...data}), the trace format of
+    shared/src/trace.rs."""
+
+    def __init__(self, ns, path):
+        super().__init__(daemon=True)
+        self.ns, self.path = ns, path
+        self.events = []
+        self.error = None
+        self.connected = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self):
+        last_id, tries = 0, 0
+        try:
+            with open(self.path, "w") as out:
+                while not self.stopping.is_set():
+                    try:
+                        last_id = self._read(out, last_id)
+                    except (OSError, http.client.HTTPException) as e:
+                        if self.stopping.is_set() or tries > 20:
+                            raise
+                        tries += 1
+                        time.sleep(0.5)
+                        log(f"recorder: {e}; resuming after event {last_id}")
+        except Exception as e:  # noqa: BLE001 - reported by the caller
+            self.error = e
+            self.connected.set()
+
+    def _read(self, out, last_id):
+        """One connection: from just after last_id until the stream ends."""
+        conn = http.client.HTTPConnection("127.0.0.1", SIDECAR_PORT, timeout=30)
+        conn.sock = netns.connect_in(self.ns, ("127.0.0.1", SIDECAR_PORT))
+        conn.sock.settimeout(None)
+        conn.request("GET", f"/events?since={last_id}")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise http.client.HTTPException(f"/events answered {resp.status}")
+        self.connected.set()
+        kind, data, eid = None, [], None
+        while True:
+            raw = resp.readline()
+            if not raw:
+                # The sidecar went away (or cut us off: reconnect).
+                if self.stopping.is_set():
+                    return last_id
+                raise http.client.HTTPException("stream ended")
+            line = raw.decode().rstrip("\r\n")
+            if line == "":
+                if kind and data and kind != "overflow":  # we resume seamlessly
+                    obj = {"type": kind, **json.loads("\n".join(data))}
+                    self.events.append(obj)
+                    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+                if eid is not None:
+                    last_id = eid
+                kind, data, eid = None, [], None
+            elif line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+            elif line.startswith("id:"):
+                eid = int(line[3:].strip())
+
+
+class PageForwarder(threading.Thread):
+    """Serves the sidecar (in the monitor namespace) on 127.0.0.1:PORT of
+    the caller's namespace, so a browser there can watch the light live."""
+
+    def __init__(self, ns, port):
+        super().__init__(daemon=True)
+        self.ns = ns
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(16)
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                u = netns.connect_in(self.ns, ("127.0.0.1", SIDECAR_PORT))
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.srv.close()
+
+
+# ---------------------------------------------------------------------- lab
+
+
+class Lab:
+    def __init__(self, args, cache):
+        self.args, self.cache = args, cache
+        self.scn = SCENARIOS[args.scenario]
+        self.dirty = self.scn["dirty"] if args.dirty is None else args.dirty
+        self.tag = str(os.getpid())
+        self.net = netns.Net(self.tag)
+        self.procs = []  # (Popen, name)
+        self.vm_count = 0
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.name = f"lab-{args.scenario}-{stamp}"
+        os.makedirs(args.out, exist_ok=True)
+        self.base = os.path.join(args.out, self.name)
+        self.logdir = self.base + ".logs"
+        os.makedirs(self.logdir, exist_ok=True)
+        self.rundir = tempfile.mkdtemp(prefix=f"{netns.PREFIX}{self.tag}-")  # QMP sockets
+        self.cmdline = (
+            f"console=ttyS0 panic=-1 loglevel=4 mwip={netns.GUEST_IP}/{netns.PLEN} "
+            f"mwpeer={netns.MON_IP},{netns.MON_MAC} dirty={self.dirty}"
+        )
+        self.sidecar = None
+        self.recorder = None
+        self.forwarder = None
+        self.steps = []  # ground truth, one dict per step
+        self.timings = {}
+
+    def track(self, proc, name):
+        self.procs.append((proc, name))
+
+    # -- cleanup: every process by PID, then the namespaces
+
+    def cleanup(self):
+        if self.forwarder:
+            self.forwarder.close()
+        for proc, name in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    proc.terminate()
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                except OSError:
+                    pass
+        # Anything else still inside our namespaces is ours too.
+        for pid in self.net.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.net.down()
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+    # -- the sidecar
+
+    def sidecar_binary(self):
+        if self.args.sidecar:
+            return self.args.sidecar
+        for p in ("target/release/migwatch-sidecar", "target/debug/migwatch-sidecar"):
+            if os.access(os.path.join(REPO, p), os.X_OK):
+                return os.path.join(REPO, p)
+        log("building the sidecar (cargo build --release -p migwatch-sidecar)")
+        subprocess.run(["cargo", "build", "--release", "-p", "migwatch-sidecar"], cwd=REPO, check=True)
+        return os.path.join(REPO, "target/release/migwatch-sidecar")
+
+    def start_sidecar(self):
+        binary = self.sidecar_binary()
+        self.sidecar_path = binary
+        cmd = ["ip", "netns", "exec", self.net.mon, binary, "--target", netns.GUEST_IP,
+               "--listen", f"127.0.0.1:{SIDECAR_PORT}", "--interval", self.args.interval,
+               "--web-root", os.path.join(REPO, "dist")]
+        if self.args.page:
+            cmd += ["--allow-origin", f"http://127.0.0.1:{self.args.page}",
+                    "--allow-origin", f"http://localhost:{self.args.page}"]
+        with open(os.path.join(self.logdir, "sidecar.log"), "w") as out:
+            self.sidecar = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.track(self.sidecar, "sidecar")
+        deadline = time.monotonic() + 30
+        while True:
+            if self.sidecar.poll() is not None:
+                raise LabError("the sidecar exited:\n" + open(os.path.join(self.logdir, "sidecar.log")).read())
+            try:
+                s = netns.connect_in(self.net.mon, ("127.0.0.1", SIDECAR_PORT), timeout=1)
+                s.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise LabError("the sidecar did not listen within 30 s") from None
+                time.sleep(0.1)
+        conn = http.client.HTTPConnection("127.0.0.1", SIDECAR_PORT, timeout=10)
+        conn.sock = netns.connect_in(self.net.mon, ("127.0.0.1", SIDECAR_PORT))
+        conn.request("GET", "/info")
+        self.info = json.loads(conn.getresponse().read())
+        conn.close()
+        self.recorder = Recorder(self.net.mon, self.base + ".jsonl")
+        self.recorder.start()
+        self.recorder.connected.wait(30)
+        if self.recorder.error:
+            raise LabError(f"cannot read the sidecar's stream: {self.recorder.error}")
+        if self.args.page:
+            self.forwarder = PageForwarder(self.net.mon, self.args.page)
+            self.forwarder.start()
+            log(f"watch it live: open http://127.0.0.1:{self.args.page}/")
+
+    def stop_sidecar(self):
+        self.recorder.stopping.set()
+        self.sidecar.send_signal(signal.SIGTERM)
+        try:
+            self.sidecar.wait(15)
+        except subprocess.TimeoutExpired:
+            self.sidecar.kill()
+        self.recorder.join(15)
+
+    # -- migration
+
+    def migrate(self, src, dst, rate, downtime_limit):
+        port = 4400 + len(self.steps)
+        rec = {"kind": "migration", "from": src.side, "to": dst.side,
+               "rate_mbit": rate, "downtime_limit_ms": downtime_limit, "dirty_mib": self.dirty}
+        dst.qmp.cmd("migrate-incoming", uri=f"tcp:127.0.0.1:{port}")
+        src.qmp.cmd("migrate-set-parameters", **{
+            "downtime-limit": downtime_limit,
+            # Pre-copy unthrottled: the link (tbf or loopback) sets the pace.
+            "max-bandwidth": 4 << 30,
+        })
+        if rate:
+            self.net.shape_migration_link(rate)
+        s_ev, d_ev = len(src.qmp.events), len(dst.qmp.events)
+        rec["start_us"] = now_us()
+        t0 = time.monotonic()
+        src.qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
+        forced = False
+
+        def done(e):
+            return e["event"] == "MIGRATION" and e["data"]["status"] in ("completed", "failed", "cancelled")
+
+        while True:
+            ev = src.qmp.wait_event(done, 1.0, since=s_ev)
+            if ev:
+                break
+            el = time.monotonic() - t0
+            if not forced and el > self.args.converge_after:
+                # As libvirt does: let it stop the guest now, whatever it costs.
+                log(f"  not converged after {el:.0f} s: raising downtime-limit to force the switchover")
+                src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 60000})
+                forced = True
+            if el > self.args.migrate_timeout or not src.alive():
+                src.qmp.cmd("migrate_cancel") if src.alive() else None
+                raise LabError(f"migration {src.name} -> {dst.name} did not finish in {el:.0f} s")
+        rec["status"] = ev["data"]["status"]
+        rec["forced"] = forced
+        rec["passes"] = len(src.qmp.find(lambda e: e["event"] == "MIGRATION_PASS", since=s_ev))
+        resume = dst.qmp.wait_event(lambda e: e["event"] == "RESUME", 30, since=d_ev)
+        if rate:
+            self.net.unshape_migration_link()
+        stop = src.qmp.find(lambda e: e["event"] == "STOP", since=s_ev)
+        if rec["status"] != "completed" or not stop or not resume:
+            raise LabError(f"migration {src.name} -> {dst.name}: status {rec['status']}, "
+                           f"STOP {'seen' if stop else 'missing'}, RESUME {'seen' if resume else 'missing'}")
+        info = src.qmp.cmd("query-migrate")
+        rec["stop_us"] = event_us(stop[0])
+        rec["resume_us"] = event_us(resume)
+        rec["completed_us"] = event_us(ev)
+        rec["downtime_us"] = rec["resume_us"] - rec["stop_us"]
+        rec["qemu_downtime_ms"] = info.get("downtime")
+        rec["total_time_ms"] = info.get("total-time")
+        rec["setup_time_ms"] = info.get("setup-time")
+        ram = info.get("ram", {})
+        rec["ram"] = {k: ram.get(k) for k in ("transferred", "normal", "duplicate", "dirty-sync-count",
+                                               "mbps", "precopy-bytes", "downtime-bytes")}
+        rec["src_events"] = [(e["event"], e.get("data"), event_us(e)) for e in src.qmp.events[s_ev:]]
+        rec["dst_events"] = [(e["event"], e.get("data"), event_us(e)) for e in dst.qmp.events[d_ev:]]
+        return rec
+
+    def outage(self, ms):
+        rec = {"kind": "link_outage", "outage_ms": ms}
+        t0 = now_us()
+        self.net.cut_monitor_path(ms)
+        t1 = now_us()
+        # nft commits at the end of its run (after starting up and parsing,
+        # which can take 100 ms on a loaded machine): take the call's end.
+        # The kernel ends the cut exactly ms later.
+        rec["start_us"], rec["end_us"] = t1, t1 + ms * 1000
+        rec["downtime_us"] = ms * 1000
+        rec["nft_call_us"] = t1 - t0
+        time.sleep(ms / 1000 + 0.05)
+        return rec
+
+    # -- the run
+
+    def run(self):
+        a = self.args
+        log(f"scenario {a.scenario}: {self.scn['about']}; guest dirty={self.dirty} MiB")
+        self.net.up()
+        t = time.monotonic()
+        vms = {"a": VM(self, "a", incoming=False)}
+        uses_migration = any(s["do"] == "migrate" for s in self.plan())
+        if uses_migration:
+            vms["b"] = VM(self, "b", incoming=True)
+        boot = vms["a"].wait_ready(a.boot_timeout)
+        vms["a"].connect(30)
+        if "b" in vms:
+            vms["b"].connect(60)
+        self.timings["boot_s"] = round(boot, 2)
+        log(f"guest up in {boot:.1f} s ({self.cache['qemu']['version'].split('(')[0].strip()}, TCG)")
+        self.start_sidecar()
+        self.timings["sidecar_up_s"] = round(time.monotonic() - t, 2)
+        time.sleep(a.settle)
+        cur = "a"
+        plan = self.plan()
+        for i, step in enumerate(plan):
+            if step["do"] == "migrate":
+                other = "b" if cur == "a" else "a"
+                rate = a.rate or step["rate"]
+                dl = a.downtime_limit or step["dl"]
+                log(f"step {i + 1}: migrate {vms[cur].name} -> {vms[other].name} "
+                    f"over {f'{rate} Mbit/s' if rate else 'unshaped loopback'} (downtime-limit {dl} ms)")
+                rec = self.migrate(vms[cur], vms[other], rate, dl)
+                log(f"  STOP->RESUME {rec['downtime_us'] / 1000:.1f} ms (QEMU says {rec['qemu_downtime_ms']} ms), "
+                    f"total {rec['total_time_ms'] / 1000:.1f} s, {rec['passes']} passes")
+                vms[cur].quit()
+                if any(s["do"] == "migrate" for s in plan[i + 1:]):
+                    # The next destination starts now, so its start-up is
+                    # over before the next migration.
+                    vms[cur] = VM(self, cur, incoming=True)
+                    vms[cur].connect(60)
+                cur = other
+            else:
+                if step["ms"] == "last" and self.steps:
+                    ms = round(self.steps[-1]["downtime_us"] / 1000)
+                elif isinstance(step["ms"], int):
+                    ms = step["ms"]
+                else:
+                    n = sum(1 for s in self.steps if s["kind"] == "link_outage")
+                    ms = a.outage_ms or DECOY_MS[n % len(DECOY_MS)]
+                # The detector holds red for 10 s after a migration: start
+                # the decoy later, so its verdict is its own.
+                last = [st["resume_us"] for st in self.steps if st["kind"] == "migration"]
+                if last:
+                    wait = last[-1] / 1e6 + a.decoy_gap - time.time()
+                    if wait > 0:
+                        time.sleep(wait)
+                log(f"step {i + 1}: decoy: monitor path cut for {ms} ms (no migration)")
+                rec = self.outage(ms)
+            rec["step"] = i + 1
+            self.steps.append(rec)
+            time.sleep(a.settle)
+        if a.hold:
+            log("holding: everything stays up until Ctrl-C")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                log("Ctrl-C: finishing the run")
+        self.stop_sidecar()
+        self.timings["total_s"] = round(time.monotonic() - t, 1)
+        self.serial_problems = []
+        for p in sorted(os.listdir(self.logdir)):
+            if p.endswith(".serial.log"):
+                text = open(os.path.join(self.logdir, p), errors="replace").read()
+                for bad in ("Kernel panic", "BUG:", "Oops", "general protection"):
+                    if bad in text:
+                        self.serial_problems.append(f"{p}: {bad}")
+        for vm in vms.values():
+            vm.quit()
+
+    def plan(self):
+        steps = self.scn["steps"]
+        return list(steps) if self.scn.get("once") else steps * self.args.count
+
+
+# ----------------------------------------------------------------- analysis
+
+
+def analyse(lab):
+    """Compares each step's ground truth with what the sidecar streamed."""
+    evs = lab.recorder.events
+    samples, late = {}, {}
+    for e in evs:
+        if e["type"] == "sample":
+            samples[e["seq"]] = (e["sent_us"], e["rtt_us"])
+        elif e["type"] == "late":
+            late[e["seq"]] = e["rtt_us"]
+    seqs = sorted(samples)
+    if not seqs:
+        raise LabError("the sidecar streamed no samples")
+    rtts = [r for _, r in samples.values() if r is not None]
+    base = int(statistics.median(rtts)) if rtts else 0
+    interval_us = round(lab.info["interval_ms"] * 1000)
+    # Runs of consecutive lost probes.
+    runs, cur = [], None
+    for q in seqs:
+        if samples[q][1] is None:
+            cur = [q, q] if cur is None else [cur[0], q]
+        elif cur:
+            runs.append(cur)
+            cur = None
+    if cur:
+        runs.append(cur)
+    out = []
+    for st in lab.steps:
+        t0 = st["stop_us"] if st["kind"] == "migration" else st["start_us"]
+        t1 = st["resume_us"] if st["kind"] == "migration" else st["end_us"]
+        mine = [r for r in runs if samples[r[1]][0] >= t0 - 2 * interval_us - base
+                and samples[r[0]][0] <= t1 + 50_000]
+        a = {"step": st["step"], "kind": st["kind"], "truth_ms": (t1 - t0) / 1000}
+        if st["kind"] == "migration":
+            a["qemu_downtime_ms"] = st["qemu_downtime_ms"]
+        if mine:
+            first, last = mine[0][0], mine[-1][1]
+            after = next((q for q in seqs if q > last), None)
+            a["first_lost_seq"], a["last_lost_seq"] = first, last
+            a["lost"] = sum(1 for q in range(first, last + 1) if q in samples and samples[q][1] is None)
+            a["lost_start_us"] = samples[first][0]
+            if after is not None:
+                a["lost_end_us"] = samples[after][0]
+                a["burst_ms"] = (samples[after][0] - samples[first][0]) / 1000
+                if samples[after][1] is not None:
+                    a["gap_end_us"] = samples[after][0] + samples[after][1]
+            a["first_missed_us"] = samples[first][0] + base
+        else:
+            a["lost"] = 0
+        # Replies held across the stop: sent before it, answered after it.
+        held = []
+        for q in seqs:
+            sent, rtt = samples[q]
+            if sent > t1:
+                break
+            if sent < t0 - 2_000_000:
+                continue
+            r = rtt if rtt is not None else late.get(q)
+            if r is not None and sent < t0 + interval_us and sent + r > t1 - 5_000 and r > 5 * base + 2000:
+                held.append({"seq": q, "rtt_ms": r / 1000, "late": rtt is None})
+        a["held"] = held
+        window = [samples[q][1] for q in seqs if t0 - 100_000 <= samples[q][0] <= t1 + 1_000_000
+                  and samples[q][1] is not None]
+        a["max_rtt_ms"] = max(window) / 1000 if window else None
+        # The guest answers again afterwards (from 1 s after the step on).
+        until = t1 + max(2.0, lab.args.settle) * 1e6
+        a["answers_after"] = sum(1 for q in seqs if t1 + 1_000_000 <= samples[q][0] <= until
+                                 and samples[q][1] is not None)
+        out.append(a)
+    return out, base, interval_us
+
+
+def run_detect(lab):
+    """`migwatch-sidecar detect` on the trace: the detector's verdicts."""
+    p = subprocess.run([lab.sidecar_path, "detect", lab.base + ".jsonl"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    with open(lab.base + ".detect.jsonl", "w") as f:
+        f.write(p.stdout)
+    if p.returncode != 0:
+        return None, p.stderr.strip()
+    found = []
+    for line in p.stdout.splitlines():
+        o = json.loads(line)
+        if "summary" not in o:
+            found.append(o)
+    return found, None
+
+
+def write_labels(lab, analysis, base, interval_us):
+    evs = lab.recorder.events
+    times = [e["sent_us"] for e in evs if e["type"] == "sample"]
+    events = []
+    for st, a in zip(lab.steps, analysis):
+        if st["kind"] == "migration":
+            t = {"kind": "migration", "start_us": st["start_us"], "end_us": st["resume_us"],
+                 "downtime_us": st["downtime_us"]}
+            for k in ("first_lost_seq", "last_lost_seq", "lost_start_us", "lost_end_us",
+                      "first_missed_us", "gap_end_us"):
+                if k in a:
+                    t[k] = a[k]
+            t["held"] = bool(a["held"])
+            t["loaded"] = st["dirty_mib"] > 0
+        else:
+            t = {"kind": "link_outage", "start_us": st["start_us"], "end_us": st["end_us"]}
+        events.append(t)
+    labels = {"name": lab.name, "seed": 0, "interval_us": interval_us,
+              "timeout_us": round(lab.info["timeout_ms"] * 1000),
+              "base_rtt_us": base, "start_us": min(times), "end_us": max(times), "events": events}
+    with open(lab.base + ".labels.json", "w") as f:
+        json.dump(labels, f, indent=1)
+
+
+def report(lab, analysis, found, detect_err):
+    rows = []
+    hdr = (f"{'step':<5}{'what':<14}{'truth ms':>10}{'qemu ms':>9} | {'lost':>5}{'burst ms':>10}"
+           f"{'held reply':>12}{'max rtt':>9} | detector")
+    rows.append(hdr)
+    rows.append("-" * len(hdr))
+    for st, a in zip(lab.steps, analysis):
+        what = f"mig {st['from']}->{st['to']}" if st["kind"] == "migration" else "decoy cut"
+        if a["held"]:
+            h = max(a["held"], key=lambda h: h["rtt_ms"])
+            held = f"{len(a['held'])}x<={h['rtt_ms']:.0f}{'L' if h['late'] else ''}"
+        else:
+            held = "-"
+        if found is None:
+            verdict = "detect failed"
+        else:
+            t0 = (st.get("stop_us") or st["start_us"]) / 1e6
+            t1 = (st.get("resume_us") or st["end_us"]) / 1e6
+            # A detected event that starts between 1 s before the stop (or
+            # cut) and 1 s after its end.
+            hits = [f for f in found if t0 - 1 <= f["start_s"] <= t1 + 1]
+            verdict = ", ".join(f"{h['level']} {h['downtime_ms']:.0f} ms" for h in hits) or "green (nothing)"
+            a["detected"] = hits
+        qd = f"{st['qemu_downtime_ms']}" if st["kind"] == "migration" else "-"
+        burst = f"{a['burst_ms']:.0f}" if "burst_ms" in a else "-"
+        mx = f"{a['max_rtt_ms']:.0f}" if a["max_rtt_ms"] is not None else "-"
+        rows.append(f"{st['step']:<5}{what:<14}{a['truth_ms']:>10.1f}{qd:>9} | {a['lost']:>5}{burst:>10}"
+                    f"{held:>12}{mx:>9} | {verdict}")
+    if detect_err:
+        rows.append(f"(detect: {detect_err})")
+    return "\n".join(rows)
+
+
+def check(lab, analysis):
+    """Lab-level invariants (not the detector's quality): what --check asserts."""
+    problems = list(lab.serial_problems)
+    for st, a in zip(lab.steps, analysis):
+        if a["answers_after"] < 10:
+            problems.append(f"step {st['step']}: the guest hardly answers after it ({a['answers_after']} replies)")
+        if a["truth_ms"] >= 50 and a["lost"] == 0 and not a["held"]:
+            problems.append(f"step {st['step']}: {a['truth_ms']:.0f} ms down but the sidecar saw no loss")
+    if lab.recorder.error:
+        problems.append(f"recorder: {lab.recorder.error}")
+    return problems
+
+
+def stale_cleanup():
+    """Removes what a killed earlier run left behind (its pid is gone)."""
+    for ns in netns.stale_namespaces():
+        for pid in netns.sh("ip", "netns", "pids", ns, check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        netns.sh("ip", "netns", "del", ns, check=False)
+        log(f"removed the stale namespace {ns}")
+    for d in glob.glob(os.path.join(tempfile.gettempdir(), f"{netns.PREFIX}*-*")):
+        pid = os.path.basename(d)[len(netns.PREFIX):].split("-")[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser(prog="lab/run.sh", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", choices=list(SCENARIOS), default="quick",
+                   help="; ".join(f"{k}: {v['about']}" for k, v in SCENARIOS.items()))
+    p.add_argument("--count", type=int, default=1, help="migrations (or decoys), back and forth (not for quick)")
+    p.add_argument("--dirty", type=int, help="MiB the guest keeps rewriting (default: the scenario's)")
+    p.add_argument("--rate", type=int, help="Mbit/s of the migration link for slow migrations")
+    p.add_argument("--downtime-limit", type=int, help="QEMU downtime-limit, ms")
+    p.add_argument("--outage-ms", type=int, help="decoy length (default: 100, 300, 600, 1000, 1500 in turn)")
+    p.add_argument("--interval", default="10ms", help="sidecar probe interval")
+    p.add_argument("--mem", type=int, default=256, help="guest MiB")
+    p.add_argument("--settle", type=float, default=4.0, help="seconds of quiet before, between and after steps")
+    p.add_argument("--decoy-gap", type=float, default=12,
+                   help="seconds from a migration's resume to a later decoy (the detector holds red 10 s)")
+    p.add_argument("--boot-timeout", type=float, default=180)
+    p.add_argument("--converge-after", type=float, default=30,
+                   help="seconds of pre-copy before the switchover is forced")
+    p.add_argument("--migrate-timeout", type=float, default=240)
+    p.add_argument("--cache", default=labcache.default_cache(), help="where QEMU and the guest are kept")
+    p.add_argument("--out", default=os.path.join(HERE, "out"), help="where traces and logs go")
+    p.add_argument("--sidecar", help="the migwatch-sidecar binary (default: target/release, else target/debug, else build)")
+    p.add_argument("--page", type=int, nargs="?", const=8080, metavar="PORT",
+                   help="serve the page on 127.0.0.1:PORT (default 8080) to watch live")
+    p.add_argument("--hold", action="store_true", help="keep everything up after the steps until Ctrl-C")
+    p.add_argument("--check", action="store_true", help="exit 1 if a lab invariant fails")
+    p.add_argument("--setup-only", action="store_true", help="fill the cache and stop")
+    p.add_argument("--cleanup", action="store_true", help="remove what killed runs left behind, and stop")
+    args = p.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("lab: run as root (network namespaces, taps, raw ICMP)")
+    stale_cleanup()
+    if args.cleanup:
+        return 0
+    # Where QEMU truly cannot run the lab, say so loudly and exit 77 (skip).
+    if not os.path.exists("/dev/net/tun"):
+        log("LAB SKIPPED: no /dev/net/tun here, so QEMU cannot get its taps")
+        return 77
+    t = time.monotonic()
+    cache = labcache.ensure(args.cache)
+    setup_s = time.monotonic() - t
+    if args.setup_only:
+        log(f"cache ready in {setup_s:.1f} s: {args.cache}")
+        return 0
+
+    lab = Lab(args, cache)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    ok = False
+    try:
+        lab.run()
+        ok = True
+    except KeyboardInterrupt:
+        log("interrupted: cleaning up")
+        return 130
+    except (LabError, QMPError, RuntimeError, OSError) as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        # No signal may interrupt the cleanup itself.
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        lab.cleanup()
+        if not ok:
+            log(f"logs: {lab.logdir}")
+    analysis, base, interval_us = analyse(lab)
+    found, detect_err = run_detect(lab)
+    write_labels(lab, analysis, base, interval_us)
+    table = report(lab, analysis, found, detect_err)
+    problems = check(lab, analysis)
+    lab.timings["setup_s"] = round(setup_s, 1)
+    truth = {"name": lab.name, "scenario": args.scenario, "qemu": cache["qemu"]["version"],
+             "guest_kernel": cache["kernel_release"], "guest_dirty_mib": lab.dirty,
+             "guest_ip": netns.GUEST_IP, "interval": args.interval, "baseline_rtt_us": base,
+             "timings": lab.timings, "steps": lab.steps, "seen": analysis, "problems": problems}
+    with open(lab.base + ".truth.json", "w") as f:
+        json.dump(truth, f, indent=1)
+    print(f"\n{lab.name}: guest boot {lab.timings['boot_s']} s, setup {setup_s:.1f} s, "
+          f"run {lab.timings['total_s']} s, baseline RTT {base / 1000:.2f} ms\n")
+    print(table)
+    print("\n(truth: STOP->RESUME in QMP, or the cut; qemu: QEMU's own downtime figure; lost: probes lost;"
+          "\n burst: first lost probe's send to the next answered one's; held: replies to probes sent before"
+          "\n the stop that came after the resume, count and largest RTT in ms, L = after the timeout;"
+          "\n max rtt: largest in-time RTT around the step; detector: `migwatch-sidecar detect` on the trace)")
+    print(f"\ntrace {lab.base}.jsonl, labels {lab.base}.labels.json, truth {lab.base}.truth.json")
+    if problems:
+        print("\nPROBLEMS:\n  " + "\n  ".join(problems))
+        if args.check:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
