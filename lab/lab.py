@@ -360,7 +360,7 @@ class Lab:
         self.sidecar_path = binary
         cmd = ["ip", "netns", "exec", self.net.mon, binary, "--target", netns.GUEST_IP,
                "--listen", f"127.0.0.1:{SIDECAR_PORT}", "--interval", self.args.interval,
-               "--web-root", os.path.join(REPO, "dist")]
+               "--web-root", os.path.join(REPO, "dist"), "--capture-iface", "veth-mon"]
         if self.args.page:
             cmd += ["--allow-origin", f"http://127.0.0.1:{self.args.page}",
                     "--allow-origin", f"http://localhost:{self.args.page}"]
