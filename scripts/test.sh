@@ -19,5 +19,8 @@ trunk build --release
 cargo build -p migwatch-sidecar
 step "unit tests of the page's logic (native)"
 cargo test -p migwatch-app
+step "the page's canvas drawing, in headless Chromium (wasm-bindgen-test)"
+CHROMEDRIVER=/usr/bin/chromedriver CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test -p migwatch-app --target wasm32-unknown-unknown --release --test canvas
 step "unit, integration and end-to-end tests"
 cargo test --workspace --exclude migwatch-app

@@ -8,7 +8,9 @@
 
 pub mod browser;
 pub mod netns;
+pub mod procstat;
 pub mod sidecar;
+pub mod tcpproxy;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

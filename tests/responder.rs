@@ -37,11 +37,14 @@ enum Mode {
     Migrate { resume: Instant, held_one: bool },
 }
 
+/// A reply due at a time: (when, tie-breaker, bytes, to whom).
+type Due = std::cmp::Reverse<(Instant, u64, Vec<u8>, IpAddr)>;
+
 struct State {
     mode: Mode,
     forge: bool,
     /// Replies waiting for their send time (min-heap by time).
-    queue: BinaryHeap<std::cmp::Reverse<(Instant, u64, Vec<u8>, IpAddr)>>,
+    queue: BinaryHeap<Due>,
     /// The sawtooth after a migration: (start, end).
     sawtooth: Option<(Instant, Instant)>,
     counter: u64,

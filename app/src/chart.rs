@@ -3,8 +3,10 @@
 //! The canvas is drawn at its backing size (CSS size × devicePixelRatio),
 //! so every length here is given in CSS pixels and scaled by `dpr`.
 
-use crate::format;
+use crate::format::{self, TzOffset};
 use crate::store::Frame;
+use crate::viewport::YAxis;
+use migwatch_shared::Light;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
@@ -25,6 +27,8 @@ pub struct Palette {
     pub lost: RGBColor,
     /// Late-reply marks.
     pub late: RGBColor,
+    /// Bands of yellow (possible) migrations; red ones use `lost`.
+    pub band_yellow: RGBColor,
 }
 
 impl Default for Palette {
@@ -37,6 +41,7 @@ impl Default for Palette {
             line: RGBColor(0x25, 0x63, 0xeb),
             lost: RGBColor(0xdc, 0x26, 0x26),
             late: RGBColor(0xd9, 0x77, 0x06),
+            band_yellow: RGBColor(0xea, 0xb3, 0x08),
         }
     }
 }
@@ -54,6 +59,7 @@ impl Palette {
             line: c("--chart-line", d.line),
             lost: c("--chart-lost", d.lost),
             late: c("--chart-late", d.late),
+            band_yellow: c("--chart-band-yellow", d.band_yellow),
         }
     }
 }
@@ -88,63 +94,181 @@ pub fn nice_ceiling(x: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
+/// How to draw a frame.
+pub struct ChartOpts<'a> {
+    /// The y axis.
+    pub y: YAxis,
+    /// A small tile chart: no axes, labels or legend text.
+    pub compact: bool,
+    /// devicePixelRatio: lengths are given in CSS pixels and scaled by it.
+    pub dpr: f64,
+    /// Local time offset for the clock labels.
+    pub tz: TzOffset<'a>,
+}
+
+/// The y scale of one frame: what range is shown and how an RTT maps to
+/// it. Log scales map to log10(ms).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YScale {
+    /// Bottom of the axis (ms, or log10 ms).
+    pub lo: f64,
+    /// Top of the axis (ms, or log10 ms).
+    pub hi: f64,
+    /// Logarithmic.
+    pub log: bool,
+}
+
+impl YScale {
+    /// The scale for a frame whose answered RTTs span `min_us..=max_us`.
+    pub fn new(y: YAxis, min_us: Option<u32>, max_us: u32) -> YScale {
+        let max_ms = f64::from(max_us) / 1000.0;
+        match y {
+            YAxis::Auto => YScale {
+                lo: 0.0,
+                hi: nice_ceiling(max_ms * 1.15).max(0.1),
+                log: false,
+            },
+            YAxis::Fixed(ms) => YScale {
+                lo: 0.0,
+                hi: if ms.is_finite() && ms > 0.0 { ms } else { 1.0 },
+                log: false,
+            },
+            YAxis::Log => {
+                let min_ms = min_us.map_or(0.01, |m| f64::from(m.max(1)) / 1000.0);
+                let lo = min_ms.log10().floor().max(-3.0);
+                let hi = max_ms.max(min_ms).log10().ceil().max(lo + 1.0);
+                YScale { lo, hi, log: true }
+            }
+        }
+    }
+
+    /// Where an RTT (µs) goes, clamped to the axis.
+    pub fn map(&self, us: u32) -> f64 {
+        let ms = f64::from(us) / 1000.0;
+        let v = if self.log { ms.max(1e-3).log10() } else { ms };
+        v.clamp(self.lo, self.hi)
+    }
+
+    /// The label of an axis value, in ms.
+    pub fn label(&self, v: f64) -> String {
+        let ms = if self.log { 10f64.powf(v) } else { v };
+        let span = if self.log { ms } else { self.hi - self.lo };
+        let decimals = if span < 1.0 {
+            2
+        } else if span < 10.0 {
+            1
+        } else {
+            0
+        };
+        format!("{ms:.decimals$}")
+    }
+}
+
 /// Draws `f` on `canvas` at its current backing size.
-pub fn draw(canvas: HtmlCanvasElement, f: &Frame, pal: &Palette, dpr: f64) -> Result<(), String> {
+pub fn draw(
+    canvas: HtmlCanvasElement,
+    f: &Frame,
+    pal: &Palette,
+    o: &ChartOpts<'_>,
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let dpr = o.dpr;
     let px = |css: f64| (css * dpr).round().max(1.0);
     let root = CanvasBackend::with_canvas_object(canvas)
         .ok_or("canvas has no 2d context")?
         .into_drawing_area();
     root.fill(&pal.bg).map_err(err)?;
 
-    let span_s = ((f.to_us - f.from_us) as f64 / 1e6).max(1.0);
-    // Scale to the answered RTTs only: a late reply (hundreds of ms) would
-    // flatten the normal line, so it gets a vertical mark instead.
-    let y_max = nice_ceiling(f64::from(f.max_rtt_us) / 1000.0 * 1.15).max(0.1);
-    let decimals = if y_max < 1.0 {
-        2
-    } else if y_max < 10.0 {
-        1
-    } else {
-        0
-    };
+    let span_s = ((f.to_us - f.from_us) as f64 / 1e6).max(1e-3);
+    let ys = YScale::new(o.y, f.min_rtt_us, f.max_rtt_us);
+    let (y_lo, y_hi) = (ys.lo, ys.hi);
     let font = |size: f64| ("sans-serif", px(size)).into_font().color(&pal.fg);
 
-    let mut chart = ChartBuilder::on(&root)
-        .margin(px(10.0) as u32)
-        .x_label_area_size(px(24.0) as u32)
-        .y_label_area_size(px(52.0) as u32)
-        .build_cartesian_2d(-span_s..0.0, 0.0..y_max)
+    let mut builder = ChartBuilder::on(&root);
+    if o.compact {
+        builder.margin(px(2.0) as u32);
+    } else {
+        builder
+            .margin(px(10.0) as u32)
+            .margin_right(px(34.0) as u32)
+            .x_label_area_size(px(24.0) as u32)
+            .y_label_area_size(px(52.0) as u32);
+    }
+    let mut chart = builder
+        .build_cartesian_2d(-span_s..0.0, y_lo..y_hi)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .bold_line_style(pal.grid.stroke_width(px(1.0) as u32))
-        .light_line_style(TRANSPARENT)
-        .axis_style(pal.fg.stroke_width(px(1.0) as u32))
-        .label_style(font(12.0))
-        .axis_desc_style(font(12.0))
-        .x_labels(7)
-        .y_labels(5)
-        .x_label_formatter(&|x| format!("{x:.0} s"))
-        .y_label_formatter(&|y| format!("{y:.decimals$}"))
-        .y_desc("RTT (ms)")
-        .draw()
-        .map_err(err)?;
+    if !o.compact {
+        let to_us = f.to_us;
+        let tz = o.tz;
+        let short = span_s >= 600.0;
+        let x_fmt = move |x: &f64| {
+            let t = to_us + (x * 1e6) as i64;
+            let c = format::clock(t, tz(t));
+            // HH:MM:SS, or HH:MM:SS.m when zoomed in below 10 s.
+            if span_s < 10.0 {
+                c[..10].to_string()
+            } else if short {
+                c[..5].to_string()
+            } else {
+                c[..8].to_string()
+            }
+        };
+        let y_fmt = |y: &f64| ys.label(*y);
+        chart
+            .configure_mesh()
+            .bold_line_style(pal.grid.stroke_width(px(1.0) as u32))
+            .light_line_style(TRANSPARENT)
+            .axis_style(pal.fg.stroke_width(px(1.0) as u32))
+            .label_style(font(12.0))
+            .axis_desc_style(font(12.0))
+            .x_labels(6)
+            .y_labels(if ys.log {
+                (y_hi - y_lo) as usize + 1
+            } else {
+                5
+            })
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .y_desc(if ys.log { "RTT (ms, log)" } else { "RTT (ms)" })
+            .draw()
+            .map_err(err)?;
+    }
 
     let x = |t: i64| (t - f.to_us) as f64 / 1e6;
-    let y = |us: u32| f64::from(us) / 1000.0;
+    let y = |us: u32| ys.map(us);
+
+    // Detected migrations: shaded bands in their level's colour.
+    for &(a, b, level) in &f.bands {
+        let c = if level == Light::Red {
+            pal.lost
+        } else {
+            pal.band_yellow
+        };
+        let (xa, xb) = (x(a).max(-span_s), x(b).min(0.0));
+        // At least two CSS pixels wide, so a short one stays visible.
+        let min_w = span_s / 600.0;
+        let xb = xb.max(xa + min_w);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(xa, y_lo), (xb, y_hi)],
+                c.mix(0.16).filled(),
+            )))
+            .map_err(err)?;
+    }
 
     // Probes sent but not reported yet: a shaded band up to "now".
     if let Some(p) = f.pending_from_us {
         chart
             .draw_series(std::iter::once(Rectangle::new(
-                [(x(p), 0.0), (0.0, y_max)],
+                [(x(p), y_lo), (0.0, y_hi)],
                 pal.fg.mix(0.08).filled(),
             )))
             .map_err(err)?;
     }
 
-    let line = pal.line.stroke_width(px(1.5) as u32);
+    let line = pal
+        .line
+        .stroke_width(px(if o.compact { 1.0 } else { 1.5 }) as u32);
     chart
         .draw_series(f.lines.iter().filter(|l| l.len() > 1).map(|l| {
             PathElement::new(
@@ -165,12 +289,12 @@ pub fn draw(canvas: HtmlCanvasElement, f: &Frame, pal: &Palette, dpr: f64) -> Re
 
     // Lost probes: red ticks along the bottom of the plot.
     let tick = pal.lost.stroke_width(px(2.0) as u32);
-    let tick_top = y_max * 0.1;
+    let tick_top = y_lo + (y_hi - y_lo) * if o.compact { 0.25 } else { 0.1 };
     chart
         .draw_series(
             f.lost_ticks
                 .iter()
-                .map(|&t| PathElement::new(vec![(x(t), 0.0), (x(t), tick_top)], tick)),
+                .map(|&t| PathElement::new(vec![(x(t), y_lo), (x(t), tick_top)], tick)),
         )
         .map_err(err)?;
 
@@ -180,10 +304,13 @@ pub fn draw(canvas: HtmlCanvasElement, f: &Frame, pal: &Palette, dpr: f64) -> Re
         let xt = x(t);
         chart
             .draw_series(std::iter::once(PathElement::new(
-                vec![(xt, 0.0), (xt, y_max)],
+                vec![(xt, y_lo), (xt, y_hi)],
                 late,
             )))
             .map_err(err)?;
+        if o.compact {
+            continue;
+        }
         let anchor = if xt > -span_s * 0.2 {
             Pos::new(HPos::Right, VPos::Top)
         } else {
@@ -195,16 +322,16 @@ pub fn draw(canvas: HtmlCanvasElement, f: &Frame, pal: &Palette, dpr: f64) -> Re
             .color(&pal.late)
             .pos(anchor);
         chart
-            .draw_series(std::iter::once(Text::new(label, (xt, y_max), style)))
+            .draw_series(std::iter::once(Text::new(label, (xt, y_hi), style)))
             .map_err(err)?;
     }
 
-    if f.points == 0 {
+    if f.points == 0 && !o.compact {
         let style = font(14.0).pos(Pos::new(HPos::Center, VPos::Center));
         chart
             .draw_series(std::iter::once(Text::new(
-                "waiting for samples…",
-                (-span_s / 2.0, y_max / 2.0),
+                "no samples in this window",
+                (-span_s / 2.0, (y_lo + y_hi) / 2.0),
                 style,
             )))
             .map_err(err)?;
@@ -238,6 +365,26 @@ mod tests {
         });
         assert_eq!(p.bg, RGBColor(0, 0, 0));
         assert_eq!(p.line, Palette::default().line);
+    }
+
+    #[test]
+    fn y_scales() {
+        let a = YScale::new(YAxis::Auto, Some(100), 4_000);
+        assert_eq!((a.lo, a.hi, a.log), (0.0, 5.0, false));
+        assert_eq!(a.map(2_000), 2.0);
+        assert_eq!(a.label(2.0), "2.0");
+        let f = YScale::new(YAxis::Fixed(1.0), Some(100), 468_000);
+        assert_eq!(f.hi, 1.0);
+        // Clamped to the axis, not drawn off the chart.
+        assert_eq!(f.map(468_000), 1.0);
+        assert_eq!(YScale::new(YAxis::Fixed(-1.0), None, 0).hi, 1.0);
+        let l = YScale::new(YAxis::Log, Some(150), 468_000);
+        assert_eq!((l.lo, l.hi, l.log), (-1.0, 3.0, true));
+        assert!((l.map(10_000) - 1.0).abs() < 1e-12);
+        assert_eq!(l.label(2.0), "100");
+        assert_eq!(l.label(-1.0), "0.10");
+        let empty = YScale::new(YAxis::Log, None, 0);
+        assert!(empty.hi > empty.lo);
     }
 
     #[test]

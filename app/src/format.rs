@@ -148,6 +148,9 @@ pub fn reason(r: &Reason, tz: TzOffset<'_>) -> String {
             count(u64::from(probes), "reply", "replies"),
             span(start_us, end_us, tz)
         ),
+        // Evidence kinds added to the detector later: their tag in words.
+        #[allow(unreachable_patterns)]
+        _ => r.name().replace('_', " "),
     }
 }
 
@@ -169,6 +172,136 @@ pub fn light_meaning(light: Option<Light>) -> &'static str {
         Some(Light::Red) => "migration: the stop-and-copy signature",
         None => "waiting for samples from the sidecar",
     }
+}
+
+/// The verdict in one sentence, e.g. `Red: 47 probes lost
+/// 10:31:02.315–10:31:02.790, then a late reply of 468 ms: stop-and-copy
+/// signature.` Empty when green.
+pub fn headline(light: Light, reasons: &[Reason], tz: TzOffset<'_>) -> String {
+    let word = match light {
+        Light::Green => return String::new(),
+        Light::Yellow => "Yellow",
+        Light::Red => "Red",
+    };
+    let ms = |us: u32| duration(u64::from(us));
+    let mut parts: Vec<String> = Vec::new();
+    let mut conclusion = None;
+    for r in reasons {
+        let part = match *r {
+            Reason::LossBurst { .. } | Reason::Silence { .. } => reason(r, tz),
+            Reason::LateReply { rtt_us, .. } => format!("then a late reply of {}", ms(rtt_us)),
+            Reason::Sawtooth { probes, .. } => format!(
+                "then a sawtooth of {}",
+                count(u64::from(probes), "elevated reply", "elevated replies")
+            ),
+            Reason::QueueFlush { replies, .. } => {
+                conclusion.get_or_insert("a queue released at once, not a migration");
+                format!(
+                    "then {} released at once",
+                    count(u64::from(replies), "queued reply", "queued replies")
+                )
+            }
+            Reason::Congestion {
+                rtt_us,
+                baseline_us,
+            } => {
+                conclusion.get_or_insert("congestion, not a migration");
+                format!(
+                    "with RTT already at {} before it (baseline {})",
+                    ms(rtt_us),
+                    ms(baseline_us)
+                )
+            }
+            Reason::LongOutage { duration_us } => {
+                conclusion.get_or_insert("too long for a stop-and-copy");
+                format!("lasting {}", duration_i(duration_us))
+            }
+            Reason::RttPeak { .. } => {
+                conclusion.get_or_insert("an RTT peak: pre-copy or congestion, maybe");
+                reason(r, tz)
+            }
+            #[allow(unreachable_patterns)]
+            _ => reason(r, tz),
+        };
+        parts.push(part);
+    }
+    let conclusion = match (light, conclusion) {
+        (Light::Red, _) => "stop-and-copy signature",
+        (_, Some(c)) => c,
+        _ if reasons.iter().any(|r| matches!(r, Reason::Silence { .. })) => {
+            "an outage in progress, maybe a migration"
+        }
+        _ => "a possible migration",
+    };
+    if parts.is_empty() {
+        format!("{word}: {conclusion}.")
+    } else {
+        format!("{word}: {}: {conclusion}.", parts.join(", "))
+    }
+}
+
+/// One detected migration as the event log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    /// Which target (the page's key for it).
+    pub key: u32,
+    /// The target's label.
+    pub target: String,
+    /// The detector's id for the migration.
+    pub id: u64,
+    /// Red or yellow.
+    pub level: Light,
+    /// Start (send time of the first lost probe), unix µs.
+    pub start_us: i64,
+    /// End (send time of the first probe answered after), unix µs.
+    pub end_us: i64,
+    /// `10:31:02.315`.
+    pub start: String,
+    /// `10:31:02.790`.
+    pub end: String,
+    /// `468 ms`.
+    pub downtime: String,
+    /// The evidence in words.
+    pub evidence: Vec<String>,
+}
+
+/// The event log row of migration `m` of target `key` (`target`).
+pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOffset<'_>) -> LogRow {
+    LogRow {
+        key,
+        target: target.to_string(),
+        id: m.id,
+        level: m.level,
+        start_us: m.start_us,
+        end_us: m.end_us,
+        start: clock(m.start_us, tz(m.start_us)),
+        end: clock(m.end_us, tz(m.end_us)),
+        downtime: duration_i(m.downtime_us),
+        evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
+    }
+}
+
+/// The most severe light of those given; `None` when none has data.
+pub fn worst(lights: impl IntoIterator<Item = Option<Light>>) -> Option<Light> {
+    let rank = |l: Light| match l {
+        Light::Green => 0,
+        Light::Yellow => 1,
+        Light::Red => 2,
+    };
+    lights.into_iter().flatten().max_by_key(|l| rank(*l))
+}
+
+/// The favicon for a light: an SVG disc in its colour, as a data URL.
+pub fn favicon(light: Option<Light>) -> String {
+    let color = match light {
+        Some(Light::Green) => "%2316a34a",
+        Some(Light::Yellow) => "%23eab308",
+        Some(Light::Red) => "%23dc2626",
+        None => "%239aa3ae",
+    };
+    format!(
+        "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='{color}'/%3E%3C/svg%3E"
+    )
 }
 
 /// The tab title for a light: `● RED — migwatch`, `○ no data — migwatch`.
@@ -304,6 +437,67 @@ mod tests {
         for (r, want) in cases {
             assert_eq!(reason(&r, UTC), want);
         }
+    }
+
+    fn migration_reasons(t: i64) -> Vec<Reason> {
+        vec![
+            Reason::LossBurst {
+                probes: 47,
+                first_seq: 100,
+                last_seq: 146,
+                start_us: t + 315_000,
+                end_us: t + 790_000,
+            },
+            Reason::LateReply {
+                seq: 100,
+                rtt_us: 468_000,
+            },
+        ]
+    }
+
+    #[test]
+    fn headlines_read_as_one_sentence() {
+        let t = 1_763_000_000_000_000;
+        assert_eq!(headline(Light::Green, &[], UTC), "");
+        assert_eq!(
+            headline(Light::Red, &migration_reasons(t), UTC),
+            "Red: 47 probes lost 02:13:20.315–02:13:20.790, then a late reply of 468 ms: stop-and-copy signature."
+        );
+        let mut flush = migration_reasons(t);
+        flush[1] = Reason::QueueFlush {
+            replies: 37,
+            max_rtt_us: 468_000,
+        };
+        assert_eq!(
+            headline(Light::Yellow, &flush, UTC),
+            "Yellow: 47 probes lost 02:13:20.315–02:13:20.790, then 37 queued replies released at once: a queue released at once, not a migration."
+        );
+        let silence = [Reason::Silence {
+            first_seq: 9,
+            since_us: t,
+            elapsed_us: 80_000,
+        }];
+        assert_eq!(
+            headline(Light::Yellow, &silence, UTC),
+            "Yellow: no reply since 02:13:20.000 (80.0 ms): an outage in progress, maybe a migration."
+        );
+        assert_eq!(
+            headline(Light::Yellow, &[], UTC),
+            "Yellow: a possible migration."
+        );
+    }
+
+    #[test]
+    fn worst_light_and_favicon() {
+        assert_eq!(
+            worst([None, Some(Light::Green), Some(Light::Red)]),
+            Some(Light::Red)
+        );
+        assert_eq!(worst([Some(Light::Yellow), None]), Some(Light::Yellow));
+        assert_eq!(worst([None, None]), None);
+        assert_eq!(worst(Vec::new()), None);
+        assert!(favicon(Some(Light::Red)).contains("%23dc2626"));
+        assert!(favicon(None).starts_with("data:image/svg+xml,"));
     }
 
     #[test]

@@ -1,14 +1,18 @@
-//! The page's state for one target: history, detector and diagnostics, and
-//! the [`Summary`] the view shows. Plain Rust, unit tested natively.
+//! The page's state for one target: history, raw events (for export),
+//! detector and diagnostics, and the [`Summary`] the view shows. Plain
+//! Rust, unit tested natively.
 
 use crate::format::{self, TzOffset};
-use crate::store::{Frame, Store};
-use migwatch_shared::{Detector, Event, Light, Tick, Verdict, WireError};
+use crate::store::{Frame, Store, DEFAULT_CAPACITY};
+use crate::viewport::Viewport;
+use migwatch_shared::trace;
+use migwatch_shared::{Detector, Event, Light, Migration, Tick, Verdict, WireError};
+use std::collections::VecDeque;
 
-/// Length of the chart's window, µs.
-pub const WINDOW_US: i64 = 30_000_000;
+/// The stats line covers this much of the newest data, µs.
+pub const STATS_US: i64 = 30_000_000;
 
-/// Things that went wrong on the stream, shown in a small line.
+/// Things that went wrong on the stream, shown in the diagnostics panel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diag {
     /// Events decoded and used.
@@ -29,11 +33,15 @@ pub struct Diag {
     pub new_runs: u64,
 }
 
-/// History, detector and diagnostics of one target.
-#[derive(Debug, Clone, Default)]
+/// History, raw events, detector and diagnostics of one target.
+#[derive(Debug, Clone)]
 pub struct Model {
-    /// Sample history.
+    /// Sample history, seq-ordered, for the chart.
     pub store: Store,
+    /// The events as received, for export: bounded like the store (plus
+    /// room for the ticks and late replies between samples).
+    events: VecDeque<Event>,
+    events_cap: usize,
     detector: Detector,
     /// Stream diagnostics.
     pub diag: Diag,
@@ -41,7 +49,37 @@ pub struct Model {
     tick: Option<Tick>,
 }
 
+impl Default for Model {
+    fn default() -> Self {
+        Model::new(DEFAULT_CAPACITY)
+    }
+}
+
+fn events_cap(samples: usize) -> usize {
+    samples.saturating_add(samples / 4)
+}
+
 impl Model {
+    /// An empty model keeping `capacity` samples.
+    pub fn new(capacity: usize) -> Self {
+        Model {
+            store: Store::new(capacity),
+            events: VecDeque::new(),
+            events_cap: events_cap(capacity),
+            detector: Detector::default(),
+            diag: Diag::default(),
+            tick: None,
+        }
+    }
+
+    /// Changes the history bound, dropping the oldest data if needed.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.store.set_capacity(capacity);
+        self.events_cap = events_cap(self.store.capacity());
+        let excess = self.events.len().saturating_sub(self.events_cap);
+        self.events.drain(..excess);
+    }
+
     /// Decodes and applies one event named `name`. Never fails: what cannot
     /// be used is counted in [`Diag`].
     pub fn ingest(&mut self, name: &str, data: &str) {
@@ -81,14 +119,34 @@ impl Model {
                     self.tick = Some(*t);
                 }
             }
+            // Confirming signals: kept in the event log and exports; drawn
+            // in a later round.
+            Event::Clock(_) | Event::Announce(_) => {}
         }
+        if self.events.len() >= self.events_cap {
+            self.events.pop_front();
+        }
+        if self.events.capacity() == self.events.len() {
+            // Double up to the bound, never past it.
+            let len = self.events.len();
+            let want = (len * 2).clamp(1024, self.events_cap.max(1)).max(len + 1);
+            self.events.reserve_exact(want - len);
+        }
+        self.events.push_back(*ev);
         self.detector.push(ev);
+    }
+
+    /// Ends the input of a replayed trace: the detector decides the outage
+    /// it is still analysing.
+    pub fn finish(&mut self) {
+        self.detector.finish();
     }
 
     /// Forgets history and detector state: the sidecar started a new run,
     /// whose seq numbers start over. Diagnostics are kept.
     pub fn new_run(&mut self) {
         self.store.clear();
+        self.events = VecDeque::new();
         self.detector = Detector::default();
         self.tick = None;
         self.diag.new_runs += 1;
@@ -99,105 +157,188 @@ impl Model {
         self.detector.verdict()
     }
 
-    /// The chart frame for `columns` pixel columns: the [`WINDOW_US`]
-    /// ending at the sidecar's latest time, the newest sample's send time
-    /// or a later `tick` (the sidecar's clock, so a skewed browser clock
-    /// does not matter). When a tick says probes after the newest sample
-    /// were sent but not reported yet, the frame marks them pending.
-    pub fn frame(&self, columns: u32) -> Frame {
-        let (Some(newest_us), Some(newest_seq)) = (self.store.newest_us(), self.store.newest_seq())
+    /// The detector's light (cheap).
+    pub fn light(&self) -> Light {
+        self.detector.light()
+    }
+
+    /// The migrations detected so far, oldest first.
+    pub fn migrations(&self) -> &[Migration] {
+        self.detector.migrations()
+    }
+
+    /// Raw events held (for export).
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The sidecar's latest time: the newest sample's send time or a later
+    /// `tick`.
+    pub fn newest_us(&self) -> Option<i64> {
+        let newest = self.store.newest_us()?;
+        Some(self.tick.map_or(newest, |t| t.now_us.max(newest)))
+    }
+
+    /// The chart frame of `vp` for `columns` pixel columns. When a tick
+    /// says probes after the newest sample were sent but not reported yet,
+    /// the frame marks them pending.
+    pub fn frame(&self, vp: &Viewport, columns: u32) -> Frame {
+        let (Some(newest_us), Some(newest_seq)) = (self.newest_us(), self.store.newest_seq())
         else {
             return Frame {
-                from_us: -WINDOW_US,
+                from_us: -vp.span_us,
                 ..Frame::default()
             };
         };
-        let tick = self.tick.filter(|t| t.now_us > newest_us);
-        let to = tick.map_or(newest_us, |t| t.now_us);
-        let mut f = self
-            .store
-            .decimate(to.saturating_sub(WINDOW_US), to, columns);
-        if tick.is_some_and(|t| t.next_seq > newest_seq.saturating_add(1)) {
-            f.pending_from_us = Some(newest_us.max(f.from_us));
+        let (from, to) = vp.range(newest_us);
+        let mut f = self.store.decimate(from, to, columns);
+        let sample_newest = self.store.newest_us().unwrap_or(newest_us);
+        let tick = self.tick.filter(|t| t.now_us > sample_newest);
+        if tick.is_some_and(|t| t.next_seq > newest_seq.saturating_add(1)) && sample_newest < to {
+            f.pending_from_us = Some(sample_newest.max(from));
         }
+        f.bands = self
+            .migrations()
+            .iter()
+            .filter(|m| m.end_us >= from && m.start_us <= to)
+            .map(|m| (m.start_us, m.end_us, m.level))
+            .collect();
         f
     }
 
-    /// What the page shows. `live`: the stream is open now; without it, or
-    /// without samples, the light is "no data", never red or yellow.
-    pub fn summary(&self, frame: &Frame, live: bool, tz: TzOffset<'_>) -> Summary {
+    /// The held events as a JSON-lines trace (the detector CLI's format).
+    pub fn export_jsonl(&self) -> String {
+        let mut s = String::with_capacity(self.events.len() * 64);
+        // Writing to a String cannot fail.
+        let _ = trace::write_jsonl(self.events.iter(), &mut s);
+        s
+    }
+
+    /// The held samples and late replies as a CSV trace.
+    pub fn export_csv(&self) -> String {
+        let mut s = String::with_capacity(self.events.len() * 40);
+        let _ = trace::write_csv(self.events.iter(), &mut s);
+        s
+    }
+
+    /// The detected migrations as JSON lines, one per migration, in the
+    /// shape `migwatch-sidecar detect` prints them.
+    pub fn migrations_jsonl(&self) -> String {
+        /// One line of `migwatch-sidecar detect`'s output.
+        #[derive(serde::Serialize)]
+        struct Line {
+            start_s: f64,
+            end_s: f64,
+            downtime_ms: f64,
+            level: &'static str,
+            reasons: Vec<migwatch_shared::Reason>,
+        }
+        let mut s = String::new();
+        for m in self.migrations() {
+            let line = Line {
+                start_s: m.start_us as f64 / 1e6,
+                end_s: m.end_us as f64 / 1e6,
+                downtime_ms: m.downtime_us as f64 / 1000.0,
+                level: m.level.name(),
+                reasons: m.reasons(),
+            };
+            if let Ok(l) = serde_json::to_string(&line) {
+                s.push_str(&l);
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    /// The detected migrations as CSV: one row each, reasons in words.
+    pub fn migrations_csv(&self, tz: TzOffset<'_>) -> String {
+        let mut s = String::from("start_s,end_s,downtime_ms,level,probes,evidence\n");
+        for m in self.migrations() {
+            let words: Vec<String> = m.reasons().iter().map(|r| format::reason(r, tz)).collect();
+            s.push_str(&format!(
+                "{:.6},{:.6},{:.3},{},{},\"{}\"\n",
+                m.start_us as f64 / 1e6,
+                m.end_us as f64 / 1e6,
+                m.downtime_us as f64 / 1000.0,
+                m.level.name(),
+                m.probes,
+                words.join("; ").replace('"', "\"\"")
+            ));
+        }
+        s
+    }
+
+    /// What the page shows. `live`: the stream is open now (or a replay is
+    /// loaded); without it, or without samples, the light is "no data",
+    /// never red or yellow.
+    pub fn summary(&self, live: bool, tz: TzOffset<'_>) -> Summary {
         let t = self.store.totals();
         let v = self.verdict();
         let has_data = !self.store.is_empty();
         let light = (live && has_data).then_some(v.light);
         let mut reasons: Vec<String> = v.reasons.iter().map(|r| format::reason(r, tz)).collect();
+        let mut headline = format::headline(v.light, &v.reasons, tz);
         if light.is_none() {
             if has_data && v.light != Light::Green {
-                reasons.insert(
-                    0,
-                    format!(
-                        "stream down; last light was {}",
-                        format::light_word(Some(v.light))
-                    ),
+                headline = format!(
+                    "Stream down; the last light was {}.",
+                    format::light_word(Some(v.light))
                 );
             } else {
+                headline.clear();
                 reasons.clear();
             }
         }
-        let median = frame
-            .median_rtt_us
-            .map_or_else(|| "–".to_string(), |m| format::duration(u64::from(m)));
+        let (median, lost_recent) = match self.newest_us() {
+            Some(n) => self.store.window_stats(n - STATS_US, n),
+            None => (None, 0),
+        };
+        let median = median.map_or_else(|| "–".to_string(), |m| format::duration(u64::from(m)));
         let stats = format!(
-            "samples {} · lost {} · late {} · median RTT {} (last {} s)",
+            "median RTT {median} · lost {lost_recent} (last {} s) · samples {} · lost {} · late {}",
+            STATS_US / 1_000_000,
             t.samples,
             t.lost,
             t.late,
-            median,
-            WINDOW_US / 1_000_000
         );
         let d = &self.diag;
-        let mut diag = format!(
-            "events {} · unknown {} · malformed {} · gaps {} ({} missing) · overflows {} · restarts {} · held {}/{}",
-            d.events,
-            d.unknown,
-            d.malformed,
-            d.gaps,
-            d.missing,
-            d.overflows,
-            d.new_runs,
-            self.store.len(),
-            self.store.capacity()
-        );
-        if let Some(e) = &d.last_error {
-            diag.push_str(" · last error: ");
-            diag.push_str(e);
-        }
         Summary {
             light,
+            headline,
             reasons,
             stats,
-            diag,
             samples: t.samples,
             lost: t.lost,
             late: t.late,
             unknown: d.unknown,
             malformed: d.malformed,
+            gaps: d.gaps,
+            missing: d.missing,
+            overflows: d.overflows,
+            new_runs: d.new_runs,
+            events: d.events,
+            last_error: d.last_error.clone(),
+            held: self.store.len() as u64,
+            capacity: self.store.capacity() as u64,
+            first_seq: self.store.oldest_seq(),
+            last_seq: self.store.newest_seq(),
+            migrations: self.migrations().len() as u64,
             last_id: None,
         }
     }
 }
 
-/// Everything the status part of the page shows, recomputed once per frame.
+/// Everything the status part of a tile shows, recomputed once per frame.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// The light, `None` for "no data".
     pub light: Option<Light>,
-    /// The evidence in plain words.
+    /// The verdict in one sentence ("" when green or no data).
+    pub headline: String,
+    /// The evidence in plain words, one item per reason.
     pub reasons: Vec<String>,
     /// The stats line.
     pub stats: String,
-    /// The diagnostics line.
-    pub diag: String,
     /// Samples received.
     pub samples: u64,
     /// Lost samples received.
@@ -208,6 +349,28 @@ pub struct Summary {
     pub unknown: u64,
     /// Malformed events.
     pub malformed: u64,
+    /// `gap` events.
+    pub gaps: u64,
+    /// Events missing in gaps.
+    pub missing: u64,
+    /// `overflow` events.
+    pub overflows: u64,
+    /// Sidecar restarts seen.
+    pub new_runs: u64,
+    /// Events used.
+    pub events: u64,
+    /// The last decoding error.
+    pub last_error: Option<String>,
+    /// Samples held in the ring.
+    pub held: u64,
+    /// The ring's bound.
+    pub capacity: u64,
+    /// Oldest seq held.
+    pub first_seq: Option<u64>,
+    /// Newest seq held.
+    pub last_seq: Option<u64>,
+    /// Migrations detected.
+    pub migrations: u64,
     /// The last event id received (set by the caller, who tracks resume).
     pub last_id: Option<u64>,
 }
@@ -216,6 +379,32 @@ impl Summary {
     /// `data-light`: `green`, `yellow`, `red` or `nodata`.
     pub fn light_name(&self) -> &'static str {
         self.light.map_or("nodata", Light::name)
+    }
+
+    /// The diagnostics line.
+    pub fn diag_line(&self) -> String {
+        let mut s = format!(
+            "events {} · unknown {} · malformed {} · gaps {} ({} missing) · overflows {} · restarts {} · held {}/{}",
+            self.events,
+            self.unknown,
+            self.malformed,
+            self.gaps,
+            self.missing,
+            self.overflows,
+            self.new_runs,
+            self.held,
+            self.capacity
+        );
+        if let Some(e) = &self.last_error {
+            s.push_str(" · last error: ");
+            s.push_str(e);
+        }
+        s
+    }
+
+    /// Whether anything went wrong on the stream (the panel opens itself).
+    pub fn has_trouble(&self) -> bool {
+        self.unknown + self.malformed + self.gaps + self.overflows > 0
     }
 }
 
@@ -236,7 +425,23 @@ mod tests {
     }
 
     fn summary(m: &Model, live: bool) -> Summary {
-        m.summary(&m.frame(100), live, UTC)
+        m.summary(live, UTC)
+    }
+
+    /// 20 s of 10 ms probes with a 470 ms stop-and-copy at 10 s: 47 lost,
+    /// the first held and answered late, then a sawtooth.
+    fn migration(m: &mut Model) {
+        for q in 0..2000u64 {
+            let rtt = match q {
+                1000..=1046 => None,
+                1047..=1051 => Some(30_000 - (q - 1047) as u32 * 5_000),
+                _ => Some(250 + (q % 7) as u32 * 10),
+            };
+            sample(m, q, rtt);
+            if q == 1047 {
+                m.ingest("late", r#"{"seq":1000,"rtt_us":468000}"#);
+            }
+        }
     }
 
     #[test]
@@ -245,6 +450,7 @@ mod tests {
         let s = summary(&m, true);
         assert_eq!(s.light_name(), "nodata");
         assert!(s.reasons.is_empty());
+        assert!(s.headline.is_empty());
         assert!(s.stats.contains("median RTT –"));
     }
 
@@ -257,45 +463,49 @@ mod tests {
         let s = summary(&m, true);
         assert_eq!(s.light_name(), "green");
         assert_eq!((s.samples, s.lost, s.late), (100, 0, 0));
-        assert!(s.stats.contains("median RTT 0.25 ms"), "{}", s.stats);
+        assert!(s.stats.starts_with("median RTT 0.25 ms"), "{}", s.stats);
+        assert_eq!((s.first_seq, s.last_seq, s.held), (Some(0), Some(99), 100));
     }
 
     #[test]
-    fn burst_and_late_reply_is_red_with_words() {
+    fn a_migration_is_red_with_words_and_logged() {
         let mut m = Model::default();
-        for q in 0..200 {
-            sample(&mut m, q, (!(100..147).contains(&q)).then_some(250));
-        }
-        m.ingest("late", r#"{"seq":100,"rtt_us":468000}"#);
+        migration(&mut m);
         let s = summary(&m, true);
-        assert_eq!(s.light_name(), "red");
+        assert_eq!(s.light_name(), "red", "{s:?}");
         assert_eq!(s.lost, 47);
         assert_eq!(s.late, 1);
-        assert_eq!(
-            s.reasons,
-            vec![
-                "47 probes lost 02:13:21.000–02:13:21.470".to_string(),
-                "late reply 468 ms (probe #100)".to_string()
-            ]
+        assert!(
+            s.headline
+                .starts_with("Red: 47 probes lost 02:13:30.000–02:13:30.470"),
+            "{}",
+            s.headline
         );
+        assert!(
+            s.headline.ends_with("stop-and-copy signature."),
+            "{}",
+            s.headline
+        );
+        assert_eq!(m.migrations().len(), 1);
+        assert_eq!(s.migrations, 1);
+        let f = m.frame(&Viewport::default(), 100);
+        assert_eq!(f.bands.len(), 1);
+        assert_eq!(f.bands[0].2, Light::Red);
     }
 
     #[test]
     fn a_dropped_stream_is_no_data_but_says_what_it_saw() {
         let mut m = Model::default();
-        for q in 0..200 {
-            sample(&mut m, q, (!(100..147).contains(&q)).then_some(250));
-        }
-        m.ingest("late", r#"{"seq":100,"rtt_us":468000}"#);
-        assert_eq!(summary(&m, true).light_name(), "red");
+        migration(&mut m);
         let s = summary(&m, false);
         assert_eq!(s.light_name(), "nodata");
-        assert_eq!(s.reasons[0], "stream down; last light was RED");
-        assert!(s.reasons.len() > 1);
+        assert_eq!(s.headline, "Stream down; the last light was RED.");
+        assert!(!s.reasons.is_empty());
         // A green run that drops says nothing.
         let mut g = Model::default();
         sample(&mut g, 0, Some(1));
-        assert!(summary(&g, false).reasons.is_empty());
+        let s = summary(&g, false);
+        assert!(s.reasons.is_empty() && s.headline.is_empty());
     }
 
     #[test]
@@ -308,7 +518,8 @@ mod tests {
         let s = summary(&m, true);
         assert_eq!((s.unknown, s.malformed), (2, 2));
         assert_eq!(m.diag.events, 0);
-        assert!(s.diag.contains("last error: event without a name"));
+        assert!(s.has_trouble());
+        assert!(s.diag_line().contains("last error: event without a name"));
     }
 
     #[test]
@@ -318,8 +529,10 @@ mod tests {
         m.ingest("gap", r#"{"from_id":5,"to_id":14,"missing":10}"#);
         m.ingest("overflow", r#"{"last_id":20}"#);
         assert_eq!((m.diag.gaps, m.diag.missing, m.diag.overflows), (1, 10, 1));
+        assert_eq!(m.event_count(), 3);
         m.new_run();
         assert!(m.store.is_empty());
+        assert_eq!(m.event_count(), 0);
         assert_eq!(m.diag.new_runs, 1);
         assert_eq!(summary(&m, true).light_name(), "nodata");
     }
@@ -327,40 +540,87 @@ mod tests {
     #[test]
     fn ticks_move_the_window_on_and_mark_pending_probes() {
         let mut m = Model::default();
+        let vp = Viewport::default();
         for q in 0..100 {
             sample(&mut m, q, Some(100));
         }
         let newest = T0 + 99 * 10_000;
-        assert_eq!(m.frame(10).to_us, newest);
-        assert_eq!(m.frame(10).pending_from_us, None);
+        assert_eq!(m.frame(&vp, 10).to_us, newest);
+        assert_eq!(m.frame(&vp, 10).pending_from_us, None);
         // Quiet stream: probes 100..149 sent, none reported yet.
         let tick = format!(r#"{{"now_us":{},"next_seq":150}}"#, newest + 500_000);
         m.ingest("tick", &tick);
-        let f = m.frame(10);
+        let f = m.frame(&vp, 10);
         assert_eq!(f.to_us, newest + 500_000);
         assert_eq!(f.pending_from_us, Some(newest));
         // An older tick does not move time back.
         m.ingest("tick", &format!(r#"{{"now_us":{newest},"next_seq":100}}"#));
-        assert_eq!(m.frame(10).to_us, newest + 500_000);
+        assert_eq!(m.frame(&vp, 10).to_us, newest + 500_000);
         // Once later samples arrive the tick is behind them: nothing pending.
         for q in 100..200 {
             sample(&mut m, q, Some(100));
         }
-        let f = m.frame(10);
+        let f = m.frame(&vp, 10);
         assert_eq!(f.to_us, T0 + 199 * 10_000);
         assert_eq!(f.pending_from_us, None);
         assert_eq!(m.diag.events, 202);
     }
 
     #[test]
-    fn frame_is_the_last_30_seconds() {
+    fn frame_follows_the_viewport() {
         let mut m = Model::default();
         // 40 s of samples at 10 ms.
         for q in 0..4000 {
             sample(&mut m, q, Some(100));
         }
-        let f = m.frame(500);
+        let mut vp = Viewport::default();
+        let f = m.frame(&vp, 500);
         assert_eq!(f.points, 3001);
-        assert_eq!(f.to_us - f.from_us, WINDOW_US);
+        assert_eq!(f.to_us - f.from_us, 30_000_000);
+        vp.pause(T0 + 10_000_000);
+        let f = m.frame(&vp, 500);
+        assert_eq!(f.points, 1001);
+    }
+
+    #[test]
+    fn exports_replay_to_the_same_migrations() {
+        let mut m = Model::default();
+        migration(&mut m);
+        m.ingest(
+            "tick",
+            &format!(r#"{{"now_us":{},"next_seq":2000}}"#, T0 + 20_000_000),
+        );
+        for (text, n) in [(m.export_jsonl(), 2002), (m.export_csv(), 2001)] {
+            let evs = trace::read(&text).expect("own export reads back");
+            assert_eq!(evs.len(), n);
+            let mut back = Model::default();
+            for ev in &evs {
+                back.apply(ev);
+            }
+            back.finish();
+            assert_eq!(back.migrations().len(), 1);
+            assert_eq!(back.migrations()[0].level, Light::Red);
+            assert_eq!(back.migrations()[0].start_us, m.migrations()[0].start_us);
+        }
+        let lines = m.migrations_jsonl();
+        let v: serde_json::Value = serde_json::from_str(lines.trim()).expect("json");
+        assert_eq!(v["level"], "red");
+        assert_eq!(v["reasons"][0]["kind"], "loss_burst");
+        let csv = m.migrations_csv(UTC);
+        assert!(csv.starts_with("start_s,end_s,downtime_ms,level,probes,evidence\n"));
+        assert!(csv.contains(",red,47,\"47 probes lost"), "{csv}");
+    }
+
+    #[test]
+    fn raw_events_are_bounded_with_the_store() {
+        let mut m = Model::new(1000);
+        for q in 0..5000 {
+            sample(&mut m, q, Some(100));
+        }
+        assert_eq!(m.store.len(), 1000);
+        assert_eq!(m.event_count(), 1250);
+        m.set_capacity(100);
+        assert_eq!(m.event_count(), 125);
+        assert!(m.events.capacity() < 2000);
     }
 }

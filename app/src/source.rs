@@ -12,9 +12,10 @@ use wasm_bindgen::JsCast;
 use web_sys::{EventSource, MessageEvent};
 
 /// The state of the link to the sidecar, shown apart from the light.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Conn {
     /// First attempt, nothing received yet.
+    #[default]
     Connecting,
     /// The event stream is open.
     Live,
@@ -28,6 +29,11 @@ pub enum Conn {
         /// Milliseconds until the next attempt.
         retry_ms: Option<u32>,
     },
+    /// Not a sidecar: an imported trace being replayed.
+    Replay {
+        /// Percent of the trace replayed.
+        percent: u8,
+    },
 }
 
 impl Conn {
@@ -39,7 +45,14 @@ impl Conn {
             Conn::Live => "live",
             Conn::Reconnecting => "reconnecting",
             Conn::Failed { .. } => "failed",
+            Conn::Replay { .. } => "replay",
         }
+    }
+
+    /// Whether the data is current: a live stream, or a loaded replay.
+    /// Anything else shows as "no data", never as a light.
+    pub fn has_data(&self) -> bool {
+        matches!(self, Conn::Live | Conn::Replay { .. })
     }
 
     /// The words shown in the header.
@@ -50,6 +63,8 @@ impl Conn {
                 retry_ms: Some(ms),
             } => format!("failed: {reason} (retrying in {})", seconds(*ms)),
             Conn::Failed { reason, .. } => format!("failed: {reason}"),
+            Conn::Replay { percent: 100.. } => "replayed from a file".into(),
+            Conn::Replay { percent } => format!("replaying from a file: {percent} %"),
             other => other.name().into(),
         }
     }
@@ -60,34 +75,6 @@ fn seconds(ms: u32) -> String {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", f64::from(ms) / 1000.0)
-    }
-}
-
-/// The sidecar's base URL (no trailing slash) from the page's first `?s=`
-/// value, or the page's own origin when there is none.
-pub fn sidecar_base(s_param: Option<&str>, origin: &str) -> Result<String, String> {
-    let raw = s_param.map(str::trim).filter(|s| !s.is_empty());
-    let url = raw.unwrap_or(origin);
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(match raw {
-            Some(v) => format!("?s={v} is not an http(s) URL"),
-            None => format!("page origin {origin:?} is not http(s); add ?s=http://host:port"),
-        });
-    }
-    Ok(url.trim_end_matches('/').to_string())
-}
-
-/// `GET {base}/info`.
-pub fn info_url(base: &str) -> String {
-    format!("{base}/info")
-}
-
-/// `GET {base}/events`, resuming after `since` when given.
-pub fn events_url(base: &str, since: Option<u64>) -> String {
-    match since {
-        Some(id) => format!("{base}/events?since={id}"),
-        None => format!("{base}/events"),
     }
 }
 
@@ -105,7 +92,7 @@ impl Backoff {
     pub const MAX_MS: u32 = 10_000;
 
     /// The delay to wait now; the one after it is twice as long.
-    pub fn next(&mut self) -> u32 {
+    pub fn next_delay(&mut self) -> u32 {
         let d = self.next_ms;
         self.next_ms = (d.saturating_mul(2)).min(Self::MAX_MS);
         d
@@ -289,18 +276,24 @@ impl Drop for Stream {
     }
 }
 
-/// `GET {base}/info`, decoded.
-pub async fn fetch_info(base: &str) -> Result<Info, String> {
+/// `GET` a sidecar's `/info` (`url` from [`crate::urlstate::SidecarRef::info_url`]), decoded.
+pub async fn fetch_info(url: &str) -> Result<Info, String> {
     use wasm_bindgen_futures::JsFuture;
     let window = web_sys::window().ok_or("no window")?;
     let init = web_sys::RequestInit::new();
     init.set_cache(web_sys::RequestCache::NoStore);
-    let resp = JsFuture::from(window.fetch_with_str_and_init(&info_url(base), &init))
+    let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
         .map_err(|_| "network error".to_string())?;
     let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
     if !resp.ok() {
-        return Err(format!("/info answered HTTP {}", resp.status()));
+        return Err(match resp.status() {
+            401 => {
+                "/info answered HTTP 401: wrong or missing token (add ?token=… to the sidecar URL)"
+                    .to_string()
+            }
+            n => format!("/info answered HTTP {n}"),
+        });
     }
     let text = JsFuture::from(resp.text().map_err(js_err)?)
         .await
@@ -324,44 +317,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_comes_from_s_or_the_origin() {
-        assert_eq!(
-            sidecar_base(Some("http://10.0.0.5:8080/"), "http://127.0.0.1:1"),
-            Ok("http://10.0.0.5:8080".into())
-        );
-        assert_eq!(
-            sidecar_base(None, "http://127.0.0.1:7000"),
-            Ok("http://127.0.0.1:7000".into())
-        );
-        assert_eq!(
-            sidecar_base(Some("  "), "https://h"),
-            Ok("https://h".into())
-        );
-        assert!(sidecar_base(Some("ftp://x"), "http://h").is_err());
-        assert!(sidecar_base(Some("javascript:alert(1)"), "http://h").is_err());
-        assert!(sidecar_base(None, "null").is_err());
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(info_url("http://h:1"), "http://h:1/info");
-        assert_eq!(events_url("http://h:1", None), "http://h:1/events");
-        assert_eq!(
-            events_url("http://h:1", Some(42)),
-            "http://h:1/events?since=42"
-        );
-    }
-
-    #[test]
     fn backoff_doubles_to_ten_seconds_and_resets() {
         let mut b = Backoff::default();
-        let got: Vec<u32> = (0..8).map(|_| b.next()).collect();
+        let got: Vec<u32> = (0..8).map(|_| b.next_delay()).collect();
         assert_eq!(
             got,
             vec![500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
         );
         b.reset();
-        assert_eq!(b.next(), 500);
+        assert_eq!(b.next_delay(), 500);
     }
 
     #[test]
@@ -419,5 +383,13 @@ mod tests {
             retry_ms: Some(4000),
         };
         assert_eq!(f.text(), "failed: x (retrying in 4 s)");
+        assert!(!f.has_data());
+        assert!(Conn::Live.has_data());
+        assert!(!Conn::Reconnecting.has_data());
+        assert_eq!(
+            Conn::Replay { percent: 40 }.text(),
+            "replaying from a file: 40 %"
+        );
+        assert_eq!(Conn::Replay { percent: 100 }.text(), "replayed from a file");
     }
 }

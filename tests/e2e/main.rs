@@ -4,6 +4,11 @@
 //! They need root (namespaces, raw sockets). Run them with `scripts/test.sh`,
 //! which installs and builds what they need first.
 
+mod app_bench;
+mod app_common;
+mod app_multi;
+mod app_replay;
+mod app_resume;
 mod icmp;
 mod page;
 mod stream;

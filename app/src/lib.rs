@@ -1,0 +1,33 @@
+//! migwatch's page: follows several sidecars' event streams (or replays
+//! trace files), runs the migration detector on each and shows a traffic
+//! light per target, an overall light, live RTT charts and an event log.
+//!
+//! Plain-Rust logic, unit tested natively: `store` (sample ring,
+//! decimation), `model` (store + raw events + detector → summary, export),
+//! `format` (plain words), `urlstate` (URL and saved state), `viewport`
+//! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
+//! `source` (reconnect policy). Browser glue: `source`'s `Stream`, `chart`
+//! (plotters), `view` (components), `live` (wiring, once per animation
+//! frame), `bench` (measurement hooks).
+
+pub mod bench;
+pub mod chart;
+pub mod format;
+pub mod live;
+pub mod model;
+pub mod replay;
+pub mod source;
+pub mod store;
+pub mod urlstate;
+pub mod view;
+pub mod viewport;
+
+use leptos::prelude::*;
+
+/// Mounts the page and starts following the sidecars in its URL.
+pub fn run() {
+    console_error_panic_hook::set_once();
+    let ui = view::Ui::default();
+    leptos::mount::mount_to_body(move || view! { <view::Page ui=ui /> });
+    live::start(ui);
+}

@@ -1,0 +1,67 @@
+//! Page performance in real Chromium: chart frame time with an hour at
+//! 100 Hz (360 k points) in the 1 h window, the detector's throughput in
+//! wasm, and the page weight. Figures go to `tests/out/page-bench.json`
+//! (recorded in docs/BENCHMARKS.md, "Page" and "Detector in wasm").
+
+use crate::app_common::{dist, tile};
+use crate::require_root;
+use migwatch_tests::browser::Browser;
+use migwatch_tests::sidecar::Sidecar;
+use migwatch_tests::{out_dir, wait_for};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Gzip size (-9) of a file, through the system's gzip.
+fn gzip_size(path: &std::path::Path) -> anyhow::Result<u64> {
+    let out = std::process::Command::new("gzip")
+        .args(["-9c"])
+        .arg(path)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "gzip failed on {}", path.display());
+    Ok(out.stdout.len() as u64)
+}
+
+#[test]
+fn page_bench_chart_frame_time_detector_throughput_and_weight() -> anyhow::Result<()> {
+    require_root!();
+    let dist = dist();
+    let mut weight = 0;
+    for e in std::fs::read_dir(&dist)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "wasm" || x == "js") {
+            weight += gzip_size(&p)?;
+        }
+    }
+    let sc = Sidecar::start("127.0.0.1", &["--interval", "10ms", "--web-root", &dist])?;
+    let b = Browser::start(1280, 800, false)?;
+    b.goto(&format!("{}/", sc.base))?;
+    wait_for(
+        "the page",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || tile(&b, &sc.base),
+    )?;
+    let run = |js: &str| -> anyhow::Result<Value> {
+        let s = b.eval(js)?;
+        Ok(serde_json::from_str(s.as_str().unwrap_or("{}"))?)
+    };
+    // Warm up, then measure.
+    run("return migwatchBench.chart(360000, 3)")?;
+    let chart = run("return migwatchBench.chart(360000, 60)")?;
+    run("return migwatchBench.detector(200000)")?;
+    let det = run("return migwatchBench.detector(3000000)")?;
+    let report = json!({ "page_gzip_bytes": weight, "chart": chart, "detector": det });
+    std::fs::write(
+        out_dir().join("page-bench.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    assert_eq!(chart["held"], 360_000, "{chart}");
+    let mean = chart["frame_ms"]["mean"].as_f64().unwrap_or(f64::MAX);
+    // Generous bound so a loaded CI machine does not fail it; the goal
+    // (8 ms) is checked by reading the recorded figures.
+    assert!(mean < 50.0, "chart frame {mean} ms");
+    assert!(det["samples_per_s"].as_f64().unwrap_or(0.0) > 1e5, "{det}");
+    assert!(weight < 400 * 1024, "page weight {weight} B");
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Helpers for the page tests: reading tiles and the detail view through
+//! their `data-*` attributes, and feeding a file to the import input.
+
+use migwatch_tests::browser::Browser;
+use migwatch_tests::repo_root;
+use serde_json::Value;
+
+/// What a tile says, from its `data-*` attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileState {
+    /// `green`, `yellow`, `red` or `nodata`.
+    pub light: String,
+    /// `connecting`, `live`, `reconnecting`, `failed` or `replay`.
+    pub conn: String,
+    /// Samples received.
+    pub samples: u64,
+    /// Samples held in the ring.
+    pub held: u64,
+    /// Oldest and newest seq held.
+    pub first_seq: Option<u64>,
+    /// Newest seq held.
+    pub last_seq: Option<u64>,
+    /// Migrations detected.
+    pub migrations: u64,
+}
+
+impl TileState {
+    /// Every seq between the oldest and newest held is there.
+    pub fn no_holes(&self) -> bool {
+        match (self.first_seq, self.last_seq) {
+            (Some(a), Some(b)) => b - a + 1 == self.held,
+            _ => self.held == 0,
+        }
+    }
+}
+
+const READ_TILES: &str = "
+    return Array.from(document.querySelectorAll('#tiles .tile')).map(t => [
+        t.dataset.source || '', t.dataset.light || '', t.dataset.conn || '',
+        Number(t.dataset.samples || 0), Number(t.dataset.held || 0),
+        t.dataset.firstSeq || '', t.dataset.lastSeq || '', Number(t.dataset.migrations || 0)]);
+";
+
+fn num(v: &Value) -> Option<u64> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+/// Every tile as `(source, state)`, in page order.
+pub fn tiles(b: &Browser) -> Vec<(String, TileState)> {
+    let Ok(Value::Array(rows)) = b.eval(READ_TILES) else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|r| {
+            Some((
+                r.get(0)?.as_str()?.to_string(),
+                TileState {
+                    light: r.get(1)?.as_str()?.to_string(),
+                    conn: r.get(2)?.as_str()?.to_string(),
+                    samples: r.get(3)?.as_u64()?,
+                    held: r.get(4)?.as_u64()?,
+                    first_seq: num(r.get(5)?),
+                    last_seq: num(r.get(6)?),
+                    migrations: r.get(7)?.as_u64()?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The tile whose source (sidecar base URL or `file: NAME`) is `source`.
+pub fn tile(b: &Browser, source: &str) -> Option<TileState> {
+    tiles(b).into_iter().find(|(s, _)| s == source).map(|t| t.1)
+}
+
+/// The overall light.
+pub fn overall(b: &Browser) -> Option<String> {
+    b.eval("const o = document.getElementById('overall'); return o ? o.dataset.light : null;")
+        .ok()?
+        .as_str()
+        .map(String::from)
+}
+
+/// Puts `text` into the import input as a file named `name`, as the file
+/// picker would (the page reads it through the same `change` handler).
+pub fn import(b: &Browser, name: &str, text: &str) -> anyhow::Result<()> {
+    let script = format!(
+        "const input = document.getElementById('import');
+         if (!input) return false;
+         const dt = new DataTransfer();
+         dt.items.add(new File([{}], {}));
+         input.files = dt.files;
+         input.dispatchEvent(new Event('change', {{bubbles: true}}));
+         return true;",
+        serde_json::to_string(text)?,
+        serde_json::to_string(name)?
+    );
+    anyhow::ensure!(b.eval(&script)?.as_bool() == Some(true), "no #import input");
+    Ok(())
+}
+
+/// The notice line: `(kind, text)`.
+pub fn notice(b: &Browser) -> Option<(String, String)> {
+    let v = b
+        .eval(
+            "const n = document.getElementById('notice');
+             if (!n || n.hidden) return null;
+             return [n.dataset.kind || '', n.textContent];",
+        )
+        .ok()?;
+    Some((v.get(0)?.as_str()?.into(), v.get(1)?.as_str()?.into()))
+}
+
+/// `dist/` must be built.
+pub fn dist() -> String {
+    let dist = repo_root().join("dist");
+    assert!(
+        dist.join("index.html").is_file(),
+        "dist/ is not built: run `trunk build --release` (scripts/test.sh does)"
+    );
+    dist.display().to_string()
+}
+
+/// A free loopback port (for a sidecar that must come back on it).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
