@@ -116,7 +116,7 @@ pub struct Args {
 
     /// Chunks (of up to 10 ms of events each) queued per client before a
     /// client that stopped reading is cut off with `event: overflow`.
-    #[arg(long, value_name = "N", default_value = "128", value_parser = clap::value_parser!(u32).range(4..=100_000))]
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(4..=100_000))]
     pub client_queue: u32,
 }
 

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use migwatch_shared::wire::{Event, Gap, Overflow};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -33,6 +33,9 @@ pub struct HubConfig {
     pub capacity: usize,
     /// Chunks queued per client before it is cut off.
     pub client_queue: usize,
+    /// Bytes queued per client before it is cut off: a stalled client
+    /// costs at most this much (plus the kernel's fixed send buffer).
+    pub client_queue_bytes: usize,
     /// Most events in one chunk.
     pub max_batch: usize,
     /// Shortest time between two chunks to one client.
@@ -50,7 +53,8 @@ impl HubConfig {
         let per_10_min = 600_000_000 / interval.as_micros().max(1);
         HubConfig {
             capacity: per_10_min.clamp(1000, 10_000_000) as usize,
-            client_queue: 128,
+            client_queue: 1024,
+            client_queue_bytes: 256 * 1024,
             max_batch: 4096,
             batch_window: Duration::from_millis(10),
             keep_alive: Duration::from_secs(15),
@@ -147,6 +151,9 @@ impl Hub {
         metrics: Arc<Metrics>,
     ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
         let (tx, rx) = mpsc::channel::<Bytes>(self.cfg.client_queue);
+        // Bytes handed to the channel and not yet taken by the connection.
+        let queued = Arc::new(AtomicUsize::new(0));
+        let queued_rx = queued.clone();
         let hub = self.clone();
         let mut latest = self.latest.subscribe();
         let mut cursor = match start {
@@ -161,6 +168,7 @@ impl Hub {
         tokio::spawn(async move {
             let _gauge = ClientGauge(metrics.clone());
             let retry = format!("retry: {}\n\n", cfg.retry.as_millis());
+            queued.fetch_add(retry.len(), Ordering::Relaxed);
             if tx.try_send(Bytes::from(retry)).is_err() {
                 return;
             }
@@ -183,13 +191,18 @@ impl Hub {
                         break;
                     }
                     // Keep one slot free for the overflow notice.
-                    if tx.capacity() <= 1 {
+                    let backlog = queued.load(Ordering::Relaxed).saturating_add(text.len());
+                    if tx.capacity() <= 1 || backlog > cfg.client_queue_bytes {
                         let mut bye = String::new();
                         Event::Overflow(Overflow { last_id: cursor }).write_sse(cursor, &mut bye);
+                        queued.fetch_add(bye.len(), Ordering::Relaxed);
                         let _ = tx.try_send(Bytes::from(bye));
                         metrics.overflows.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
+                    // Counted before sending: the connection may take the
+                    // chunk (and subtract it) before try_send returns.
+                    queued.fetch_add(text.len(), Ordering::Relaxed);
                     if tx.try_send(Bytes::from(std::mem::take(&mut text))).is_err() {
                         return; // the client went away
                     }
@@ -200,16 +213,9 @@ impl Hub {
                         break;
                     }
                 }
-                // Coalesce: wait a batch window, longer while the client's
-                // queue is filling up, then for news.
-                let backlog = cfg.client_queue - tx.capacity();
-                let pause = if backlog * 2 > cfg.client_queue {
-                    cfg.batch_window * 20
-                } else {
-                    cfg.batch_window
-                };
+                // Coalesce: wait a batch window, then for news.
                 tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
+                    _ = tokio::time::sleep(cfg.batch_window) => {}
                     _ = shutdown.changed() => return,
                     _ = tx.closed() => return,
                 }
@@ -221,17 +227,23 @@ impl Hub {
                     _ = shutdown.changed() => return,
                     _ = tx.closed() => return,
                     _ = tokio::time::sleep(cfg.keep_alive) => {
-                        if tx.try_send(Bytes::from_static(b": keep-alive\n\n")).is_err() {
+                        const PING: &[u8] = b": keep-alive\n\n";
+                        queued.fetch_add(PING.len(), Ordering::Relaxed);
+                        if tx.try_send(Bytes::from_static(PING)).is_err() {
                             return;
                         }
                     }
                 }
             }
         });
-        futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) },
-        )
+        futures_util::stream::unfold(rx, move |mut rx| {
+            let queued = queued_rx.clone();
+            async move {
+                let b = rx.recv().await?;
+                queued.fetch_sub(b.len(), Ordering::Relaxed);
+                Some((Ok(b), rx))
+            }
+        })
     }
 }
 
@@ -262,6 +274,7 @@ mod tests {
         HubConfig {
             capacity,
             client_queue: 4,
+            client_queue_bytes: 1 << 20,
             max_batch: 1000,
             batch_window: Duration::from_millis(1),
             keep_alive: Duration::from_secs(60),
@@ -338,6 +351,26 @@ mod tests {
         assert_eq!(m.overflows.load(Ordering::Relaxed), 1);
         assert_eq!(m.clients.load(Ordering::Relaxed), 0);
         assert!(text.contains("event: overflow"));
+    }
+
+    #[tokio::test]
+    async fn a_client_is_cut_off_by_bytes_queued_not_only_chunks() {
+        let hub = Hub::new(HubConfig {
+            client_queue: 10_000,
+            client_queue_bytes: 4_000,
+            ..cfg(100_000)
+        });
+        let (_stop_tx, stop) = watch::channel(false);
+        let m = Arc::new(Metrics::default());
+        let mut s = Box::pin(hub.subscribe(Start::Live, stop, m.clone()));
+        // ~70 bytes an event: 4 000 bytes hold about 57 events.
+        for q in 0..200 {
+            hub.push(ev(q));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let text = read_until(&mut s, |t| t.contains("event: overflow")).await;
+        assert!(text.len() < 4_000 + 200, "queued {} bytes", text.len());
+        assert_eq!(m.overflows.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
