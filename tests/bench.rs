@@ -1448,7 +1448,7 @@ fn fan_window(sc: &Sidecar, window: Duration) -> Result<FanWindow> {
 fn bench_fanout(ns: &TargetNs, r: &mut Report) -> Result<()> {
     const WINDOW: Duration = Duration::from_secs(5);
     r.line(format!(
-        "### Fan-out (one sidecar at 1 kHz, default `--client-queue 128`; {} s windows)\n",
+        "### Fan-out (one sidecar at 1 kHz, per-client queue capped at 128 KiB; {} s windows)\n",
         WINDOW.as_secs()
     ));
     let sc = Sidecar::start(&ns.target.to_string(), &["--interval", "1ms"])?;

@@ -54,7 +54,7 @@ impl HubConfig {
         HubConfig {
             capacity: per_10_min.clamp(1000, 10_000_000) as usize,
             client_queue: 1024,
-            client_queue_bytes: 256 * 1024,
+            client_queue_bytes: 128 * 1024,
             max_batch: 4096,
             batch_window: Duration::from_millis(10),
             keep_alive: Duration::from_secs(15),
