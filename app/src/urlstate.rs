@@ -366,8 +366,8 @@ mod tests {
     #[test]
     fn sidecar_urls_parse_with_and_without_scheme_and_token() {
         assert_eq!(
-            SidecarRef::parse("http://10.0.0.5:8080/"),
-            Ok(r("http://10.0.0.5:8080", None))
+            SidecarRef::parse("http://192.0.2.5:8080/"),
+            Ok(r("http://192.0.2.5:8080", None))
         );
         assert_eq!(
             SidecarRef::parse(" 127.0.0.1:9000 "),
