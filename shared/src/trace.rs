@@ -86,7 +86,8 @@ fn err(line: usize, msg: impl Into<String>) -> TraceError {
     }
 }
 
-/// The flattened JSON-lines form: the event's fields plus `"type"`.
+/// The flattened JSON-lines form: the event's fields plus `"type"`. Only a
+/// fast path: a kind missing here still parses, through the slow path.
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum Flat {
@@ -152,15 +153,7 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
         return Ok(None); // a newer event kind: skip it
     };
     let bad = |e: serde_json::Error| err(line_no, format!("malformed {kind} event: {e}"));
-    Ok(Some(match k {
-        EventKind::Sample => Event::Sample(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Late => Event::Late(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Gap => Event::Gap(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Overflow => Event::Overflow(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Tick => Event::Tick(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Clock => Event::Clock(serde_json::from_value(data).map_err(bad)?),
-        EventKind::Announce => Event::Announce(serde_json::from_value(data).map_err(bad)?),
-    }))
+    Event::from_value(k, data).map(Some).map_err(bad)
 }
 
 /// One event as a JSON line (without the newline).

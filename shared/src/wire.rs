@@ -273,14 +273,30 @@ impl Event {
             kind: k.name(),
             source,
         };
+        let mut de = serde_json::Deserializer::from_str(data);
+        let ev = Event::decode(k, &mut de).map_err(bad)?;
+        // Like serde_json::from_str: nothing but white space may follow.
+        de.end().map_err(bad)?;
+        Ok(ev)
+    }
+
+    /// Decodes an already-parsed JSON payload of an event of kind `k` (the
+    /// trace reader's envelope and flattened forms).
+    pub fn from_value(k: EventKind, data: serde_json::Value) -> Result<Event, serde_json::Error> {
+        Event::decode(k, data)
+    }
+
+    /// The one place that maps a kind to its payload type: `parse` and
+    /// `from_value` both go through it, so a new kind is added here only.
+    fn decode<'de, D: serde::Deserializer<'de>>(k: EventKind, d: D) -> Result<Event, D::Error> {
         Ok(match k {
-            EventKind::Sample => Event::Sample(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Late => Event::Late(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Gap => Event::Gap(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Overflow => Event::Overflow(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Tick => Event::Tick(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Clock => Event::Clock(serde_json::from_str(data).map_err(bad)?),
-            EventKind::Announce => Event::Announce(serde_json::from_str(data).map_err(bad)?),
+            EventKind::Sample => Event::Sample(Sample::deserialize(d)?),
+            EventKind::Late => Event::Late(Late::deserialize(d)?),
+            EventKind::Gap => Event::Gap(Gap::deserialize(d)?),
+            EventKind::Overflow => Event::Overflow(Overflow::deserialize(d)?),
+            EventKind::Tick => Event::Tick(Tick::deserialize(d)?),
+            EventKind::Clock => Event::Clock(Clock::deserialize(d)?),
+            EventKind::Announce => Event::Announce(Announce::deserialize(d)?),
         })
     }
 
