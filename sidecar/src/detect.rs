@@ -342,7 +342,8 @@ mod tests {
         d
     }
 
-    fn migration() -> synth::SynthTrace {
+    /// A 20 s trace with one 334 ms stop-and-copy and a held reply.
+    fn migration_spec() -> TraceSpec {
         let mut spec = TraceSpec::new(
             "m",
             11,
@@ -354,7 +355,11 @@ mod tests {
             },
         );
         spec.duration_s = 20.0;
-        synth::generate(&spec)
+        spec
+    }
+
+    fn migration() -> synth::SynthTrace {
+        synth::generate(&migration_spec())
     }
 
     fn run(text: &str, format: Option<Format>) -> Result<(DetectSummary, Vec<serde_json::Value>)> {
@@ -413,18 +418,7 @@ mod tests {
         let mut spec = TraceSpec::new("b", 5, 10_000, Scenario::LinkOutage);
         spec.duration_s = 20.0;
         write_synth(&dir, &spec, Format::Csv).unwrap();
-        let mut m = TraceSpec::new(
-            "m",
-            11,
-            10_000,
-            Scenario::Migration {
-                downtime_ms: 334.0,
-                held: true,
-                loaded: false,
-            },
-        );
-        m.duration_s = 20.0;
-        write_synth(&dir, &m, Format::Jsonl).unwrap();
+        write_synth(&dir, &migration_spec(), Format::Jsonl).unwrap();
         let s = eval_dir(&dir, DetectorConfig::default()).unwrap();
         assert_eq!(s.traces.len(), 2);
         let mig = &s.traces.iter().find(|x| x.name == "m").unwrap().migrations[0];
