@@ -76,8 +76,10 @@ pub struct Clock {
     pub sent_us: i64,
     /// Its round-trip time in µs. Only replies within the timeout count.
     pub rtt_us: u32,
-    /// The target clock minus ours, in µs (millisecond resolution, as the
-    /// protocol carries milliseconds since midnight UTC).
+    /// The target clock minus ours, in µs. The protocol carries whole
+    /// milliseconds since midnight UTC, so one reading is good to about
+    /// ±0.5 ms; the sidecar dithers its send phase so that readings average
+    /// to better.
     pub offset_us: i64,
 }
 

@@ -79,30 +79,51 @@ pub fn parse_reply(packet: &[u8], target: Ipv4Addr, ident: u16) -> Option<Reply>
     })
 }
 
-/// `a - b` for times of day, folded into (−12 h, +12 h] so that a pair on
-/// either side of midnight still differs by a little.
-pub fn day_diff(a: i64, b: i64) -> i64 {
-    let d = (a - b).rem_euclid(DAY_MS);
-    if d > DAY_MS / 2 {
-        d - DAY_MS
+/// Microseconds in a day.
+const DAY_US: i64 = DAY_MS * 1000;
+
+/// `a - b` for times of day in µs, folded into (−12 h, +12 h] so that a
+/// pair on either side of midnight still differs by a little.
+pub fn day_diff_us(a: i64, b: i64) -> i64 {
+    let d = (a - b).rem_euclid(DAY_US);
+    if d > DAY_US / 2 {
+        d - DAY_US
     } else {
         d
     }
 }
 
-/// The target clock's offset from ours in ms (positive: it runs ahead),
+/// The target clock's offset from ours in µs (positive: it runs ahead),
 /// from our send and receive times (µs since the epoch) and its receive and
 /// transmit times, as the midpoint estimate of NTP. `None` for
 /// non-standard timestamps (high bit set: RFC 792's escape for clocks that
 /// are not UTC milliseconds).
-pub fn offset_ms(sent_us: i64, recv_us: i64, reply: &Reply) -> Option<f64> {
+///
+/// The target reads whole milliseconds (its true time is somewhere in
+/// `[ms, ms + 1)`), so its readings are centred with +500 µs, while our own
+/// times keep their µs: with the send phase dithered against the target's
+/// millisecond edges, the quantisation averages out over a few replies
+/// instead of biasing every reading the same way.
+pub fn offset_us(sent_us: i64, recv_us: i64, reply: &Reply) -> Option<i64> {
     if reply.receive_ms & 0x8000_0000 != 0 || reply.transmit_ms & 0x8000_0000 != 0 {
         return None;
     }
-    let to_day_ms = |us: i64| us.div_euclid(1000).rem_euclid(DAY_MS);
-    let there = day_diff(i64::from(reply.receive_ms), to_day_ms(sent_us));
-    let back = day_diff(i64::from(reply.transmit_ms), to_day_ms(recv_us));
-    Some((there + back) as f64 / 2.0)
+    let there_us = |ms: u32| i64::from(ms) * 1000 + 500;
+    let day_us = |us: i64| us.rem_euclid(DAY_US);
+    let there = day_diff_us(there_us(reply.receive_ms), day_us(sent_us));
+    let back = day_diff_us(there_us(reply.transmit_ms), day_us(recv_us));
+    Some((there + back) / 2)
+}
+
+/// A pseudo-random delay in `[0, 1000)` µs for timestamp probe `j`: it moves
+/// each send to a different phase of the target's millisecond, which is
+/// what lets the quantisation of its readings average out.
+pub fn dither_us(j: u64, key: u64) -> u64 {
+    // splitmix64: cheap, and well mixed for consecutive inputs.
+    let mut z = j.wrapping_add(key).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % 1000
 }
 
 #[cfg(test)]
@@ -168,26 +189,58 @@ mod tests {
             receive_ms: 35_999_501,
             transmit_ms: 35_999_501,
         };
-        assert_eq!(offset_ms(ten, ten + 2_000, &r), Some(-500.0));
+        // Centred in its millisecond: 09:59:59.5015 against our midpoint
+        // 10:00:00.001.
+        assert_eq!(offset_us(ten, ten + 2_000, &r), Some(-499_500));
         // Across midnight: we are at 00:00:00.100, the target at 23:59:59.900.
         let r = Reply {
             receive_ms: 86_399_900,
             transmit_ms: 86_399_900,
             ..r
         };
-        assert_eq!(offset_ms(day0 + 100_000, day0 + 100_000, &r), Some(-200.0));
+        assert_eq!(
+            offset_us(day0 + 100_000, day0 + 100_000, &r),
+            Some(-199_500)
+        );
         // Non-standard timestamps are not a clock reading.
         let r = Reply {
             receive_ms: 0x8000_0001,
             ..r
         };
-        assert_eq!(offset_ms(day0, day0, &r), None);
+        assert_eq!(offset_us(day0, day0, &r), None);
     }
 
     #[test]
     fn day_diff_folds() {
-        assert_eq!(day_diff(10, 86_399_990), 20);
-        assert_eq!(day_diff(86_399_990, 10), -20);
-        assert_eq!(day_diff(500, 200), 300);
+        assert_eq!(day_diff_us(10, DAY_US - 10), 20);
+        assert_eq!(day_diff_us(DAY_US - 10, 10), -20);
+        assert_eq!(day_diff_us(500, 200), 300);
+    }
+
+    #[test]
+    fn quantisation_averages_out_with_dither() {
+        // A target 12.3456 ms ahead, reading whole ms; 64 dithered probes
+        // 200 ms apart with a 300 µs RTT.
+        let truth = 12_345.6f64;
+        let day0 = 1_700_006_400_000_000i64;
+        let mut sum = 0i64;
+        for j in 0..64u64 {
+            let sent = day0 + 3_600_000_000 + j as i64 * 200_000 + dither_us(j, 77) as i64;
+            let recv = sent + 300;
+            let target_ms =
+                |us: i64| (((us as f64 + truth) / 1000.0).floor() as i64 % DAY_MS) as u32;
+            let r = Reply {
+                seq16: j as u16,
+                originate_ms: 0,
+                receive_ms: target_ms(sent + 150),
+                transmit_ms: target_ms(sent + 150),
+            };
+            sum += offset_us(sent, recv, &r).unwrap();
+        }
+        let mean = sum as f64 / 64.0;
+        assert!(
+            (mean - truth).abs() < 150.0,
+            "mean offset {mean} vs {truth}"
+        );
     }
 }

@@ -518,12 +518,12 @@ impl ClockTable {
         }
         let sent_us = unix_us(s.sent_real);
         let rtt_us = micros_u32(rtt);
-        let offset = clock::offset_ms(sent_us, sent_us + i64::from(rtt_us), r)?;
+        let offset_us = clock::offset_us(sent_us, sent_us + i64::from(rtt_us), r)?;
         Some(Event::Clock(Clock {
             seq: s.seq,
             sent_us,
             rtt_us,
-            offset_us: (offset * 1000.0) as i64,
+            offset_us,
         }))
     }
 }
@@ -676,7 +676,12 @@ fn schedule_loop(
     let mut clock_buf = [0u8; clock::LEN];
     let clock_ns = cfg.clock_interval.map(|d| d.as_nanos().max(1) as u64);
     let clock_due = |j: u64| {
-        clock_ns.map(|c| start + cfg.interval / 2 + Duration::from_nanos(c.saturating_mul(j)))
+        clock_ns.map(|c| {
+            start
+                + cfg.interval / 2
+                + Duration::from_nanos(c.saturating_mul(j))
+                + Duration::from_micros(clock::dither_us(j, keys.cookie))
+        })
     };
     let mut j: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
