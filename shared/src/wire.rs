@@ -328,6 +328,14 @@ pub struct Info {
     /// Random id, new on every start: a changed `run_id` means event ids
     /// started again from 1 and a client must not resume across it.
     pub run_id: String,
+    /// Time between ICMP Timestamp probes in ms, or `None` when they are
+    /// off: whether `clock` events can confirm a migration.
+    #[serde(default)]
+    pub clock_interval_ms: Option<f64>,
+    /// The interface watched for layer-2 announces, or `None`: whether
+    /// `announce` events can confirm a migration.
+    #[serde(default)]
+    pub capture_iface: Option<String>,
 }
 
 #[cfg(test)]
@@ -435,8 +443,17 @@ mod tests {
             timeout_ms: 1000.0,
             version: "0.1.0".into(),
             run_id: "abc".into(),
+            clock_interval_ms: Some(200.0),
+            capture_iface: None,
         };
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(serde_json::from_str::<Info>(&json).unwrap(), info);
+        // Older sidecars send neither channel field.
+        let old = r#"{"target":"x","interval_ms":10,"timeout_ms":1000,"version":"0","run_id":"r"}"#;
+        let parsed: Info = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (parsed.clock_interval_ms, parsed.capture_iface),
+            (None, None)
+        );
     }
 }

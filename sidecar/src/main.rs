@@ -126,6 +126,8 @@ fn run(args: cli::Args) -> Result<()> {
         timeout_ms: args.timeout.as_secs_f64() * 1e3,
         version: env!("CARGO_PKG_VERSION").to_string(),
         run_id,
+        clock_interval_ms: args.clock_interval.0.map(|d| d.as_secs_f64() * 1e3),
+        capture_iface: args.capture_iface.clone(),
     });
     let metrics = Arc::new(metrics::Metrics::default());
     let mut hub_cfg = stream::HubConfig::for_interval(args.interval);

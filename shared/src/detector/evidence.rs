@@ -1,12 +1,91 @@
 //! Evidence about one outage and how it combines into a level.
 //!
-//! The combination is a small rule table (see [`Evidence::level`]):
-//! confirming signals make a loss burst red unless a veto says the outage
-//! has another explanation. Issue 6's clock-step and L2-announce events slot
-//! in as further confirming fields here; nothing else changes.
+//! The combination is a small rule table (see [`Evidence::level`]): a
+//! strong signal from the guest itself (its clock stepped back by the
+//! outage, its MAC was announced again) makes a loss burst red whatever
+//! else happened; a weak one (a held reply, the post-resume sawtooth) does
+//! unless a veto says the outage has another explanation.
 
 use super::{DetectorConfig, Light, Reason};
+use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
+
+/// The guest's clock stepped back across the outage: it stood still while
+/// the VM was stopped. The step is about the guest-visible downtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockStep {
+    /// The change of the target's clock offset, µs (negative: it now lags).
+    pub step_us: i64,
+    /// Send time of the last good reading before the step (unix µs).
+    pub before_us: i64,
+    /// Send time of the reading that confirmed the step (unix µs).
+    pub after_us: i64,
+    /// Good readings after the step that agree on it.
+    pub samples: u32,
+}
+
+impl ClockStep {
+    /// The downtime this step implies, µs.
+    pub fn downtime_us(&self) -> i64 {
+        self.step_us.saturating_neg().max(0)
+    }
+}
+
+/// The target's MAC was announced again on the capture interface (RARP
+/// from the hypervisor, gratuitous ARP from the guest) around the outage:
+/// the move completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceBurst {
+    /// Frames in the burst.
+    pub frames: u32,
+    /// Of which RARP.
+    pub rarp: u32,
+    /// Of which gratuitous ARP.
+    pub garp: u32,
+    /// Capture time of the first frame (unix µs).
+    pub first_us: i64,
+    /// The MAC announced.
+    pub mac: Mac,
+}
+
+/// The guest's clock ran on through the outage (readings before and after
+/// it agree): the guest was never stopped, so the loss was on the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSteady {
+    /// The offset change across the outage, µs (about 0).
+    pub change_us: i64,
+    /// The outage it spans, µs.
+    pub outage_us: i64,
+}
+
+/// Which confirming channels were live around an outage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channels {
+    /// Clock readings were arriving before the outage.
+    pub clock: bool,
+    /// The sidecar watches for layer-2 announces.
+    pub announce: bool,
+}
+
+impl Channels {
+    /// Whether any confirming channel was live.
+    pub fn any(&self) -> bool {
+        self.clock || self.announce
+    }
+}
+
+/// Where a migration's downtime estimate comes from, best first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DowntimeSource {
+    /// The guest clock's step (about ±1 ms).
+    ClockStep,
+    /// The held reply's RTT less half an interval.
+    LateReply,
+    /// Lost probes × interval.
+    #[default]
+    LossBurst,
+}
 
 /// A request held across the outage and answered after it: RTT ≈ downtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,31 +148,70 @@ pub struct Evidence {
     /// The outage lasted this long (µs), longer than any stop-and-copy
     /// (veto).
     pub long_outage: Option<i64>,
+    /// The guest clock stepped back by about the outage (strong).
+    #[serde(default)]
+    pub clock_step: Option<ClockStep>,
+    /// The target's MAC was announced again (strong).
+    #[serde(default)]
+    pub announce: Option<AnnounceBurst>,
+    /// The guest clock ran on through the outage (veto, even of a weak
+    /// signal).
+    #[serde(default)]
+    pub clock_steady: Option<ClockSteady>,
+    /// The confirming channels that were live.
+    #[serde(default)]
+    pub channels: Channels,
 }
 
 impl Evidence {
-    /// Whether a signal confirms a stop-and-copy: a sawtooth, or a held
-    /// reply (`held` is only set while the held replies are few enough to be
-    /// the requests in flight at the stop), after a burst of at least
-    /// `min_red_probes` probes.
-    pub fn confirmed(&self, probes: u64, cfg: &DetectorConfig) -> bool {
-        probes >= cfg.min_red_probes.max(1) && (self.held.is_some() || self.sawtooth.is_some())
+    /// Whether the guest itself says it moved: its clock stepped back by
+    /// the outage, or its MAC was announced again.
+    pub fn strong(&self) -> bool {
+        self.clock_step.is_some() || self.announce.is_some()
     }
 
-    /// Whether the outage has another explanation.
+    /// Whether a weak signal points at a stop-and-copy: a sawtooth, or a
+    /// held reply (`held` is only set while the held replies are few enough
+    /// to be the requests in flight at the stop).
+    pub fn weak(&self) -> bool {
+        self.held.is_some() || self.sawtooth.is_some()
+    }
+
+    /// Whether a signal confirms a stop-and-copy after a burst of at least
+    /// `min_red_probes` probes.
+    pub fn confirmed(&self, probes: u64, cfg: &DetectorConfig) -> bool {
+        probes >= cfg.min_red_probes.max(1) && (self.strong() || self.weak())
+    }
+
+    /// Whether the outage has another explanation. Only a weak signal can
+    /// be vetoed.
     pub fn vetoed(&self) -> bool {
-        self.flush.is_some() || self.congestion.is_some() || self.long_outage.is_some()
+        self.flush.is_some()
+            || self.congestion.is_some()
+            || self.long_outage.is_some()
+            || self.clock_steady.is_some()
+    }
+
+    /// Whether a live channel could have confirmed the outage and did not:
+    /// "an outage, not a migration".
+    pub fn unconfirmed(&self) -> bool {
+        !self.strong() && (self.channels.any() || self.clock_steady.is_some())
     }
 
     /// The level of an outage of `probes` lost probes:
     ///
-    /// | loss burst | confirming signal | veto | level |
-    /// |---|---|---|---|
-    /// | ≥ `min_red_probes` | yes | no | red |
-    /// | ≥ `min_burst` | any | any | yellow (if not red) |
-    /// | shorter | — | — | green (not an event) |
+    /// | loss burst | strong signal | weak signal | veto | level |
+    /// |---|---|---|---|---|
+    /// | ≥ `min_red_probes` | yes | any | any | red |
+    /// | ≥ `min_red_probes` | no | yes | no | red |
+    /// | ≥ `min_burst` | no | any | any | yellow (if not red) |
+    /// | shorter | — | — | — | green (not an event) |
+    ///
+    /// A vetoed or unconfirmed burst stays yellow: where a channel was live
+    /// its reasons say "an outage, not a migration".
     pub fn level(&self, probes: u64, cfg: &DetectorConfig) -> Light {
-        if self.confirmed(probes, cfg) && !self.vetoed() {
+        let enough = probes >= cfg.min_red_probes.max(1);
+        if enough && (self.strong() || (self.weak() && !self.vetoed())) {
             Light::Red
         } else if probes >= cfg.min_burst.max(1) {
             Light::Yellow
@@ -119,9 +237,13 @@ pub struct Migration {
     pub start_us: i64,
     /// Send time of the first probe answered after the burst, unix µs.
     pub end_us: i64,
-    /// Downtime estimate in µs: the held reply's RTT less half an interval
-    /// when there is one, else lost probes × interval.
+    /// Downtime estimate in µs: from the guest clock's step when there is
+    /// one, else the held reply's RTT less half an interval, else lost
+    /// probes × interval.
     pub downtime_us: i64,
+    /// Where [`Self::downtime_us`] comes from.
+    #[serde(default)]
+    pub downtime_source: DowntimeSource,
     /// Red or yellow.
     pub level: Light,
     /// The evidence behind the level.
@@ -149,6 +271,23 @@ impl Migration {
             end_us: self.end_us,
         });
         let e = &self.evidence;
+        if let Some(c) = e.clock_step {
+            out.push(Reason::ClockStep {
+                step_us: c.step_us,
+                before_us: c.before_us,
+                after_us: c.after_us,
+                samples: c.samples,
+            });
+        }
+        if let Some(a) = e.announce {
+            out.push(Reason::Announce {
+                frames: a.frames,
+                rarp: a.rarp,
+                garp: a.garp,
+                first_us: a.first_us,
+                mac: a.mac,
+            });
+        }
         if let Some(h) = e.held {
             out.push(Reason::LateReply {
                 seq: h.seq,
@@ -178,6 +317,18 @@ impl Migration {
         }
         if let Some(d) = e.long_outage {
             out.push(Reason::LongOutage { duration_us: d });
+        }
+        if let Some(c) = e.clock_steady {
+            out.push(Reason::ClockSteady {
+                change_us: c.change_us,
+                outage_us: c.outage_us,
+            });
+        }
+        if self.level != Light::Red && e.unconfirmed() {
+            out.push(Reason::Unconfirmed {
+                clock: e.channels.clock,
+                announce: e.channels.announce,
+            });
         }
     }
 }

@@ -25,9 +25,12 @@ mod stats;
 mod tests;
 
 pub use config::DetectorConfig;
-pub use evidence::{Congestion, Evidence, HeldReply, Migration, QueueFlush, Sawtooth};
+pub use evidence::{
+    AnnounceBurst, Channels, ClockSteady, ClockStep, Congestion, DowntimeSource, Evidence,
+    HeldReply, Migration, QueueFlush, Sawtooth,
+};
 
-use crate::wire::{Event, Late, Sample, Tick};
+use crate::wire::{Event, Late, Mac, Sample, Tick};
 use serde::{Deserialize, Serialize};
 use stats::{Baseline, HighFrac, IntervalEst, Peak, PeakSpan, Recent};
 
@@ -127,6 +130,49 @@ pub enum Reason {
         /// How long the silence has lasted (or lasted), µs.
         elapsed_us: i64,
     },
+    /// The guest's clock stepped back by about the outage: it stood still
+    /// while the VM was stopped. Strong: confirms a move on its own.
+    ClockStep {
+        /// The change of the target's clock offset, µs (negative: it lags).
+        step_us: i64,
+        /// Send time of the last good reading before the step (unix µs).
+        before_us: i64,
+        /// Send time of the reading that confirmed it (unix µs).
+        after_us: i64,
+        /// Good readings after the step that agree on it.
+        samples: u32,
+    },
+    /// The target's MAC was announced again on its segment (RARP from the
+    /// hypervisor, gratuitous ARP from the guest). Strong: the move
+    /// completed. Outside an outage it is shown as yellow on its own.
+    Announce {
+        /// Frames in the burst.
+        frames: u32,
+        /// Of which RARP.
+        rarp: u32,
+        /// Of which gratuitous ARP.
+        garp: u32,
+        /// Capture time of the first frame (unix µs).
+        first_us: i64,
+        /// The MAC announced.
+        mac: Mac,
+    },
+    /// The guest's clock ran on through the outage: it was never stopped,
+    /// so the loss was on the path. Rules out red from a weak signal.
+    ClockSteady {
+        /// The offset change across the outage, µs (about 0).
+        change_us: i64,
+        /// The outage, µs.
+        outage_us: i64,
+    },
+    /// A confirming channel was live and confirmed nothing: an outage, not
+    /// a migration.
+    Unconfirmed {
+        /// Clock readings were arriving.
+        clock: bool,
+        /// Layer-2 announces were being watched.
+        announce: bool,
+    },
     /// A sustained RTT peak without loss (bulk copy, pre-copy on a loaded
     /// host, congestion, a paused VM's queued replies).
     RttPeak {
@@ -155,6 +201,10 @@ impl Reason {
             Reason::LongOutage { .. } => "long_outage",
             Reason::Silence { .. } => "silence",
             Reason::RttPeak { .. } => "rtt_peak",
+            Reason::ClockStep { .. } => "clock_step",
+            Reason::Announce { .. } => "announce",
+            Reason::ClockSteady { .. } => "clock_steady",
+            Reason::Unconfirmed { .. } => "unconfirmed",
         }
     }
 }
@@ -336,6 +386,8 @@ pub struct Detector {
     red_src: Option<Migration>,
     yellow_until: i64,
     yellow_src: Option<Migration>,
+    /// The sidecar watches for layer-2 announces (from `/info`).
+    announce_channel: bool,
 }
 
 impl Default for Detector {
@@ -385,7 +437,16 @@ impl Detector {
             red_src: None,
             yellow_until: i64::MIN,
             yellow_src: None,
+            announce_channel: false,
         }
+    }
+
+    /// Says whether the sidecar watches for layer-2 announces (its `/info`
+    /// names a `capture_iface`). With it on, an outage that no announce
+    /// follows is "an outage, not a migration" unless something else
+    /// confirms it. Clock readings need no such call: they are seen.
+    pub fn set_announce_channel(&mut self, on: bool) {
+        self.announce_channel = on;
     }
 
     /// The thresholds in use.
@@ -901,6 +962,10 @@ impl Detector {
             flush,
             congestion: ep.congestion,
             long_outage: ep.long,
+            clock_step: None,
+            announce: None,
+            clock_steady: None,
+            channels: Channels::default(),
         };
         let probes = ep.probes.saturating_sub(ep.unlost);
         let level = evidence.level(probes, &cfg);
@@ -917,6 +982,11 @@ impl Detector {
             start_us: ep.s_a,
             end_us: ep.s_next,
             downtime_us: downtime,
+            downtime_source: if evidence.held.is_some() {
+                DowntimeSource::LateReply
+            } else {
+                DowntimeSource::LossBurst
+            },
             level,
             evidence,
             decided_us: self.now_us,
