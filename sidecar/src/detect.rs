@@ -2,7 +2,7 @@
 //! judgement is `migwatch_shared`'s; this module only reads and writes files.
 
 use anyhow::{bail, Context, Result};
-use migwatch_shared::detector::{Detector, DetectorConfig, Light, Reason};
+use migwatch_shared::detector::{Detector, DetectorConfig, DowntimeSource, Light, Reason};
 use migwatch_shared::eval::{self, Labels};
 use migwatch_shared::synth::{self, TraceSpec};
 use migwatch_shared::trace::{self, Format, TraceReader};
@@ -80,7 +80,12 @@ struct EventLine {
     start_s: f64,
     end_s: f64,
     downtime_ms: f64,
+    /// Where the downtime figure comes from: clock_step, late_reply or
+    /// loss_burst.
+    downtime_from: DowntimeSource,
     level: &'static str,
+    /// Event time when it got its level (for alarm latency).
+    decided_s: f64,
     reasons: Vec<Reason>,
 }
 
@@ -181,7 +186,9 @@ pub fn detect_stream(
             start_s: secs(m.start_us),
             end_s: secs(m.end_us),
             downtime_ms: m.downtime_us as f64 / 1000.0,
+            downtime_from: m.downtime_source,
             level: m.level.name(),
+            decided_s: secs(m.decided_us),
             reasons: m.reasons(),
         };
         serde_json::to_writer(&mut *out, &line)?;

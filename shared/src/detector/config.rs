@@ -128,6 +128,40 @@ pub struct DetectorConfig {
     /// Migration events kept in [`crate::Detector::migrations`]; the oldest
     /// are dropped first (default 1 024).
     pub max_events: u32,
+    /// A clock reading is used only if its RTT exceeds the path's recent
+    /// minimum by at most this (µs, default 8 000): the legs' asymmetry can
+    /// shift a reading by up to half the excess, and the first replies
+    /// after a resume are slow.
+    pub clock_max_excess_us: u32,
+    /// Readings agree with the fit (or with each other) within their error
+    /// bounds (±0.5 ms quantisation plus half the RTT excess) plus this (µs,
+    /// default 1 000; the lab's guests scatter 0.1–0.5 ms).
+    pub clock_tol_us: u32,
+    /// Smallest clock step that counts (µs, default 3 000): a stop-and-copy
+    /// lasts 10 ms or more.
+    pub clock_step_min_us: u32,
+    /// Readings off the fit that must agree before a step is believed
+    /// (default 2): one stray reading is not a step.
+    pub clock_confirm: u32,
+    /// A step's size is refined with the readings of this many ms after it
+    /// (default 3 000): the most precise ones win.
+    pub clock_refine_ms: u32,
+    /// The clock channel counts as live for an outage when a reading came
+    /// at most this many ms before it (default 5 000).
+    pub clock_live_ms: u32,
+    /// Announce frames less than this many ms apart form one burst
+    /// (default 2 000; QEMU sends 5 RARPs over 800 ms, the guest 5
+    /// gratuitous ARPs).
+    pub announce_gap_ms: u32,
+    /// An announce burst confirms an outage when it starts between the
+    /// outage's first lost probe and this many ms after its first answered
+    /// one (default 3 000).
+    pub announce_window_ms: u32,
+    /// How long after an outage ends (ms, default 2 500) a live channel may
+    /// still confirm it before the outage is called "not a migration"
+    /// (clock readings come every 200 ms, and a resumed guest is slow for a
+    /// while).
+    pub confirm_wait_ms: u32,
 }
 
 impl Default for DetectorConfig {
@@ -165,6 +199,15 @@ impl Default for DetectorConfig {
             resolve_ms: 5_000,
             hole_ms: 1_000,
             max_events: 1_024,
+            clock_max_excess_us: 8_000,
+            clock_tol_us: 1_000,
+            clock_step_min_us: 3_000,
+            clock_confirm: 2,
+            clock_refine_ms: 3_000,
+            clock_live_ms: 5_000,
+            announce_gap_ms: 2_000,
+            announce_window_ms: 3_000,
+            confirm_wait_ms: 2_500,
         }
     }
 }

@@ -177,10 +177,11 @@ impl Evidence {
         self.held.is_some() || self.sawtooth.is_some()
     }
 
-    /// Whether a signal confirms a stop-and-copy after a burst of at least
-    /// `min_red_probes` probes.
+    /// Whether a signal confirms a stop-and-copy: a strong one after any
+    /// loss (a stop of 10–20 ms loses a single probe at 100 Hz), a weak one
+    /// after a burst of at least `min_red_probes` probes.
     pub fn confirmed(&self, probes: u64, cfg: &DetectorConfig) -> bool {
-        probes >= cfg.min_red_probes.max(1) && (self.strong() || self.weak())
+        (probes >= 1 && self.strong()) || (probes >= cfg.min_red_probes.max(1) && self.weak())
     }
 
     /// Whether the outage has another explanation. Only a weak signal can
@@ -202,7 +203,7 @@ impl Evidence {
     ///
     /// | loss burst | strong signal | weak signal | veto | level |
     /// |---|---|---|---|---|
-    /// | ≥ `min_red_probes` | yes | any | any | red |
+    /// | ≥ 1 probe | yes | any | any | red |
     /// | ≥ `min_red_probes` | no | yes | no | red |
     /// | ≥ `min_burst` | no | any | any | yellow (if not red) |
     /// | shorter | — | — | — | green (not an event) |
@@ -210,8 +211,9 @@ impl Evidence {
     /// A vetoed or unconfirmed burst stays yellow: where a channel was live
     /// its reasons say "an outage, not a migration".
     pub fn level(&self, probes: u64, cfg: &DetectorConfig) -> Light {
-        let enough = probes >= cfg.min_red_probes.max(1);
-        if enough && (self.strong() || (self.weak() && !self.vetoed())) {
+        if (probes >= 1 && self.strong())
+            || (probes >= cfg.min_red_probes.max(1) && self.weak() && !self.vetoed())
+        {
             Light::Red
         } else if probes >= cfg.min_burst.max(1) {
             Light::Yellow

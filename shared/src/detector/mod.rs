@@ -20,6 +20,7 @@
 
 mod config;
 mod evidence;
+mod signals;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -30,8 +31,9 @@ pub use evidence::{
     HeldReply, Migration, QueueFlush, Sawtooth,
 };
 
-use crate::wire::{Event, Late, Mac, Sample, Tick};
+use crate::wire::{Announce, Clock, Event, Late, Mac, Sample, Tick};
 use serde::{Deserialize, Serialize};
+use signals::{AnnounceAcc, Burst, ClockNews, ClockTrack, Step};
 use stats::{Baseline, HighFrac, IntervalEst, Peak, PeakSpan, Recent};
 
 /// The traffic light.
@@ -318,6 +320,17 @@ struct Episode {
     /// Probes of the run answered after all (reordering).
     unlost: u64,
     post: Post,
+    /// The guest clock's step across this outage.
+    clock_step: Option<ClockStep>,
+    /// The announce burst that followed it.
+    announce: Option<AnnounceBurst>,
+    /// Clock readings after the outage that agree with the line before it.
+    steady_n: u32,
+    steady_change: i64,
+    /// Clock readings were arriving before the outage.
+    clock_live: bool,
+    /// `confirm_wait_ms` have passed since its end.
+    waited: bool,
     decided: bool,
     dirty: bool,
     published: bool,
@@ -330,6 +343,56 @@ impl Episode {
             && rtt > self.elev
             && arrival >= self.held_lo
             && arrival <= self.held_hi
+    }
+
+    fn dur(&self) -> i64 {
+        self.s_next.saturating_sub(self.s_a)
+    }
+
+    /// Whether a clock step explains this outage: the guest lagged by
+    /// about its length, and the step lies across it.
+    fn step_fits(&self, st: &Step, cfg: &DetectorConfig) -> bool {
+        let d = st.step_us.saturating_neg();
+        let iv = 2 * i64::from(self.iv);
+        let dur = self.dur();
+        d >= i64::from(cfg.clock_step_min_us)
+            && st.before_us <= self.s_next
+            && st.first_after_us >= self.s_a
+            && d <= dur + iv + 100_000
+            && d >= dur / 4 - iv
+    }
+
+    fn attach_step(&mut self, st: &Step, cfg: &DetectorConfig) -> bool {
+        if !self.step_fits(st, cfg) {
+            return false;
+        }
+        self.clock_step = Some(ClockStep {
+            step_us: st.step_us,
+            before_us: st.before_us,
+            after_us: st.after_us,
+            samples: st.samples,
+        });
+        self.dirty = true;
+        true
+    }
+
+    /// Whether an announce burst follows this outage.
+    fn attach_burst(&mut self, b: &Burst, cfg: &DetectorConfig) -> bool {
+        let window = ms(cfg.announce_window_ms);
+        if b.first_us < self.s_a.saturating_sub(100_000)
+            || b.first_us > self.t_end.saturating_add(window)
+        {
+            return false;
+        }
+        self.announce = Some(AnnounceBurst {
+            frames: b.frames(),
+            rarp: b.rarp,
+            garp: b.garp,
+            first_us: b.first_us,
+            mac: b.mac,
+        });
+        self.dirty = true;
+        true
     }
 
     fn add_held(&mut self, seq: u64, rtt: u32, count: u32) {
@@ -388,6 +451,12 @@ pub struct Detector {
     yellow_src: Option<Migration>,
     /// The sidecar watches for layer-2 announces (from `/info`).
     announce_channel: bool,
+    clock: ClockTrack,
+    announces: AnnounceAcc,
+    /// The clock step (by the time of its first reading after) and the
+    /// announce burst (by its first frame) that belong to an outage.
+    step_owned: Option<i64>,
+    burst_owned: Option<i64>,
 }
 
 impl Default for Detector {
@@ -438,6 +507,10 @@ impl Detector {
             yellow_until: i64::MIN,
             yellow_src: None,
             announce_channel: false,
+            clock: ClockTrack::new(),
+            announces: AnnounceAcc::default(),
+            step_owned: None,
+            burst_owned: None,
         }
     }
 
@@ -506,9 +579,8 @@ impl Detector {
             Event::Late(l) => self.late(l),
             Event::Tick(t) => self.tick(t),
             Event::Gap(_) | Event::Overflow(_) => self.hole(),
-            // Confirming signals (clock step, L2 announce) are recorded on
-            // the wire and in traces; weighing them is the next step.
-            Event::Clock(_) | Event::Announce(_) => {}
+            Event::Clock(c) => self.clock_reading(c),
+            Event::Announce(a) => self.announce(a),
         }
         self.timers();
     }
@@ -755,6 +827,87 @@ impl Detector {
         self.check_silence();
     }
 
+    fn clock_reading(&mut self, c: &Clock) {
+        self.advance(c.sent_us.saturating_add(i64::from(c.rtt_us)));
+        let cfg = self.cfg;
+        match self.clock.push(c, &cfg) {
+            ClockNews::None => {}
+            ClockNews::Step => {
+                let Some(st) = self.clock.last_step else {
+                    return;
+                };
+                // A new step, or a refined estimate of one that an outage
+                // already owns (which then takes the better figure).
+                let fits = self
+                    .episode
+                    .as_mut()
+                    .is_some_and(|ep| ep.attach_step(&st, &cfg));
+                if fits {
+                    self.step_owned = Some(st.first_after_us);
+                }
+            }
+            ClockNews::Steady { t, residual } => {
+                if let Some(ep) = self.episode.as_mut() {
+                    if t >= ep.s_next && ep.clock_step.is_none() {
+                        ep.steady_n += 1;
+                        ep.steady_change = residual;
+                        ep.dirty = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn announce(&mut self, a: &Announce) {
+        self.advance(a.at_us);
+        let cfg = self.cfg;
+        self.announces.push(a, &cfg);
+        let Some(b) = self.announces.burst else {
+            return;
+        };
+        if let Some(ep) = self.episode.as_mut() {
+            if ep.attach_burst(&b, &cfg) {
+                self.burst_owned = Some(b.first_us);
+            }
+        }
+    }
+
+    /// A clock step or announce burst that no outage explains, shown as a
+    /// yellow on its own for `yellow_hold_ms`: a move with too short a
+    /// stop to lose a probe, a VM paused briefly, or a guest clock set.
+    fn solo_signals(&self) -> (Option<Reason>, Option<Reason>) {
+        let hold = ms(self.cfg.yellow_hold_ms);
+        let now = self.now_us;
+        let step = self
+            .clock
+            .last_step
+            .filter(|s| {
+                self.step_owned != Some(s.first_after_us)
+                    && s.step_us <= -i64::from(self.cfg.clock_step_min_us)
+                    && now < s.after_us.saturating_add(hold)
+            })
+            .map(|s| Reason::ClockStep {
+                step_us: s.step_us,
+                before_us: s.before_us,
+                after_us: s.after_us,
+                samples: s.samples,
+            });
+        let burst = self
+            .announces
+            .burst
+            .filter(|b| {
+                self.burst_owned != Some(b.first_us) && now < b.last_us.saturating_add(hold)
+            })
+            .map(|b| Reason::Announce {
+                frames: b.frames(),
+                rarp: b.rarp,
+                garp: b.garp,
+                first_us: b.first_us,
+                mac: b.mac,
+            });
+        (step, burst)
+    }
+
     // ---- silence ------------------------------------------------------------
 
     fn check_silence(&mut self) {
@@ -867,6 +1020,12 @@ impl Detector {
             resolved: self.lost_above,
             unlost: 0,
             post: Post::default(),
+            clock_step: None,
+            announce: None,
+            steady_n: 0,
+            steady_change: 0,
+            clock_live: self.clock.last_any_us >= s_a.saturating_sub(ms(cfg.clock_live_ms)),
+            waited: false,
             decided: false,
             dirty: true,
             published: false,
@@ -899,6 +1058,18 @@ impl Detector {
         {
             ep.add_held(acc.seq, acc.rtt_us, acc.count);
         }
+        // Signals that came before the first reply after the outage (the
+        // hypervisor's RARP goes out at resume).
+        if let Some(st) = self.clock.last_step {
+            if self.step_owned != Some(st.first_after_us) && ep.attach_step(&st, &cfg) {
+                self.step_owned = Some(st.first_after_us);
+            }
+        }
+        if let Some(b) = self.announces.burst {
+            if self.burst_owned != Some(b.first_us) && ep.attach_burst(&b, &cfg) {
+                self.burst_owned = Some(b.first_us);
+            }
+        }
         self.episode = Some(ep);
     }
 
@@ -913,7 +1084,9 @@ impl Detector {
         let held_confirms = ep.held.is_some()
             && ep.held_count <= ep.held_allow
             && ep.probes.saturating_sub(ep.unlost) >= 2;
-        p.done
+        ep.clock_step.is_some()
+            || ep.announce.is_some()
+            || p.done
             || p.expired
             || (p.n_elev > 0 && p.max_rtt > cfg.sawtooth_max_us)
             || ep.held_count > ep.held_allow
@@ -962,17 +1135,39 @@ impl Detector {
             flush,
             congestion: ep.congestion,
             long_outage: ep.long,
-            clock_step: None,
-            announce: None,
-            clock_steady: None,
-            channels: Channels::default(),
+            clock_step: ep.clock_step,
+            announce: ep.announce,
+            clock_steady: (ep.clock_step.is_none()
+                && ep.clock_live
+                && ep.steady_n >= cfg.clock_confirm.max(1)
+                && ep.dur() >= 4 * i64::from(cfg.clock_step_min_us))
+            .then_some(ClockSteady {
+                change_us: ep.steady_change,
+                outage_us: ep.dur(),
+            }),
+            // Named only once a channel has had its chance to confirm.
+            channels: if ep.waited {
+                Channels {
+                    clock: ep.clock_live,
+                    announce: self.announce_channel || self.announces.seen,
+                }
+            } else {
+                Channels::default()
+            },
         };
         let probes = ep.probes.saturating_sub(ep.unlost);
         let level = evidence.level(probes, &cfg);
         let iv = i64::from(ep.iv.max(1));
-        let downtime = match evidence.held {
-            Some(h) => (i64::from(h.rtt_us) - iv / 2).max(iv / 2),
-            None => i64::try_from(probes).unwrap_or(i64::MAX).saturating_mul(iv),
+        let (downtime, downtime_source) = match (evidence.clock_step, evidence.held) {
+            (Some(c), _) => (c.downtime_us(), DowntimeSource::ClockStep),
+            (None, Some(h)) => (
+                (i64::from(h.rtt_us) - iv / 2).max(iv / 2),
+                DowntimeSource::LateReply,
+            ),
+            (None, None) => (
+                i64::try_from(probes).unwrap_or(i64::MAX).saturating_mul(iv),
+                DowntimeSource::LossBurst,
+            ),
         };
         let m = Migration {
             id: ep.id,
@@ -982,11 +1177,7 @@ impl Detector {
             start_us: ep.s_a,
             end_us: ep.s_next,
             downtime_us: downtime,
-            downtime_source: if evidence.held.is_some() {
-                DowntimeSource::LateReply
-            } else {
-                DowntimeSource::LossBurst
-            },
+            downtime_source,
             level,
             evidence,
             decided_us: self.now_us,
@@ -1108,6 +1299,10 @@ impl Detector {
             p.expired = true;
             ep.dirty = true;
         }
+        if !ep.waited && now >= ep.t_end.saturating_add(ms(cfg.confirm_wait_ms)) {
+            ep.waited = true;
+            ep.dirty = true;
+        }
         let resolve_at = ep.t_end.saturating_add(ms(cfg.resolve_ms));
         if !ep.dirty && now < resolve_at {
             return; // the common case: nothing new
@@ -1151,6 +1346,7 @@ impl Detector {
             Light::Red
         } else if now < self.yellow_until
             || self.silence_active()
+            || self.solo_active()
             || self.pending_yellow().is_some()
             || self.peak_yellow()
         {
@@ -1158,6 +1354,11 @@ impl Detector {
         } else {
             Light::Green
         }
+    }
+
+    fn solo_active(&self) -> bool {
+        let (a, b) = self.solo_signals();
+        a.is_some() || b.is_some()
     }
 
     /// The light now, with its evidence.
@@ -1197,6 +1398,9 @@ impl Detector {
                         },
                     });
                 }
+                let (step, burst) = self.solo_signals();
+                reasons.extend(step);
+                reasons.extend(burst);
                 if self.peak_yellow() {
                     let baseline_us = self.base.median;
                     let r = if self.peak.active {
