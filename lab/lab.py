@@ -33,6 +33,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 
 import labcache  # noqa: E402
 import netns  # noqa: E402
+import table as sigtable  # noqa: E402  (lab/table.py)
 from qmp import QMP, QMPError, event_us  # noqa: E402
 
 SIDECAR_PORT = 8080  # inside the monitor namespace, so it never collides
@@ -82,6 +83,25 @@ class LabError(RuntimeError):
     pass
 
 
+class QemuUnavailable(LabError):
+    """QEMU exited at start-up for a reason of this machine (no tap device,
+    no memory, missing libraries): the lab cannot run here."""
+
+
+# What QEMU says when this machine, not the lab, keeps it from running.
+QEMU_ENV_ERRORS = ("/dev/net/tun", "error while loading shared libraries", "cannot set up guest memory",
+                   "Cannot allocate memory", "Operation not permitted")
+
+
+def skip_banner(reason):
+    """The loud message of a skipped lab (exit 77): never a silent skip."""
+    bar = "#" * 76
+    text = "\n".join([bar, "##  LAB SKIPPED: QEMU cannot run on this machine.",
+                      *(f"##  {l}" for l in str(reason).strip().splitlines()[:12]),
+                      "##  No live migration was tested. This is a skip, not a pass.", bar])
+    print(text, flush=True)
+
+
 # --------------------------------------------------------------------- QEMU
 
 
@@ -121,11 +141,24 @@ class VM:
     def alive(self):
         return self.proc.poll() is None
 
+    def failed_to_start(self, what):
+        """The error for QEMU gone at start-up: QemuUnavailable if its log
+        blames this machine, else LabError."""
+        tail = self.tail()
+        try:
+            with open(self.logfile, errors="replace") as f:
+                qlog = f.read()
+        except FileNotFoundError:
+            qlog = ""
+        env = [e for e in QEMU_ENV_ERRORS if e in qlog]
+        cls = QemuUnavailable if env and not self.alive() else LabError
+        return cls(f"{self.name} {what}:\n{tail}")
+
     def connect(self, timeout):
         try:
             self.qmp = QMP(self.qmp_path, timeout=timeout, alive=self.alive)
         except QMPError as e:
-            raise LabError(f"{self.name}: {e}\n{self.tail()}") from None
+            raise self.failed_to_start(f"gave no QMP: {e}") from None
         self.qmp.cmd("migrate-set-capabilities",
                      capabilities=[{"capability": "events", "state": True}])
 
@@ -134,7 +167,7 @@ class VM:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise LabError(f"{self.name} exited while booting:\n{self.tail()}")
+                raise self.failed_to_start("exited while booting")
             try:
                 with open(self.serial, errors="replace") as f:
                     text = f.read()
@@ -347,7 +380,7 @@ class Lab:
 
     def sidecar_binary(self):
         if self.args.sidecar:
-            return self.args.sidecar
+            return os.path.abspath(self.args.sidecar)
         for p in ("target/release/migwatch-sidecar", "target/debug/migwatch-sidecar"):
             if os.access(os.path.join(REPO, p), os.X_OK):
                 return os.path.join(REPO, p)
@@ -590,10 +623,11 @@ def analyse(lab):
             cur = None
     if cur:
         runs.append(cur)
+    tr = sigtable.trace_from_events(evs)
+    wins = [sigtable.step_window(st) for st in lab.steps]
     out = []
-    for st in lab.steps:
-        t0 = st["stop_us"] if st["kind"] == "migration" else st["start_us"]
-        t1 = st["resume_us"] if st["kind"] == "migration" else st["end_us"]
+    for i, st in enumerate(lab.steps):
+        t0, t1 = wins[i]
         mine = [r for r in runs if samples[r[1]][0] >= t0 - 2 * interval_us - base
                 and samples[r[0]][0] <= t1 + 50_000]
         a = {"step": st["step"], "kind": st["kind"], "truth_ms": (t1 - t0) / 1000}
@@ -632,6 +666,15 @@ def analyse(lab):
         until = t1 + max(2.0, lab.args.settle) * 1e6
         a["answers_after"] = sum(1 for q in seqs if t1 + 1_000_000 <= samples[q][0] <= until
                                  and samples[q][1] is not None)
+        # The guest's clock across the step (median offsets of good readings
+        # before and after; lab/table.py) and the announces after it.
+        rc = sigtable.raw_clock(tr, t0, t1, wins[i - 1][1] + 500_000 if i else 0,
+                                wins[i + 1][0] if i + 1 < len(wins) else 1 << 62)
+        a["clock_step_ms"] = rc[0] / 1000 if rc else None
+        ann = sigtable.raw_announces(tr, t1)
+        a["announces"] = {"rarp": sum(1 for x in ann if x["kind"] == "rarp"),
+                          "garp": sum(1 for x in ann if x["kind"] == "garp"),
+                          "first_ms": (ann[0]["at_us"] - t1) / 1000 if ann else None}
         out.append(a)
     return out, base, interval_us
 
@@ -679,7 +722,7 @@ def write_labels(lab, analysis, base, interval_us):
 def report(lab, analysis, found, detect_err):
     rows = []
     hdr = (f"{'step':<5}{'what':<14}{'truth ms':>10}{'qemu ms':>9} | {'lost':>5}{'burst ms':>10}"
-           f"{'held reply':>12}{'max rtt':>9} | detector")
+           f"{'held reply':>12}{'max rtt':>9}{'clock ms':>10}{'announces':>11} | detector")
     rows.append(hdr)
     rows.append("-" * len(hdr))
     for st, a in zip(lab.steps, analysis):
@@ -702,8 +745,11 @@ def report(lab, analysis, found, detect_err):
         qd = f"{st['qemu_downtime_ms']}" if st["kind"] == "migration" else "-"
         burst = f"{a['burst_ms']:.0f}" if "burst_ms" in a else "-"
         mx = f"{a['max_rtt_ms']:.0f}" if a["max_rtt_ms"] is not None else "-"
+        ck = f"{a['clock_step_ms']:+.1f}" if a.get("clock_step_ms") is not None else "-"
+        an = a.get("announces") or {}
+        ann = f"{an['rarp']}R+{an['garp']}G" if an.get("first_ms") is not None else "-"
         rows.append(f"{st['step']:<5}{what:<14}{a['truth_ms']:>10.1f}{qd:>9} | {a['lost']:>5}{burst:>10}"
-                    f"{held:>12}{mx:>9} | {verdict}")
+                    f"{held:>12}{mx:>9}{ck:>10}{ann:>11} | {verdict}")
     if detect_err:
         rows.append(f"(detect: {detect_err})")
     return "\n".join(rows)
@@ -774,10 +820,14 @@ def main():
         return 0
     # Where QEMU truly cannot run the lab, say so loudly and exit 77 (skip).
     if not os.path.exists("/dev/net/tun"):
-        log("LAB SKIPPED: no /dev/net/tun here, so QEMU cannot get its taps")
+        skip_banner("no /dev/net/tun here, so QEMU cannot get its taps")
         return 77
     t = time.monotonic()
-    cache = labcache.ensure(args.cache)
+    try:
+        cache = labcache.ensure(args.cache)
+    except labcache.Unavailable as e:
+        skip_banner(f"cannot fetch or run QEMU or the guest kernel: {e}")
+        return 77
     setup_s = time.monotonic() - t
     if args.setup_only:
         log(f"cache ready in {setup_s:.1f} s: {args.cache}")
@@ -797,6 +847,9 @@ def main():
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         return 130
+    except QemuUnavailable as e:
+        skip_banner(e)
+        return 77
     except (LabError, QMPError, RuntimeError, OSError) as e:
         log(f"FAILED: {e}")
         return 1
@@ -825,11 +878,24 @@ def main():
     print("\n(truth: STOP->RESUME in QMP, or the cut; qemu: QEMU's own downtime figure; lost: probes lost;"
           "\n burst: first lost probe's send to the next answered one's; held: replies to probes sent before"
           "\n the stop that came after the resume, count and largest RTT in ms, L = after the timeout;"
-          "\n max rtt: largest in-time RTT around the step; detector: `migwatch-sidecar detect` on the trace)")
+          "\n max rtt: largest in-time RTT around the step; clock: the guest clock's step across it (median"
+          "\n offset of good ICMP Timestamp readings after minus before; a migration: -(truth), a decoy: 0);"
+          "\n announces: RARP (R) and gratuitous ARP (G) frames seen within 2 s after it;"
+          "\n detector: `migwatch-sidecar detect` on the trace)")
     print(f"\ntrace {lab.base}.jsonl, labels {lab.base}.labels.json, truth {lab.base}.truth.json")
+    failed = False
     if problems:
         print("\nPROBLEMS:\n  " + "\n  ".join(problems))
-        if args.check:
+        failed = True
+    if args.check:
+        print("\nlab invariants: " + ("FAIL" if problems else "PASS"), flush=True)
+        if args.scenario == "quick":
+            # The detector on the recorded run: what CI asserts (lab/table.py).
+            print("quick-lab assertions (python3 lab/table.py --check "
+                  f"{os.path.relpath(lab.base, REPO)} --sidecar {lab.sidecar_path}):", flush=True)
+            if not sigtable.quick_check(lab.base, lab.sidecar_path, out=lambda l: print("  " + l, flush=True)):
+                failed = True
+        if failed:
             return 1
     return 0
 

@@ -43,11 +43,28 @@ def log(msg):
     print(f"[lab] {msg}", file=sys.stderr, flush=True)
 
 
+class Unavailable(RuntimeError):
+    """QEMU or the guest kernel cannot be had or run here (no apt or no
+    Debian archive, a fetch or install failed, QEMU's libraries are missing,
+    QEMU does not start): the lab cannot run on this machine. lab.py exits
+    77 (skipped) with a loud banner."""
+
+
+# Failures of these mean "cannot fetch or install", not a bug of the lab.
+FETCH_TOOLS = ("apt-get", "apt-cache", "dpkg", "dpkg-deb")
+
+
 def run(cmd, **kw):
     """Runs a command, raising with its output if it fails."""
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    except FileNotFoundError as e:
+        if os.path.basename(cmd[0]) in FETCH_TOOLS:
+            raise Unavailable(f"{cmd[0]} is not installed here ({e})") from None
+        raise
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}")
+        cls = Unavailable if os.path.basename(cmd[0]) in ("apt-get", "apt-cache") else RuntimeError
+        raise cls(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}")
     return p.stdout
 
 
@@ -78,7 +95,7 @@ def debian_mirror():
         m = re.match(rf"\s*\d+\s+(\S+)\s+{SUITE}/main\s+amd64\s+Packages", line)
         if m:
             return m.group(1)
-    raise RuntimeError(f"apt has no {SUITE}/main source: set MIGWATCH_LAB_MIRROR to a Debian archive URL")
+    raise Unavailable(f"apt has no {SUITE}/main source: set MIGWATCH_LAB_MIRROR to a Debian archive URL")
 
 
 def private_apt_opts(cache):
@@ -109,7 +126,7 @@ def apt_download(opts, pkgs, dest):
         name = spec.split("=")[0]
         hits = sorted(glob.glob(os.path.join(dest, f"{name}_*.deb")))
         if not hits:
-            raise RuntimeError(f"apt-get download {spec} produced no .deb")
+            raise Unavailable(f"apt-get download {spec} produced no .deb")
         out[name] = hits[-1]
     return out
 
@@ -150,7 +167,10 @@ def ensure_qemu(cache):
         shutil.rmtree(root, ignore_errors=True)
         os.rename(tmp, root)
     ensure_qemu_libs(root, binary)
-    version = run([binary, "--version"]).splitlines()[0]
+    try:
+        version = run([binary, "--version"]).splitlines()[0]
+    except (RuntimeError, OSError) as e:
+        raise Unavailable(f"QEMU does not run here: {e}") from None
     return {
         "binary": binary,
         "datadirs": [os.path.join(root, "usr/share/qemu"), os.path.join(root, "usr/share/seabios")],
@@ -182,7 +202,7 @@ def ensure_qemu_libs(root, binary):
     run(["apt-get", "-q", "-y", "--no-install-recommends", "install", *pkgs], env=env)
     still = missing_libs(binary)
     if still:
-        raise RuntimeError(f"QEMU still misses libraries: {still}")
+        raise Unavailable(f"QEMU still misses libraries: {still}")
 
 
 # ---------------------------------------------------------------- guest

@@ -57,7 +57,7 @@ pub(crate) struct Step {
     pub before_us: i64,
     /// Time of the first reading after it.
     pub first_after_us: i64,
-    /// Time of the latest reading that went into the estimate.
+    /// Time of the reading that confirmed it.
     pub after_us: i64,
     /// Readings after it that agree.
     pub samples: u32,
@@ -297,9 +297,6 @@ impl ClockTrack {
         }
         self.push_post(r);
         self.refine_estimate();
-        if let Some(st) = self.last_step.as_mut() {
-            st.after_us = st.after_us.max(r.t);
-        }
         true
     }
 
