@@ -15,7 +15,24 @@
 //! * `forge`: from now on, also send a forged copy of each reply: one with
 //!   a flipped payload byte (wrong cookie) and one with another identifier
 //! * `quit`
+//!
+//! Flags (all optional; without them it answers echo requests only):
+//! * `--timestamps`: also answer ICMP Timestamp requests (type 13 → 14, ms
+//!   since midnight UTC) from a *guest clock*: this host's clock, except
+//!   that it stands still during each `migrate MS`, so afterwards it lags
+//!   by the sum of those MS, as a migrated guest's does. Timestamp requests
+//!   are dropped, held and delayed like echo requests (none is held across
+//!   a migration). The namespace's kernel answers timestamps too: the test
+//!   must drop its replies (an nft output rule that only lets replies from
+//!   user-space sockets through, see `tests/e2e/app_common.rs`).
+//! * `--announce-iface IF` (with optional `--mac MAC`, default IF's own,
+//!   and `--ip ADDR`, default IF's first IPv4 address): after each migrate's
+//!   resume, announce the guest on IF through a packet socket as QEMU and
+//!   the guest do: 5 RARP frames from MAC (ethertype 0x8035) at 0, 50, 200,
+//!   450 and 800 ms, and 5 gratuitous ARPs for ADDR at 20, 70, 170, 370 and
+//!   770 ms.
 
+use pnet::datalink::{self, Channel, DataLinkSender};
 use pnet::packet::icmp::echo_request::EchoRequestPacket;
 use pnet::packet::icmp::{checksum, IcmpPacket, IcmpTypes, MutableIcmpPacket};
 use pnet::packet::ip::IpNextHeaderProtocols;
@@ -25,9 +42,9 @@ use pnet::transport::{
 };
 use std::collections::BinaryHeap;
 use std::io::{BufRead, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -48,6 +65,149 @@ struct State {
     /// The sawtooth after a migration: (start, end).
     sawtooth: Option<(Instant, Instant)>,
     counter: u64,
+    /// How far the guest clock is behind this host's: the sum of the
+    /// migrations' stops.
+    clock_lag: Duration,
+}
+
+/// What the responder was started with.
+#[derive(Debug, Default)]
+struct Opts {
+    timestamps: bool,
+    announce_iface: Option<String>,
+    mac: Option<[u8; 6]>,
+    ip: Option<Ipv4Addr>,
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut it = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(it.next()?, 16).ok()?;
+    }
+    it.next().is_none().then_some(out)
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--timestamps" => o.timestamps = true,
+            "--announce-iface" => o.announce_iface = Some(val("--announce-iface")?),
+            "--mac" => {
+                let v = val("--mac")?;
+                o.mac = Some(parse_mac(&v).ok_or(format!("{v:?} is not a MAC address"))?);
+            }
+            "--ip" => {
+                let v = val("--ip")?;
+                o.ip = Some(
+                    v.parse()
+                        .map_err(|_| format!("{v:?} is not an IPv4 address"))?,
+                );
+            }
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Milliseconds since midnight UTC of this host's clock less `lag`, as ICMP
+/// timestamps count.
+fn guest_ms(lag: Duration, after: Duration) -> u32 {
+    let t = SystemTime::now() + after - lag;
+    let ms = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    (ms % 86_400_000) as u32
+}
+
+/// The reply to a timestamp request: originate echoed, receive and
+/// transmit from the guest clock (the transmit time `delay` later).
+fn timestamp_reply(request: &[u8], lag: Duration, delay: Duration) -> Option<Vec<u8>> {
+    let icmp = IcmpPacket::new(request)?;
+    if icmp.get_icmp_type() != IcmpTypes::Timestamp || request.len() < 20 {
+        return None;
+    }
+    let mut out = request[..20].to_vec();
+    out[0] = IcmpTypes::TimestampReply.0;
+    out[12..16].copy_from_slice(&guest_ms(lag, Duration::ZERO).to_be_bytes());
+    out[16..20].copy_from_slice(&guest_ms(lag, delay).to_be_bytes());
+    refresh_checksum(&mut out);
+    Some(out)
+}
+
+/// The announcer: a packet socket on the guest's interface.
+struct Announcer {
+    tx: Box<dyn DataLinkSender>,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+}
+
+impl Announcer {
+    fn open(o: &Opts) -> Result<Option<Announcer>, String> {
+        let Some(name) = &o.announce_iface else {
+            return Ok(None);
+        };
+        let iface = datalink::interfaces()
+            .into_iter()
+            .find(|i| &i.name == name)
+            .ok_or(format!("no interface {name:?}"))?;
+        let mac = o
+            .mac
+            .or(iface.mac.map(|m| m.octets()))
+            .ok_or(format!("{name} has no MAC address: give --mac"))?;
+        let ip =
+            o.ip.or(iface.ips.iter().find_map(|n| match n.ip() {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            }))
+            .ok_or(format!("{name} has no IPv4 address: give --ip"))?;
+        match datalink::channel(&iface, datalink::Config::default()) {
+            Ok(Channel::Ethernet(tx, _rx)) => Ok(Some(Announcer { tx, mac, ip })),
+            Ok(_) => Err(format!("{name} is not an Ethernet interface")),
+            Err(e) => Err(format!("cannot open a packet socket on {name}: {e}")),
+        }
+    }
+
+    /// A broadcast ARP-format frame: RARP (QEMU's self-announce: reverse
+    /// request, sender and target hardware = MAC, no addresses) or a
+    /// gratuitous ARP (request, sender and target address = IP).
+    fn frame(&self, rarp: bool) -> Vec<u8> {
+        let mut f = Vec::with_capacity(60);
+        f.extend_from_slice(&[0xff; 6]);
+        f.extend_from_slice(&self.mac);
+        f.extend_from_slice(if rarp { &[0x80, 0x35] } else { &[0x08, 0x06] });
+        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, if rarp { 3 } else { 1 }]);
+        let ip = if rarp { [0; 4] } else { self.ip.octets() };
+        f.extend_from_slice(&self.mac);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(if rarp { &self.mac } else { &[0; 6] });
+        f.extend_from_slice(&ip);
+        f.resize(60, 0);
+        f
+    }
+
+    /// The burst after a resume at `resume`: RARP and gratuitous ARPs, each
+    /// sent when due (the sleeps are the schedule).
+    fn burst(&mut self, resume: Instant) {
+        let mut plan: Vec<(u64, bool)> = [0, 50, 200, 450, 800]
+            .into_iter()
+            .map(|ms| (ms, true))
+            .chain([20, 70, 170, 370, 770].into_iter().map(|ms| (ms, false)))
+            .collect();
+        plan.sort_unstable();
+        for (ms, rarp) in plan {
+            let due = resume + Duration::from_millis(ms);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let f = self.frame(rarp);
+            if let Some(Err(e)) = self.tx.send_to(&f, None) {
+                eprintln!("mw-responder: announce: {e}");
+            }
+        }
+    }
 }
 
 fn reply_from(request: &[u8]) -> Option<Vec<u8>> {
@@ -93,6 +253,21 @@ fn send(tx: &Mutex<TransportSender>, bytes: &[u8], to: IpAddr) {
 }
 
 fn main() {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("mw-responder: {e}");
+            std::process::exit(2);
+        }
+    };
+    let announcer = match Announcer::open(&opts) {
+        Ok(a) => a.map(|a| Arc::new(Mutex::new(a))),
+        Err(e) => {
+            eprintln!("mw-responder: {e}");
+            std::process::exit(1);
+        }
+    };
+    let timestamps = opts.timestamps;
     let kind = TransportChannelType::Layer4(TransportProtocol::Ipv4(IpNextHeaderProtocols::Icmp));
     let (tx, mut rx) = match transport_channel(1 << 16, kind) {
         Ok(c) => c,
@@ -109,6 +284,7 @@ fn main() {
             queue: BinaryHeap::new(),
             sawtooth: None,
             counter: 0,
+            clock_lag: Duration::ZERO,
         }),
         Condvar::new(),
     ));
@@ -150,9 +326,12 @@ fn main() {
                 let Ok((packet, from)) = it.next() else {
                     continue;
                 };
-                let Some(reply) = reply_from(packet.packet()) else {
+                let echo = reply_from(packet.packet());
+                let is_timestamp =
+                    timestamps && echo.is_none() && packet.get_icmp_type() == IcmpTypes::Timestamp;
+                if echo.is_none() && !is_timestamp {
                     continue;
-                };
+                }
                 let now = Instant::now();
                 let (lock, cv) = &*state;
                 let Ok(mut st) = lock.lock() else { return };
@@ -162,7 +341,9 @@ fn main() {
                     Mode::Blackout { until } if now < until => {}
                     Mode::Pause { until } if now < until => delay = Some(until - now),
                     Mode::Migrate { resume, held_one } if now < resume => {
-                        if !held_one {
+                        // A stopped guest answers nothing; only one echo
+                        // request is held in its queue across the stop.
+                        if !held_one && echo.is_some() {
                             st.mode = Mode::Migrate {
                                 resume,
                                 held_one: true,
@@ -188,9 +369,15 @@ fn main() {
                     }
                 }
                 let Some(d) = delay else { continue };
-                let mut out = vec![reply.clone()];
-                if st.forge {
-                    out.extend(forgeries(&reply));
+                let mut out = Vec::new();
+                match &echo {
+                    Some(reply) => {
+                        out.push(reply.clone());
+                        if st.forge {
+                            out.extend(forgeries(reply));
+                        }
+                    }
+                    None => out.extend(timestamp_reply(packet.packet(), st.clock_lag, d)),
                 }
                 if d.is_zero() {
                     drop(st);
@@ -239,6 +426,17 @@ fn main() {
                     resume: now + d,
                     held_one: false,
                 };
+                // The guest clock stands still for the stop: it answers
+                // nothing meanwhile, so it may fall behind at once.
+                st.clock_lag += d;
+                if let Some(a) = &announcer {
+                    let a = a.clone();
+                    std::thread::spawn(move || {
+                        if let Ok(mut a) = a.lock() {
+                            a.burst(now + d);
+                        }
+                    });
+                }
                 true
             }
             ("forge", _) => {

@@ -4,9 +4,12 @@
 //! so every length here is given in CSS pixels and scaled by `dpr`.
 
 use crate::format::{self, TzOffset};
+use crate::signals::{announce_groups, ClockFrame, Marker};
 use crate::store::Frame;
 use crate::viewport::YAxis;
+use migwatch_shared::wire::AnnounceKind;
 use migwatch_shared::Light;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
@@ -29,6 +32,10 @@ pub struct Palette {
     pub late: RGBColor,
     /// Bands of yellow (possible) migrations; red ones use `lost`.
     pub band_yellow: RGBColor,
+    /// The clock track.
+    pub clock: RGBColor,
+    /// Announce markers (RARP solid, gratuitous ARP dashed).
+    pub announce: RGBColor,
 }
 
 impl Default for Palette {
@@ -42,6 +49,8 @@ impl Default for Palette {
             lost: RGBColor(0xdc, 0x26, 0x26),
             late: RGBColor(0xd9, 0x77, 0x06),
             band_yellow: RGBColor(0xea, 0xb3, 0x08),
+            clock: RGBColor(0x0d, 0x94, 0x88),
+            announce: RGBColor(0x93, 0x33, 0xea),
         }
     }
 }
@@ -60,6 +69,8 @@ impl Palette {
             lost: c("--chart-lost", d.lost),
             late: c("--chart-late", d.late),
             band_yellow: c("--chart-band-yellow", d.band_yellow),
+            clock: c("--chart-clock", d.clock),
+            announce: c("--chart-announce", d.announce),
         }
     }
 }
@@ -326,11 +337,215 @@ pub fn draw(
             .map_err(err)?;
     }
 
+    // Layer-2 announces of the target: RARP solid, gratuitous ARP dashed.
+    let label_y = (!o.compact).then(|| {
+        let h = f64::from(chart.plotting_area().dim_in_pixel().1.max(1));
+        y_hi - (y_hi - y_lo) * (px(18.0) / h)
+    });
+    draw_announces(
+        &mut chart,
+        &f.announces,
+        f.to_us,
+        span_s,
+        (y_lo, y_hi),
+        label_y,
+        pal,
+        dpr,
+    )?;
+
     if f.points == 0 && !o.compact {
         let style = font(14.0).pos(Pos::new(HPos::Center, VPos::Center));
         chart
             .draw_series(std::iter::once(Text::new(
                 "no samples in this window",
+                (-span_s / 2.0, (y_lo + y_hi) / 2.0),
+                style,
+            )))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+type Chart<'a> = ChartContext<
+    'a,
+    CanvasBackend,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Full-height announce markers (RARP solid, gratuitous ARP dashed) and,
+/// when `label_y` is given, one label per burst at that height.
+#[allow(clippy::too_many_arguments)]
+fn draw_announces(
+    chart: &mut Chart<'_>,
+    markers: &[Marker],
+    to_us: i64,
+    span_s: f64,
+    (y_lo, y_hi): (f64, f64),
+    label_y: Option<f64>,
+    pal: &Palette,
+    dpr: f64,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let px = |css: f64| (css * dpr).round().max(1.0);
+    let x = |t: i64| (t - to_us) as f64 / 1e6;
+    let solid = pal.announce.stroke_width(px(1.5) as u32);
+    let dashed = pal.announce.stroke_width(px(1.5) as u32);
+    for m in markers {
+        let xt = x(m.at_us);
+        let pts = [(xt, y_lo), (xt, y_hi)];
+        match m.kind {
+            AnnounceKind::Rarp => chart
+                .draw_series(std::iter::once(PathElement::new(pts.to_vec(), solid)))
+                .map(|_| ())
+                .map_err(err)?,
+            AnnounceKind::Garp => chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    pts,
+                    px(4.0) as i32,
+                    px(3.0) as i32,
+                    dashed,
+                )))
+                .map(|_| ())
+                .map_err(err)?,
+        }
+    }
+    let Some(ly) = label_y else { return Ok(()) };
+    let gap_us = ((span_s * 1e6) as i64 / 100).max(2_000_000);
+    for g in announce_groups(markers, gap_us) {
+        let xt = x(g.first_us);
+        let anchor = if xt > -span_s * 0.3 {
+            Pos::new(HPos::Right, VPos::Top)
+        } else {
+            Pos::new(HPos::Left, VPos::Top)
+        };
+        let style = ("sans-serif", px(12.0))
+            .into_font()
+            .color(&pal.announce)
+            .pos(anchor);
+        let label = format!(" announce: {} ", g.label());
+        chart
+            .draw_series(std::iter::once(Text::new(label, (xt, ly), style)))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The y range of the clock track: the offsets in view and 0, at least
+/// 2 ms tall, with a little room above and below.
+pub fn clock_range(f: &ClockFrame) -> (f64, f64) {
+    if f.readings == 0 || !(f.low_ms.is_finite() && f.high_ms.is_finite()) {
+        return (-1.0, 1.0);
+    }
+    let (lo, hi) = (f.low_ms.min(0.0), f.high_ms.max(0.0));
+    let mid = (lo + hi) / 2.0;
+    let half = ((hi - lo) / 2.0).max(1.0) * 1.15;
+    (mid - half, mid + half)
+}
+
+/// Draws the clock track `f` under the RTT chart: the guest clock's offset
+/// relative to the first readings in view (ms), on the same time axis and
+/// with the same left and right margins, so a step lines up with the
+/// outage above it.
+pub fn draw_clock(
+    canvas: HtmlCanvasElement,
+    f: &ClockFrame,
+    pal: &Palette,
+    o: &ChartOpts<'_>,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let dpr = o.dpr;
+    let px = |css: f64| (css * dpr).round().max(1.0);
+    let root = CanvasBackend::with_canvas_object(canvas)
+        .ok_or("canvas has no 2d context")?
+        .into_drawing_area();
+    root.fill(&pal.bg).map_err(err)?;
+    let span_s = ((f.to_us - f.from_us) as f64 / 1e6).max(1e-3);
+    let (y_lo, y_hi) = clock_range(f);
+    let font = |size: f64| ("sans-serif", px(size)).into_font().color(&pal.fg);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(px(10.0) as u32)
+        .margin_top(px(6.0) as u32)
+        .margin_bottom(px(6.0) as u32)
+        .margin_right(px(34.0) as u32)
+        .y_label_area_size(px(52.0) as u32)
+        .build_cartesian_2d(-span_s..0.0, y_lo..y_hi)
+        .map_err(err)?;
+    let decimals = if y_hi - y_lo < 10.0 { 1 } else { 0 };
+    let y_fmt = |y: &f64| format!("{y:.decimals$}");
+    chart
+        .configure_mesh()
+        .bold_line_style(pal.grid.stroke_width(px(1.0) as u32))
+        .light_line_style(TRANSPARENT)
+        .axis_style(pal.fg.stroke_width(px(1.0) as u32))
+        .label_style(font(11.0))
+        .axis_desc_style(font(11.0))
+        .x_labels(6)
+        .y_labels(3)
+        .y_label_formatter(&y_fmt)
+        .y_desc("clock (ms)")
+        .draw()
+        .map_err(err)?;
+    let x = |t: i64| (t - f.to_us) as f64 / 1e6;
+    for &(a, b, level) in &f.bands {
+        let c = if level == Light::Red {
+            pal.lost
+        } else {
+            pal.band_yellow
+        };
+        let (xa, xb) = (x(a).max(-span_s), x(b).min(0.0));
+        let xb = xb.max(xa + span_s / 600.0);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(xa, y_lo), (xb, y_hi)],
+                c.mix(0.16).filled(),
+            )))
+            .map_err(err)?;
+    }
+    draw_announces(
+        &mut chart,
+        &f.announces,
+        f.to_us,
+        span_s,
+        (y_lo, y_hi),
+        None,
+        pal,
+        dpr,
+    )?;
+    if f.readings > 0 {
+        // The zero: the offset of the first readings in view.
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(
+                [(-span_s, 0.0), (0.0, 0.0)],
+                px(3.0) as i32,
+                px(3.0) as i32,
+                pal.fg.mix(0.5).stroke_width(px(1.0) as u32),
+            )))
+            .map_err(err)?;
+        let pts: Vec<(f64, f64)> = f.points.iter().map(|&(t, v)| (x(t), v)).collect();
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                pts.clone(),
+                pal.clock.stroke_width(px(1.5) as u32),
+            )))
+            .map_err(err)?;
+        if f.points.len() <= 600 {
+            chart
+                .draw_series(
+                    pts.into_iter()
+                        .map(|p| Circle::new(p, px(1.5) as u32, pal.clock.filled())),
+                )
+                .map_err(err)?;
+        }
+    } else {
+        let text = if f.held == 0 {
+            "no clock readings (target doesn't answer ICMP Timestamp / disabled)"
+        } else {
+            "no clock readings in this window"
+        };
+        let style = font(12.0).pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series(std::iter::once(Text::new(
+                text,
                 (-span_s / 2.0, (y_lo + y_hi) / 2.0),
                 style,
             )))
@@ -385,6 +600,25 @@ mod tests {
         assert_eq!(l.label(-1.0), "0.10");
         let empty = YScale::new(YAxis::Log, None, 0);
         assert!(empty.hi > empty.lo);
+    }
+
+    #[test]
+    fn clock_range_holds_zero_and_the_step() {
+        let mut f = ClockFrame {
+            readings: 0,
+            ..ClockFrame::default()
+        };
+        assert_eq!(clock_range(&f), (-1.0, 1.0));
+        f.readings = 20;
+        f.low_ms = -370.5;
+        f.high_ms = 0.5;
+        let (lo, hi) = clock_range(&f);
+        assert!(lo < -370.5 && hi > 0.5, "{lo} {hi}");
+        // A flat track is at least 2 ms tall, around 0.
+        f.low_ms = -0.2;
+        f.high_ms = 0.3;
+        let (lo, hi) = clock_range(&f);
+        assert!(lo < -0.2 && hi > 0.3 && hi - lo >= 2.0, "{lo} {hi}");
     }
 
     #[test]

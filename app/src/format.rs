@@ -3,6 +3,7 @@
 //! No browser calls: the local time-zone offset is passed in, so these are
 //! unit tested natively.
 
+use migwatch_shared::detector::DowntimeSource;
 use migwatch_shared::{Light, Reason};
 
 /// A UTC offset lookup: minutes to add to UTC for local time at the given
@@ -70,6 +71,47 @@ fn span(start_us: i64, end_us: i64, tz: TzOffset<'_>) -> String {
 /// A signed µs duration (negative counts as 0).
 fn duration_i(us: i64) -> String {
     duration(u64::try_from(us).unwrap_or(0))
+}
+
+/// A clock step or change in ms with one decimal (readings are good to
+/// about a millisecond, medians to a fraction of one): `368.2 ms`; from
+/// 10 s on as [`duration`] does.
+fn clock_ms(us: i64) -> String {
+    let a = us.unsigned_abs();
+    if a < 10_000_000 {
+        format!("{:.1} ms", a as f64 / 1000.0)
+    } else {
+        duration(a)
+    }
+}
+
+/// The live confirming channels that stayed silent, as a clause:
+/// `no clock step and no MAC announce followed`.
+fn unconfirmed(clock: bool, announce: bool) -> String {
+    match (clock, announce) {
+        (true, true) => "no clock step and no MAC announce followed".into(),
+        (true, false) => "no clock step followed".into(),
+        (false, true) => "no MAC announce followed".into(),
+        (false, false) => "nothing confirmed a migration".into(),
+    }
+}
+
+/// `3 RARP + 2 gratuitous ARP`, naming only the kinds seen.
+fn announce_frames(rarp: u32, garp: u32) -> String {
+    match (rarp, garp) {
+        (r, 0) => format!("{r} RARP"),
+        (0, g) => format!("{g} gratuitous ARP"),
+        (r, g) => format!("{r} RARP + {g} gratuitous ARP"),
+    }
+}
+
+/// Where a downtime estimate comes from, in words: `clock step`.
+pub fn downtime_source(s: DowntimeSource) -> &'static str {
+    match s {
+        DowntimeSource::ClockStep => "clock step",
+        DowntimeSource::LateReply => "late reply",
+        DowntimeSource::LossBurst => "lost probes",
+    }
 }
 
 /// `1 probe`, `47 probes`.
@@ -148,9 +190,63 @@ pub fn reason(r: &Reason, tz: TzOffset<'_>) -> String {
             count(u64::from(probes), "reply", "replies"),
             span(start_us, end_us, tz)
         ),
-        // Evidence kinds added to the detector later: their tag in words.
-        #[allow(unreachable_patterns)]
-        _ => r.name().replace('_', " "),
+        Reason::ClockStep {
+            step_us, samples, ..
+        } => format!(
+            "guest clock {} {} ({})",
+            if step_us <= 0 {
+                "stepped back"
+            } else {
+                "jumped ahead"
+            },
+            clock_ms(step_us),
+            count(u64::from(samples), "reading", "readings")
+        ),
+        Reason::Announce {
+            rarp, garp, mac, ..
+        } => format!("MAC {mac} announced again: {}", announce_frames(rarp, garp)),
+        Reason::ClockSteady {
+            change_us,
+            outage_us,
+        } => format!(
+            "guest clock ran on through the {} outage (±{}): the guest was not stopped",
+            duration_i(outage_us),
+            clock_ms(change_us)
+        ),
+        Reason::Unconfirmed { clock, announce } => unconfirmed(clock, announce),
+    }
+}
+
+/// `guest clock stepped back 368 ms`.
+fn clock_step_words(step_us: i64) -> String {
+    format!(
+        "guest clock {} {}",
+        if step_us <= 0 {
+            "stepped back"
+        } else {
+            "jumped ahead"
+        },
+        duration(step_us.unsigned_abs())
+    )
+}
+
+/// The strong signals among `reasons` (the guest itself says it moved),
+/// strongest first: `guest clock stepped back 368 ms, MAC announced again`,
+/// or `MAC announced again (5 RARP + 5 gratuitous ARP)` alone.
+fn strong_words(reasons: &[Reason]) -> Option<String> {
+    let step = reasons.iter().find_map(|r| match *r {
+        Reason::ClockStep { step_us, .. } => Some(clock_step_words(step_us)),
+        _ => None,
+    });
+    let announce = reasons.iter().find_map(|r| match *r {
+        Reason::Announce { rarp, garp, .. } => Some(announce_frames(rarp, garp)),
+        _ => None,
+    });
+    match (step, announce) {
+        (Some(s), Some(_)) => Some(format!("{s}, MAC announced again")),
+        (Some(s), None) => Some(s),
+        (None, Some(a)) => Some(format!("MAC announced again ({a})")),
+        (None, None) => None,
     }
 }
 
@@ -183,9 +279,24 @@ pub fn headline(light: Light, reasons: &[Reason], tz: TzOffset<'_>) -> String {
         Light::Yellow => "Yellow",
         Light::Red => "Red",
     };
+    if light == Light::Red {
+        if let Some(strong) = strong_words(reasons) {
+            // The guest's own word that it moved says it all; the weaker
+            // signals are in the reasons.
+            let burst = reasons
+                .iter()
+                .find(|r| matches!(r, Reason::LossBurst { .. }))
+                .map(|r| reason(r, tz));
+            return match burst {
+                Some(b) => format!("{word}: {b}; {strong}: migrated."),
+                None => format!("{word}: {strong}: migrated."),
+            };
+        }
+    }
     let ms = |us: u32| duration(u64::from(us));
     let mut parts: Vec<String> = Vec::new();
     let mut conclusion = None;
+    let mut not_stopped = false;
     for r in reasons {
         let part = match *r {
             Reason::LossBurst { .. } | Reason::Silence { .. } => reason(r, tz),
@@ -220,13 +331,33 @@ pub fn headline(light: Light, reasons: &[Reason], tz: TzOffset<'_>) -> String {
                 conclusion.get_or_insert("an RTT peak: pre-copy or congestion, maybe");
                 reason(r, tz)
             }
-            #[allow(unreachable_patterns)]
-            _ => reason(r, tz),
+            Reason::ClockStep { step_us, .. } => clock_step_words(step_us),
+            Reason::Announce { rarp, garp, .. } => {
+                conclusion.get_or_insert("the VM may have moved");
+                format!(
+                    "then its MAC was announced again ({})",
+                    announce_frames(rarp, garp)
+                )
+            }
+            Reason::ClockSteady { change_us, .. } => {
+                not_stopped = true;
+                format!("the guest clock ran on (±{})", clock_ms(change_us))
+            }
+            Reason::Unconfirmed { clock, announce } => {
+                not_stopped = true;
+                unconfirmed(clock, announce)
+            }
         };
         parts.push(part);
     }
+    if let Some(first) = parts.first_mut() {
+        if let Some(rest) = first.strip_prefix("then ") {
+            *first = rest.to_string();
+        }
+    }
     let conclusion = match (light, conclusion) {
         (Light::Red, _) => "stop-and-copy signature",
+        _ if not_stopped => "an outage, not a migration",
         (_, Some(c)) => c,
         _ if reasons.iter().any(|r| matches!(r, Reason::Silence { .. })) => {
             "an outage in progress, maybe a migration"
@@ -276,7 +407,11 @@ pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOff
         end_us: m.end_us,
         start: clock(m.start_us, tz(m.start_us)),
         end: clock(m.end_us, tz(m.end_us)),
-        downtime: duration_i(m.downtime_us),
+        downtime: format!(
+            "{} ({})",
+            duration_i(m.downtime_us),
+            downtime_source(m.downtime_source)
+        ),
         evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
     }
 }
@@ -485,6 +620,176 @@ mod tests {
             headline(Light::Yellow, &[], UTC),
             "Yellow: a possible migration."
         );
+    }
+
+    const MAC: migwatch_shared::wire::Mac =
+        migwatch_shared::wire::Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    fn clock_step(step_us: i64) -> Reason {
+        Reason::ClockStep {
+            step_us,
+            before_us: 0,
+            after_us: 0,
+            samples: 3,
+        }
+    }
+
+    fn announce(rarp: u32, garp: u32) -> Reason {
+        Reason::Announce {
+            frames: rarp + garp,
+            rarp,
+            garp,
+            first_us: 0,
+            mac: MAC,
+        }
+    }
+
+    #[test]
+    fn confirming_signals_in_words() {
+        assert_eq!(
+            reason(&clock_step(-368_240), UTC),
+            "guest clock stepped back 368.2 ms (3 readings)"
+        );
+        assert_eq!(
+            reason(&clock_step(12_000), UTC),
+            "guest clock jumped ahead 12.0 ms (3 readings)"
+        );
+        assert_eq!(
+            reason(&announce(3, 2), UTC),
+            "MAC 52:54:00:12:34:56 announced again: 3 RARP + 2 gratuitous ARP"
+        );
+        assert_eq!(
+            reason(&announce(5, 0), UTC),
+            "MAC 52:54:00:12:34:56 announced again: 5 RARP"
+        );
+        assert_eq!(
+            reason(&announce(0, 1), UTC),
+            "MAC 52:54:00:12:34:56 announced again: 1 gratuitous ARP"
+        );
+        let steady = Reason::ClockSteady {
+            change_us: -400,
+            outage_us: 512_000,
+        };
+        assert_eq!(
+            reason(&steady, UTC),
+            "guest clock ran on through the 512 ms outage (±0.4 ms): the guest was not stopped"
+        );
+        let un = |clock, announce| reason(&Reason::Unconfirmed { clock, announce }, UTC);
+        assert_eq!(un(true, true), "no clock step and no MAC announce followed");
+        assert_eq!(un(true, false), "no clock step followed");
+        assert_eq!(un(false, true), "no MAC announce followed");
+        assert_eq!(un(false, false), "nothing confirmed a migration");
+    }
+
+    #[test]
+    fn red_headlines_name_the_strongest_signal() {
+        let t = 1_763_000_000_000_000;
+        let mut r = migration_reasons(t);
+        r.insert(1, clock_step(-368_240));
+        r.insert(2, announce(5, 5));
+        assert_eq!(
+            headline(Light::Red, &r, UTC),
+            "Red: 47 probes lost 02:13:20.315–02:13:20.790; guest clock stepped back 368 ms, MAC announced again: migrated."
+        );
+        r.remove(2);
+        assert_eq!(
+            headline(Light::Red, &r, UTC),
+            "Red: 47 probes lost 02:13:20.315–02:13:20.790; guest clock stepped back 368 ms: migrated."
+        );
+        let only_announce = [migration_reasons(t)[0], announce(5, 4)];
+        assert_eq!(
+            headline(Light::Red, &only_announce, UTC),
+            "Red: 47 probes lost 02:13:20.315–02:13:20.790; MAC announced again (5 RARP + 4 gratuitous ARP): migrated."
+        );
+        assert_eq!(
+            headline(Light::Red, &[announce(0, 2)], UTC),
+            "Red: MAC announced again (2 gratuitous ARP): migrated."
+        );
+        // Without a strong signal it is the RTT signature, as before.
+        assert!(headline(Light::Red, &migration_reasons(t), UTC)
+            .ends_with(": stop-and-copy signature."));
+    }
+
+    #[test]
+    fn yellow_headlines_say_outage_when_the_guest_says_so() {
+        let t = 1_763_000_000_000_000;
+        let burst = migration_reasons(t)[0];
+        let un = [
+            burst,
+            Reason::Unconfirmed {
+                clock: true,
+                announce: true,
+            },
+        ];
+        assert_eq!(
+            headline(Light::Yellow, &un, UTC),
+            "Yellow: 47 probes lost 02:13:20.315–02:13:20.790, no clock step and no MAC announce followed: an outage, not a migration."
+        );
+        let steady = [
+            burst,
+            Reason::Sawtooth {
+                probes: 4,
+                first_rtt_us: 30_000,
+                max_rtt_us: 30_000,
+                teeth: 2,
+                span_us: 40_000,
+            },
+            Reason::ClockSteady {
+                change_us: 300,
+                outage_us: 470_000,
+            },
+            Reason::Unconfirmed {
+                clock: true,
+                announce: false,
+            },
+        ];
+        assert_eq!(
+            headline(Light::Yellow, &steady, UTC),
+            "Yellow: 47 probes lost 02:13:20.315–02:13:20.790, then a sawtooth of 4 elevated replies, the guest clock ran on (±0.3 ms), no clock step followed: an outage, not a migration."
+        );
+        // An announce on its own, outside any outage.
+        assert_eq!(
+            headline(Light::Yellow, &[announce(5, 0)], UTC),
+            "Yellow: its MAC was announced again (5 RARP): the VM may have moved."
+        );
+    }
+
+    #[test]
+    fn the_log_names_where_the_downtime_comes_from() {
+        use migwatch_shared::detector::{ClockStep, Evidence};
+        let t = 1_763_000_000_000_000;
+        let mut m = migwatch_shared::Migration {
+            id: 1,
+            first_seq: 100,
+            last_seq: 146,
+            probes: 47,
+            start_us: t,
+            end_us: t + 470_000,
+            downtime_us: 368_240,
+            downtime_source: DowntimeSource::ClockStep,
+            level: Light::Red,
+            evidence: Evidence {
+                clock_step: Some(ClockStep {
+                    step_us: -368_240,
+                    before_us: t - 100_000,
+                    after_us: t + 600_000,
+                    samples: 3,
+                }),
+                ..Evidence::default()
+            },
+            decided_us: t + 700_000,
+            interval_us: 10_000,
+        };
+        let row = log_row(1, "198.18.0.2", &m, UTC);
+        assert_eq!(row.downtime, "368 ms (clock step)");
+        assert_eq!(
+            row.evidence[1],
+            "guest clock stepped back 368.2 ms (3 readings)"
+        );
+        m.downtime_source = DowntimeSource::LateReply;
+        assert_eq!(log_row(1, "x", &m, UTC).downtime, "368 ms (late reply)");
+        m.downtime_source = DowntimeSource::LossBurst;
+        assert_eq!(log_row(1, "x", &m, UTC).downtime, "368 ms (lost probes)");
     }
 
     #[test]

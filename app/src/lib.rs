@@ -3,7 +3,8 @@
 //! light per target, an overall light, live RTT charts and an event log.
 //!
 //! Plain-Rust logic, unit tested natively: `store` (sample ring,
-//! decimation), `model` (store + raw events + detector → summary, export),
+//! decimation), `signals` (clock readings and announces, the clock track),
+//! `model` (store + signals + raw events + detector → summary, export),
 //! `format` (plain words), `urlstate` (URL and saved state), `viewport`
 //! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
 //! `source` (reconnect policy). Browser glue: `source`'s `Stream`, `chart`
@@ -16,6 +17,7 @@ pub mod format;
 pub mod live;
 pub mod model;
 pub mod replay;
+pub mod signals;
 pub mod source;
 pub mod store;
 pub mod urlstate;

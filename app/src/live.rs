@@ -20,6 +20,7 @@ use crate::view::{ChartUi, Notice, TargetUi, TileView, Ui, ViewMode};
 use crate::viewport::{Span, Viewport, YAxis};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use migwatch_shared::wire::AnnounceKind;
 use migwatch_shared::{Event, Info, Light};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -766,6 +767,64 @@ impl App {
         set("data-from", frame.from_us.to_string());
         set("data-to", frame.to_us.to_string());
         set("data-bands", frame.bands.len().to_string());
+        let rarp = frame
+            .announces
+            .iter()
+            .filter(|m| m.kind == AnnounceKind::Rarp)
+            .count();
+        set("data-announces", frame.announces.len().to_string());
+        set("data-rarp", rarp.to_string());
+        set("data-garp", (frame.announces.len() - rarp).to_string());
+        self.draw_clock(t, &frame);
+    }
+
+    /// The clock track under the main chart, over the same window.
+    fn draw_clock(&self, t: &Target, frame: &crate::store::Frame) {
+        let Some(canvas) = canvas_by_id("clock-chart") else {
+            return;
+        };
+        let (columns, dpr) = fit_canvas(&canvas);
+        let m = t.model.borrow();
+        let cf = m.clock_frame(frame, columns);
+        let opts = ChartOpts {
+            y: YAxis::Auto,
+            compact: false,
+            dpr,
+            tz: &tz_offset,
+        };
+        let drawn = match chart::draw_clock(canvas.clone(), &cf, &self.palette.get(), &opts) {
+            Ok(()) => cf.readings,
+            Err(e) => {
+                if !self.logged_draw_error.replace(true) {
+                    leptos::logging::error!("clock chart: {e}");
+                }
+                0
+            }
+        };
+        let set = |k: &str, v: String| {
+            let _ = canvas.set_attribute(k, &v);
+        };
+        let ms = |v: f64| {
+            if cf.readings > 0 && v.is_finite() {
+                format!("{v:.1}")
+            } else {
+                String::new()
+            }
+        };
+        set("data-key", t.key.to_string());
+        set("data-clock-readings", m.signals.totals().clock.to_string());
+        set("data-drawn", drawn.to_string());
+        set("data-low-ms", ms(cf.low_ms));
+        set("data-high-ms", ms(cf.high_ms));
+        set(
+            "data-clock-step-ms",
+            cf.step_us
+                .map(|s| format!("{:.1}", s as f64 / 1000.0))
+                .unwrap_or_default(),
+        );
+        set("data-announces", cf.announces.len().to_string());
+        set("data-from", cf.from_us.to_string());
+        set("data-to", cf.to_us.to_string());
     }
 
     fn draw_spark(&self, t: &Target, dirty: bool) {
@@ -995,6 +1054,7 @@ impl Target {
             }
             let h = app().map_or(3600.0, |a| a.ui.history.get_untracked().secs());
             m.set_capacity(capacity_for(info.interval_ms, h));
+            m.set_announce_channel(info.capture_iface.is_some());
         }
         *self.info.borrow_mut() = Some(info);
         *self.held.borrow_mut() = None;

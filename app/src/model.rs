@@ -3,6 +3,7 @@
 //! Rust, unit tested natively.
 
 use crate::format::{self, TzOffset};
+use crate::signals::{ClockFrame, Signals};
 use crate::store::{Frame, Store, DEFAULT_CAPACITY};
 use crate::viewport::Viewport;
 use migwatch_shared::trace;
@@ -38,6 +39,9 @@ pub struct Diag {
 pub struct Model {
     /// Sample history, seq-ordered, for the chart.
     pub store: Store,
+    /// Clock readings and announces, time-ordered, for the clock track
+    /// and the announce markers.
+    pub signals: Signals,
     /// The events as received, for export: bounded like the store (plus
     /// room for the ticks and late replies between samples).
     events: VecDeque<Event>,
@@ -47,6 +51,9 @@ pub struct Model {
     pub diag: Diag,
     /// The latest `tick`: the sidecar's clock while the stream is quiet.
     tick: Option<Tick>,
+    /// The sidecar watches for layer-2 announces (its `/info` names a
+    /// capture interface): kept across detector resets.
+    announce_channel: bool,
 }
 
 impl Default for Model {
@@ -64,17 +71,20 @@ impl Model {
     pub fn new(capacity: usize) -> Self {
         Model {
             store: Store::new(capacity),
+            signals: Signals::new(capacity),
             events: VecDeque::new(),
             events_cap: events_cap(capacity),
             detector: Detector::default(),
             diag: Diag::default(),
             tick: None,
+            announce_channel: false,
         }
     }
 
     /// Changes the history bound, dropping the oldest data if needed.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.store.set_capacity(capacity);
+        self.signals.set_clock_capacity(capacity);
         self.events_cap = events_cap(self.store.capacity());
         let excess = self.events.len().saturating_sub(self.events_cap);
         self.events.drain(..excess);
@@ -119,9 +129,8 @@ impl Model {
                     self.tick = Some(*t);
                 }
             }
-            // Confirming signals: kept in the event log and exports; drawn
-            // in a later round.
-            Event::Clock(_) | Event::Announce(_) => {}
+            Event::Clock(c) => self.signals.push_clock(c),
+            Event::Announce(a) => self.signals.push_announce(a),
         }
         if self.events.len() >= self.events_cap {
             self.events.pop_front();
@@ -136,6 +145,15 @@ impl Model {
         self.detector.push(ev);
     }
 
+    /// Tells the detector whether the sidecar watches for layer-2
+    /// announces (`/info`'s `capture_iface`): with it on, an outage no
+    /// announce follows is "an outage, not a migration" unless something
+    /// else confirms it.
+    pub fn set_announce_channel(&mut self, on: bool) {
+        self.announce_channel = on;
+        self.detector.set_announce_channel(on);
+    }
+
     /// Ends the input of a replayed trace: the detector decides the outage
     /// it is still analysing.
     pub fn finish(&mut self) {
@@ -146,8 +164,10 @@ impl Model {
     /// whose seq numbers start over. Diagnostics are kept.
     pub fn new_run(&mut self) {
         self.store.clear();
+        self.signals.clear();
         self.events = VecDeque::new();
         self.detector = Detector::default();
+        self.detector.set_announce_channel(self.announce_channel);
         self.tick = None;
         self.diag.new_runs += 1;
     }
@@ -203,7 +223,17 @@ impl Model {
             .filter(|m| m.end_us >= from && m.start_us <= to)
             .map(|m| (m.start_us, m.end_us, m.level))
             .collect();
+        f.announces = self.signals.announces_in(from, to);
         f
+    }
+
+    /// The clock track under the RTT chart's frame `f` (same window, same
+    /// migration bands and announce markers), for `columns` columns.
+    pub fn clock_frame(&self, f: &Frame, columns: u32) -> ClockFrame {
+        let mut c = self.signals.clock_frame(f.from_us, f.to_us, columns);
+        c.bands.clone_from(&f.bands);
+        c.announces.clone_from(&f.announces);
+        c
     }
 
     /// The held events as a JSON-lines trace (the detector CLI's format).
@@ -230,7 +260,9 @@ impl Model {
             start_s: f64,
             end_s: f64,
             downtime_ms: f64,
+            downtime_from: migwatch_shared::detector::DowntimeSource,
             level: &'static str,
+            decided_s: f64,
             reasons: Vec<migwatch_shared::Reason>,
         }
         let mut s = String::new();
@@ -239,7 +271,9 @@ impl Model {
                 start_s: m.start_us as f64 / 1e6,
                 end_s: m.end_us as f64 / 1e6,
                 downtime_ms: m.downtime_us as f64 / 1000.0,
+                downtime_from: m.downtime_source,
                 level: m.level.name(),
+                decided_s: m.decided_us as f64 / 1e6,
                 reasons: m.reasons(),
             };
             if let Ok(l) = serde_json::to_string(&line) {
@@ -294,13 +328,25 @@ impl Model {
             None => (None, 0),
         };
         let median = median.map_or_else(|| "–".to_string(), |m| format::duration(u64::from(m)));
-        let stats = format!(
+        let mut stats = format!(
             "median RTT {median} · lost {lost_recent} (last {} s) · samples {} · lost {} · late {}",
             STATS_US / 1_000_000,
             t.samples,
             t.lost,
             t.late,
         );
+        let sig = self.signals.totals();
+        if sig.clock > 0 {
+            stats.push_str(&format!(" · clock readings {}", sig.clock));
+        }
+        if sig.announces() > 0 {
+            stats.push_str(&format!(
+                " · announces {} ({} RARP, {} GARP)",
+                sig.announces(),
+                sig.rarp,
+                sig.garp
+            ));
+        }
         let d = &self.diag;
         Summary {
             light,
@@ -323,6 +369,8 @@ impl Model {
             first_seq: self.store.oldest_seq(),
             last_seq: self.store.newest_seq(),
             migrations: self.migrations().len() as u64,
+            clock_readings: sig.clock,
+            announces: sig.announces(),
             last_id: None,
         }
     }
@@ -371,6 +419,10 @@ pub struct Summary {
     pub last_seq: Option<u64>,
     /// Migrations detected.
     pub migrations: u64,
+    /// Clock readings received.
+    pub clock_readings: u64,
+    /// Announce frames received.
+    pub announces: u64,
     /// The last event id received (set by the caller, who tracks resume).
     pub last_id: Option<u64>,
 }
@@ -609,6 +661,69 @@ mod tests {
         let csv = m.migrations_csv(UTC);
         assert!(csv.starts_with("start_s,end_s,downtime_ms,level,probes,evidence\n"));
         assert!(csv.contains(",red,47,\"47 probes lost"), "{csv}");
+    }
+
+    /// A real lab migration (QEMU, TCG): 368.7 ms STOP→RESUME, with clock
+    /// readings and the announces captured on the monitor link.
+    const LAB: &str = include_str!("../../tests/fixtures/lab-dirty-clock-announce.jsonl");
+
+    #[test]
+    fn a_lab_trace_draws_its_clock_step_and_announces() {
+        let evs = crate::replay::parse("lab.jsonl", LAB).expect("the fixture reads");
+        // As `migwatch-sidecar detect` reads a file: no `/info`, so no
+        // announce channel until an announce is seen.
+        let mut m = Model::default();
+        for ev in &evs {
+            m.apply(ev);
+        }
+        m.finish();
+        let t = m.signals.totals();
+        assert_eq!((t.clock, t.rarp, t.garp), (20, 5, 5));
+        let s = summary(&m, true);
+        assert_eq!((s.clock_readings, s.announces), (20, 10));
+        assert!(
+            s.stats
+                .ends_with(" · clock readings 20 · announces 10 (5 RARP, 5 GARP)"),
+            "{}",
+            s.stats
+        );
+        let f = m.frame(&Viewport::default(), 600);
+        assert_eq!(f.announces.len(), 10);
+        let c = m.clock_frame(&f, 600);
+        assert_eq!(c.readings, 20);
+        assert_eq!(c.bands, f.bands);
+        assert_eq!(c.announces.len(), 10);
+        // The guest clock fell 370 ms behind across the stop (readings are
+        // whole ms at the guest, so within a couple of ms of QMP's 368.7).
+        let step = c.step_us.expect("a step");
+        assert!((-372_000..=-366_000).contains(&step), "{step}");
+        assert!((c.low_ms - -370.0).abs() < 5.0, "{}", c.low_ms);
+        // The detector's verdict, in the page's words.
+        let mg = m.migrations();
+        assert_eq!(mg.len(), 1, "{mg:?}");
+        assert_eq!(mg[0].level, Light::Red);
+        let row = format::log_row(1, "lab", &mg[0], UTC);
+        assert!(row.downtime.ends_with(" (clock step)"), "{row:?}");
+        assert!(
+            row.evidence
+                .iter()
+                .any(|e| e.starts_with("guest clock stepped back 37")),
+            "{row:?}"
+        );
+        assert!(
+            row.evidence
+                .iter()
+                .any(|e| e == "MAC 52:54:00:4d:57:0a announced again: 5 RARP + 5 gratuitous ARP"),
+            "{row:?}"
+        );
+        let lines = m.migrations_jsonl();
+        let v: serde_json::Value = serde_json::from_str(lines.trim()).expect("json");
+        assert_eq!(v["downtime_from"], "clock_step");
+        // A new run forgets them, and keeps the announce channel.
+        m.set_announce_channel(true);
+        m.new_run();
+        assert_eq!(m.signals.totals(), crate::signals::SignalTotals::default());
+        assert!(m.announce_channel);
     }
 
     #[test]

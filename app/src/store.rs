@@ -421,6 +421,9 @@ pub struct Frame {
     /// From here to the window's end, probes were sent but not reported
     /// yet (known from a `tick`); filled in by the caller.
     pub pending_from_us: Option<i64>,
+    /// Layer-2 announces of the target in the window; filled in by the
+    /// caller.
+    pub announces: Vec<crate::signals::Marker>,
 }
 
 impl Frame {

@@ -427,6 +427,8 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
             data-last-seq=s(|s| s.last_seq.map(|q| q.to_string()).unwrap_or_default())
             data-last-id=s(|s| s.last_id.map(|q| q.to_string()).unwrap_or_default())
             data-migrations=s(|s| s.migrations.to_string())
+            data-clock-readings=s(|s| s.clock_readings.to_string())
+            data-announces=s(|s| s.announces.to_string())
         >
             <header class="tile-head">
                 <span class="lamp" aria-hidden="true"></span>
@@ -714,6 +716,11 @@ fn Detail(ui: Ui) -> impl IntoView {
                         }
                     }
                 ></canvas>
+                <canvas
+                    id="clock-chart"
+                    role="img"
+                    aria-label="The target's clock offset from ours, in ms relative to the first readings in view: a live migration stops the guest's clock, so it steps down by about the downtime. Layer-2 announces of the target as purple marks."
+                ></canvas>
                 <p class="legend" aria-hidden="true">
                     <span><i class="key key-line"></i>"RTT"</span>
                     <span><i class="key key-lost"></i>"lost probe"</span>
@@ -721,6 +728,9 @@ fn Detail(ui: Ui) -> impl IntoView {
                     <span><i class="key key-band-red"></i>"migration"</span>
                     <span><i class="key key-band-yellow"></i>"possible migration"</span>
                     <span><i class="key key-pending"></i>"awaiting reply"</span>
+                    <span><i class="key key-rarp"></i>"RARP announce"</span>
+                    <span><i class="key key-garp"></i>"gratuitous ARP"</span>
+                    <span><i class="key key-clock"></i>"guest clock (lower track)"</span>
                 </p>
             </section>
             <p id="stats" class="stats">{with_tile(|v| v.summary.stats.clone())}</p>

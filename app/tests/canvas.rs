@@ -16,6 +16,7 @@ use migwatch_app::live::fit_canvas;
 use migwatch_app::model::Model;
 use migwatch_app::viewport::{Viewport, YAxis};
 use migwatch_shared::{Detector, Light};
+use plotters::style::RGBColor;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
@@ -89,6 +90,51 @@ fn chart_draws_line_lost_ticks_and_migration_band_at_device_pixels() {
     chart::draw(c.clone(), &empty, &pal, &opts).expect("draws empty");
     assert!(count_color(&c, (pal.line.0, pal.line.1, pal.line.2)) < 10);
     c.remove();
+}
+
+/// A real lab migration (QEMU, TCG) with clock readings and announces.
+const LAB: &str = include_str!("../../tests/fixtures/lab-dirty-clock-announce.jsonl");
+
+#[wasm_bindgen_test]
+fn announce_markers_and_the_clock_track_draw_at_device_pixels() {
+    let mut m = Model::default();
+    for ev in migwatch_app::replay::parse("lab.jsonl", LAB).expect("reads") {
+        m.apply(&ev);
+    }
+    m.finish();
+    let pal = Palette::default();
+    let px = |c: RGBColor| (c.0, c.1, c.2);
+    let tz = |_: i64| 0;
+    let c = canvas(600, 200);
+    let (columns, dpr) = fit_canvas(&c);
+    let opts = ChartOpts {
+        y: YAxis::Auto,
+        compact: false,
+        dpr,
+        tz: &tz,
+    };
+    let f = m.frame(&Viewport::default(), columns);
+    assert_eq!(f.announces.len(), 10);
+    chart::draw(c.clone(), &f, &pal, &opts).expect("draws");
+    let marks = count_color(&c, px(pal.announce));
+    assert!(marks > 100, "{marks} announce pixels");
+    // The clock track: a line in its colour, on a canvas of its own.
+    let k = canvas(600, 96);
+    let (columns, dpr) = fit_canvas(&k);
+    assert_eq!(k.height(), (96.0 * dpr).round() as u32);
+    let opts = ChartOpts { dpr, ..opts };
+    let cf = m.clock_frame(&f, columns);
+    assert_eq!(cf.readings, 20);
+    chart::draw_clock(k.clone(), &cf, &pal, &opts).expect("draws the track");
+    let track = count_color(&k, px(pal.clock));
+    assert!(track > 100, "{track} clock pixels");
+    assert!(count_color(&k, px(pal.announce)) > 20);
+    // No readings: a message, no track.
+    let none = Model::default().clock_frame(&f, columns);
+    chart::draw_clock(k.clone(), &none, &pal, &opts).expect("draws empty");
+    assert!(count_color(&k, px(pal.clock)) < 10);
+    c.remove();
+    k.remove();
 }
 
 #[wasm_bindgen_test]

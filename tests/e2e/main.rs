@@ -9,6 +9,7 @@ mod app_common;
 mod app_multi;
 mod app_replay;
 mod app_resume;
+mod app_signals;
 mod icmp;
 mod page;
 mod stream;
