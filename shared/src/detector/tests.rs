@@ -538,10 +538,19 @@ mod signals {
         // Red as soon as the first replies and frames are in, long before
         // the clock confirms.
         let first_red = reds(&seen).expect("never red");
-        assert!(first_red - (T0 + run.out_end) < 300 * MS, "red after {first_red}");
+        assert!(
+            first_red - (T0 + run.out_end) < 300 * MS,
+            "red after {first_red}"
+        );
         let reasons = m[0].reasons();
-        assert!(reasons.iter().any(|r| r.name() == "clock_step"), "{reasons:?}");
-        assert!(!reasons.iter().any(|r| r.name() == "unconfirmed"), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.name() == "clock_step"),
+            "{reasons:?}"
+        );
+        assert!(
+            !reasons.iter().any(|r| r.name() == "unconfirmed"),
+            "{reasons:?}"
+        );
     }
 
     #[test]
@@ -573,10 +582,17 @@ mod signals {
         assert!(e.clock_steady.is_some() && e.clock_step.is_none(), "{e:?}");
         assert!(e.channels.clock, "{e:?}");
         let names: Vec<_> = m[0].reasons().iter().map(|r| r.name()).collect();
-        assert!(names.contains(&"clock_steady") && names.contains(&"unconfirmed"), "{names:?}");
+        assert!(
+            names.contains(&"clock_steady") && names.contains(&"unconfirmed"),
+            "{names:?}"
+        );
         // It may be red for a moment on the sawtooth, but not once the
         // clock has spoken (two readings after the outage).
-        let last_red = seen.iter().rev().find(|(_, v)| v.light == Light::Red).map(|(t, _)| *t);
+        let last_red = seen
+            .iter()
+            .rev()
+            .find(|(_, v)| v.light == Light::Red)
+            .map(|(t, _)| *t);
         if let Some(t) = last_red {
             assert!(t < T0 + run.out_end + 600 * MS, "still red at {t}");
         }
@@ -694,7 +710,10 @@ mod signals {
         }));
         let v = d.verdict();
         assert_eq!(v.light, Light::Yellow);
-        assert!(matches!(v.reasons[..], [Reason::Announce { rarp: 1, .. }]), "{v:?}");
+        assert!(
+            matches!(v.reasons[..], [Reason::Announce { rarp: 1, .. }]),
+            "{v:?}"
+        );
         feed(&mut d, 101..700, 500);
         assert_eq!(d.light(), Light::Green, "{:?}", d.verdict());
     }
