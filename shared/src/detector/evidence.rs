@@ -31,6 +31,17 @@ impl ClockStep {
     }
 }
 
+impl From<ClockStep> for Reason {
+    fn from(c: ClockStep) -> Reason {
+        Reason::ClockStep {
+            step_us: c.step_us,
+            before_us: c.before_us,
+            after_us: c.after_us,
+            samples: c.samples,
+        }
+    }
+}
+
 /// The target's MAC was announced again on the capture interface (RARP
 /// from the hypervisor, gratuitous ARP from the guest) around the outage:
 /// the move completed.
@@ -46,6 +57,18 @@ pub struct AnnounceBurst {
     pub first_us: i64,
     /// The MAC announced.
     pub mac: Mac,
+}
+
+impl From<AnnounceBurst> for Reason {
+    fn from(a: AnnounceBurst) -> Reason {
+        Reason::Announce {
+            frames: a.frames,
+            rarp: a.rarp,
+            garp: a.garp,
+            first_us: a.first_us,
+            mac: a.mac,
+        }
+    }
 }
 
 /// The guest's clock ran on through the outage (readings before and after
@@ -273,23 +296,8 @@ impl Migration {
             end_us: self.end_us,
         });
         let e = &self.evidence;
-        if let Some(c) = e.clock_step {
-            out.push(Reason::ClockStep {
-                step_us: c.step_us,
-                before_us: c.before_us,
-                after_us: c.after_us,
-                samples: c.samples,
-            });
-        }
-        if let Some(a) = e.announce {
-            out.push(Reason::Announce {
-                frames: a.frames,
-                rarp: a.rarp,
-                garp: a.garp,
-                first_us: a.first_us,
-                mac: a.mac,
-            });
-        }
+        out.extend(e.clock_step.map(Reason::from));
+        out.extend(e.announce.map(Reason::from));
         if let Some(h) = e.held {
             out.push(Reason::LateReply {
                 seq: h.seq,

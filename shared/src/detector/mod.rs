@@ -366,12 +366,7 @@ impl Episode {
         if !self.step_fits(st, cfg) {
             return false;
         }
-        self.clock_step = Some(ClockStep {
-            step_us: st.step_us,
-            before_us: st.before_us,
-            after_us: st.after_us,
-            samples: st.samples,
-        });
+        self.clock_step = Some(st.evidence());
         self.dirty = true;
         true
     }
@@ -384,13 +379,7 @@ impl Episode {
         {
             return false;
         }
-        self.announce = Some(AnnounceBurst {
-            frames: b.frames(),
-            rarp: b.rarp,
-            garp: b.garp,
-            first_us: b.first_us,
-            mac: b.mac,
-        });
+        self.announce = Some(b.evidence());
         self.dirty = true;
         true
     }
@@ -886,25 +875,14 @@ impl Detector {
                     && s.step_us <= -i64::from(self.cfg.clock_step_min_us)
                     && now < s.after_us.saturating_add(hold)
             })
-            .map(|s| Reason::ClockStep {
-                step_us: s.step_us,
-                before_us: s.before_us,
-                after_us: s.after_us,
-                samples: s.samples,
-            });
+            .map(|s| Reason::from(s.evidence()));
         let burst = self
             .announces
             .burst
             .filter(|b| {
                 self.burst_owned != Some(b.first_us) && now < b.last_us.saturating_add(hold)
             })
-            .map(|b| Reason::Announce {
-                frames: b.frames(),
-                rarp: b.rarp,
-                garp: b.garp,
-                first_us: b.first_us,
-                mac: b.mac,
-            });
+            .map(|b| Reason::from(b.evidence()));
         (step, burst)
     }
 

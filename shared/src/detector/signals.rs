@@ -14,7 +14,7 @@
 //!
 //! Both are O(1) per event (small fixed arrays) and never allocate.
 
-use super::DetectorConfig;
+use super::{AnnounceBurst, ClockStep, DetectorConfig};
 use crate::wire::{Announce, AnnounceKind, Clock, Mac};
 
 /// Good readings kept for the fit (a power of two).
@@ -63,6 +63,18 @@ pub(crate) struct Step {
     pub samples: u32,
     /// Increases whenever the estimate is refined (for change detection).
     pub version: u32,
+}
+
+impl Step {
+    /// The step as evidence.
+    pub fn evidence(&self) -> ClockStep {
+        ClockStep {
+            step_us: self.step_us,
+            before_us: self.before_us,
+            after_us: self.after_us,
+            samples: self.samples,
+        }
+    }
 }
 
 /// What a reading did to the track.
@@ -343,8 +355,15 @@ pub(crate) struct Burst {
 }
 
 impl Burst {
-    pub fn frames(&self) -> u32 {
-        self.rarp.saturating_add(self.garp)
+    /// The burst as evidence.
+    pub fn evidence(&self) -> AnnounceBurst {
+        AnnounceBurst {
+            frames: self.rarp.saturating_add(self.garp),
+            rarp: self.rarp,
+            garp: self.garp,
+            first_us: self.first_us,
+            mac: self.mac,
+        }
     }
 }
 
