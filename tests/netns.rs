@@ -196,12 +196,18 @@ impl TargetNs {
     /// Silences the namespace kernel's echo replies and starts `bin`
     /// (the `mw-responder` binary) to answer instead.
     pub fn responder(&self, bin: &std::path::Path) -> Result<Responder> {
+        self.responder_with(bin, &[])
+    }
+
+    /// [`Self::responder`] with extra `mw-responder` flags.
+    pub fn responder_with(&self, bin: &std::path::Path, args: &[&str]) -> Result<Responder> {
         use std::io::BufRead;
         use std::process::Stdio;
         self.exec(&["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"])?;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.name])
             .arg(bin)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

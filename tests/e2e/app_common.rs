@@ -132,11 +132,11 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// and ICMP Timestamp requests (its clock stands still during `migrate MS`)
 /// and, after each migration, announces its MAC on its interface (RARP and
 /// gratuitous ARP). The namespace kernel's echo and timestamp replies are
-/// switched off. Killed by PID on drop.
+/// switched off. Killed by PID on drop (its [`Responder`]).
+///
+/// [`Responder`]: migwatch_tests::netns::Responder
 pub struct GuestResponder {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    r: migwatch_tests::netns::Responder,
     ns: String,
 }
 
@@ -150,10 +150,6 @@ impl GuestResponder {
     /// socket with an owner; the kernel's ICMP socket has none), so the
     /// responder's raw-socket replies go out and the kernel's do not.
     pub fn start(ns: &migwatch_tests::netns::TargetNs) -> anyhow::Result<GuestResponder> {
-        use anyhow::Context;
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        ns.exec(&["sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"])?;
         let t = GUEST_NFT_TABLE;
         ns.exec(&["nft", "add", "table", "ip", t])?;
         ns.exec(&[
@@ -174,36 +170,17 @@ impl GuestResponder {
             t,
             "out icmp type timestamp-reply counter drop",
         ])?;
-        let bin = env!("CARGO_BIN_EXE_mw-responder");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, bin])
-            .args(["--timestamps", "--announce-iface", &ns.ns_if])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start mw-responder")?;
-        let stdin = child.stdin.take().context("no stdin")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut r = GuestResponder {
-            child,
-            stdin,
-            lines: std::io::BufReader::new(stdout).lines(),
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mw-responder"));
+        let r = ns.responder_with(bin, &["--timestamps", "--announce-iface", &ns.ns_if])?;
+        Ok(GuestResponder {
+            r,
             ns: ns.name.clone(),
-        };
-        // The first answered command proves it is up (sockets open).
-        r.cmd("normal")?;
-        Ok(r)
+        })
     }
 
     /// Sends one command (see `tests/responder.rs`) and waits for its `ok`.
     pub fn cmd(&mut self, c: &str) -> anyhow::Result<()> {
-        use std::io::Write;
-        writeln!(self.stdin, "{c}")?;
-        self.stdin.flush()?;
-        match self.lines.next() {
-            Some(Ok(l)) if l == "ok" => Ok(()),
-            other => anyhow::bail!("responder answered {other:?} to {c:?}"),
-        }
+        self.r.cmd(c)
     }
 
     /// Timestamp replies of the namespace's kernel that the nft rule
@@ -227,12 +204,5 @@ impl GuestResponder {
             .and_then(|r| r.split_whitespace().next())
             .and_then(|n| n.parse().ok());
         n.ok_or_else(|| anyhow::anyhow!("no drop counter in {out}"))
-    }
-}
-
-impl Drop for GuestResponder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
