@@ -849,6 +849,7 @@ impl Detector {
 
     fn announce(&mut self, a: &Announce) {
         self.advance(a.at_us);
+        self.check_silence();
         let cfg = self.cfg;
         self.announces.push(a, &cfg);
         let Some(b) = self.announces.burst else {
@@ -1320,7 +1321,7 @@ impl Detector {
     /// The light now, without building the reasons (cheap).
     pub fn light(&self) -> Light {
         let now = self.now_us;
-        if now < self.red_until {
+        if now < self.red_until || self.announced_silence().is_some() {
             Light::Red
         } else if now < self.yellow_until
             || self.silence_active()
@@ -1334,6 +1335,15 @@ impl Detector {
         }
     }
 
+    /// A silence in progress during which the target's MAC was announced:
+    /// the hypervisor's RARP goes out at resume, before the guest answers
+    /// again, so the move is known before the outage ends.
+    fn announced_silence(&self) -> Option<(Silence, AnnounceBurst)> {
+        let s = self.silence.filter(|s| s.open)?;
+        let b = self.announces.burst?;
+        (b.first_us >= s.since_us.saturating_sub(100_000)).then(|| (s, b.evidence()))
+    }
+
     fn solo_active(&self) -> bool {
         let (a, b) = self.solo_signals();
         a.is_some() || b.is_some()
@@ -1345,11 +1355,18 @@ impl Detector {
         let mut reasons = Vec::new();
         match light {
             Light::Green => {}
-            Light::Red => {
-                if let Some(m) = &self.red_src {
-                    m.push_reasons(&mut reasons);
+            Light::Red => match (&self.red_src, self.announced_silence()) {
+                (Some(m), _) if self.now_us < self.red_until => m.push_reasons(&mut reasons),
+                (_, Some((s, b))) => {
+                    reasons.push(Reason::Silence {
+                        first_seq: s.first_seq,
+                        since_us: s.since_us,
+                        elapsed_us: self.now_us.saturating_sub(s.since_us),
+                    });
+                    reasons.push(b.into());
                 }
-            }
+                _ => {}
+            },
             Light::Yellow => {
                 if let Some(ep) = self.pending_yellow() {
                     reasons.push(Reason::LossBurst {

@@ -717,4 +717,42 @@ mod signals {
         feed(&mut d, 101..700, 500);
         assert_eq!(d.light(), Light::Green, "{:?}", d.verdict());
     }
+
+    #[test]
+    fn an_announce_during_the_silence_is_red_before_the_guest_answers() {
+        let mut d = Detector::default();
+        feed(&mut d, 0..500, 500);
+        // Silent from probe 500 on; ticks every 20 ms.
+        for k in 1..=15 {
+            tick(&mut d, sent(499) + k * 20 * MS, 500 + 2 * k as u64);
+        }
+        assert_eq!(d.light(), Light::Yellow);
+        d.push(&Event::Announce(Announce {
+            at_us: sent(499) + 305 * MS,
+            kind: AnnounceKind::Rarp,
+            mac: MAC,
+        }));
+        let v = d.verdict();
+        assert_eq!(v.light, Light::Red, "{v:?}");
+        assert!(
+            matches!(
+                v.reasons[..],
+                [
+                    Reason::Silence { first_seq: 500, .. },
+                    Reason::Announce { rarp: 1, .. }
+                ]
+            ),
+            "{v:?}"
+        );
+        // The outage then ends and is recorded red, with the announce.
+        d.push(&sample(531, Some(30_000)));
+        for q in 500..531 {
+            d.push(&sample(q, None));
+        }
+        let m = d.migrations();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].level, Light::Red);
+        assert!(m[0].evidence.announce.is_some());
+        assert_eq!(d.light(), Light::Red);
+    }
 }
