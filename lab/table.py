@@ -112,17 +112,23 @@ def norm_event(o):
 
 
 def run_detect(sidecar, trace, extra=()):
-    p = subprocess.run([sidecar, "detect", trace, *extra], stdout=subprocess.PIPE,
+    """`detect --lights` on a trace: (events, summary); the summary's
+    "_lights" holds every change of the light as (time µs, light)."""
+    p = subprocess.run([sidecar, "detect", "--lights", trace, *extra], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{sidecar} detect {trace} failed: {p.stderr.strip()}")
-    events, summary = [], None
+    events, summary, lights = [], None, []
     for line in p.stdout.splitlines():
         o = json.loads(line)
         if "summary" in o:
             summary = o["summary"]
+        elif "light" in o:
+            lights.append((round(o["at_s"] * 1e6), o["light"]))
         else:
             events.append(norm_event(o))
+    summary = dict(summary or {})
+    summary["_lights"] = lights
     return events, summary
 
 
@@ -215,6 +221,10 @@ def analyse_run(base, sidecar):
         row = {"run": truth["name"], "step": st["step"], "kind": st["kind"], "t0": t0, "t1": t1,
                "truth_us": t1 - t0, "event": ev, "raw_clock": rc, "announces": ann,
                "seen": (truth.get("seen") or [None] * len(steps))[i]}
+        # When the light (what the page shows) first turned red for it.
+        reds = [t for t, l in summary["_lights"] if l == "red" and t0 - 500_000 <= t < hi]
+        if reds:
+            row["light_red_us"] = reds[0]
         if ev:
             # When the loss burst was known: the first reply after it arrived.
             nxt = [s for s in tr["samples"].values() if s[0] >= ev["end_us"] and s[1] is not None]
@@ -307,6 +317,8 @@ def signal_rows(rows, decoy):
             s = r["event"]["source"] or "source not printed"
             srcs[s] = srcs.get(s, 0) + 1
         note = ("estimate from " + ", ".join(f"{k} {v}" for k, v in sorted(srcs.items()))) if srcs else ""
+        add("light: red (the page, live)", [
+            (ms(r["light_red_us"] - r["t1"]), None) for r in rows if r.get("light_red_us")])
         add("verdict: red (detector's downtime)", [
             (ms(r["red_at_us"] - r["t1"]) if r.get("red_at_us") else None,
              ms(r["event"]["downtime_us"] - r["truth_us"])) for r in reds], note=note)

@@ -26,6 +26,11 @@ pub struct DetectArgs {
     /// their defaults.
     #[arg(long, value_name = "JSON|FILE")]
     pub detector_config: Option<String>,
+    /// Also print every change of the light as the replay reaches it, one
+    /// JSON line each (`{"light":"red","at_s":…,"reasons":[…]}`), before
+    /// the events: what the page showed, and when.
+    #[arg(long)]
+    pub lights: bool,
 }
 
 /// `eval DIR`
@@ -118,16 +123,28 @@ fn secs(us: i64) -> f64 {
     us as f64 / 1e6
 }
 
+/// One change of the light, as printed by `detect --lights`.
+#[derive(Debug, Serialize)]
+struct LightLine {
+    light: &'static str,
+    /// Event time of the change, s.
+    at_s: f64,
+    reasons: Vec<Reason>,
+}
+
 /// Reads a trace from `input`, runs the detector, and writes one JSON line
-/// per migration event and a summary line to `out`. `format`: `None`
-/// guesses from the first meaningful line.
+/// per migration event and a summary line to `out` (with `lights`, every
+/// change of the light first). `format`: `None` guesses from the first
+/// meaningful line.
 pub fn detect_stream(
     input: impl BufRead,
     format: Option<Format>,
     cfg: DetectorConfig,
+    lights: bool,
     out: &mut impl Write,
 ) -> Result<DetectSummary> {
     let mut det = Detector::new(cfg);
+    let mut light = det.light();
     let mut reader: Option<TraceReader> = format.map(TraceReader::new);
     let mut evs: Vec<Event> = Vec::with_capacity(4);
     let (mut samples, mut lost, mut late) = (0u64, 0u64, 0u64);
@@ -162,6 +179,17 @@ pub fn detect_stream(
                 _ => {}
             }
             det.push(ev);
+            if lights && det.light() != light {
+                let v = det.verdict();
+                light = v.light;
+                let line = LightLine {
+                    light: light.name(),
+                    at_s: secs(det.now_us().unwrap_or_default()),
+                    reasons: v.reasons,
+                };
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
+            }
         }
     }
     match &reader {
@@ -212,8 +240,14 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
     let mut out = BufWriter::new(stdout.lock());
     if a.file.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        detect_stream(stdin.lock(), format_arg(a.format.as_deref()), cfg, &mut out)
-            .context("reading standard input")?;
+        detect_stream(
+            stdin.lock(),
+            format_arg(a.format.as_deref()),
+            cfg,
+            a.lights,
+            &mut out,
+        )
+        .context("reading standard input")?;
         return Ok(());
     }
     let format = format_arg(a.format.as_deref()).or_else(|| {
@@ -224,7 +258,7 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
     });
     let f = std::fs::File::open(&a.file)
         .with_context(|| format!("cannot open {}", a.file.display()))?;
-    detect_stream(std::io::BufReader::new(f), format, cfg, &mut out)
+    detect_stream(std::io::BufReader::new(f), format, cfg, a.lights, &mut out)
         .with_context(|| format!("{}", a.file.display()))?;
     Ok(())
 }
@@ -371,12 +405,52 @@ mod tests {
 
     fn run(text: &str, format: Option<Format>) -> Result<(DetectSummary, Vec<serde_json::Value>)> {
         let mut out = Vec::new();
-        let s = detect_stream(text.as_bytes(), format, DetectorConfig::default(), &mut out)?;
+        let s = detect_stream(
+            text.as_bytes(),
+            format,
+            DetectorConfig::default(),
+            false,
+            &mut out,
+        )?;
         let lines = String::from_utf8(out)?
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         Ok((s, lines))
+    }
+
+    #[test]
+    fn lights_are_printed_as_they_change() {
+        let t = migration();
+        let mut jsonl = String::new();
+        trace::write_jsonl(&t.events, &mut jsonl).unwrap();
+        let mut out = Vec::new();
+        detect_stream(
+            jsonl.as_bytes(),
+            None,
+            DetectorConfig::default(),
+            true,
+            &mut out,
+        )
+        .unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let changes: Vec<&str> = lines.iter().filter_map(|l| l["light"].as_str()).collect();
+        // Yellow while silent, red once the outage is recognised, and back
+        // (through yellow) to green after the holds.
+        assert_eq!(changes.first(), Some(&"yellow"), "{changes:?}");
+        assert!(changes.contains(&"red"), "{changes:?}");
+        let red = lines.iter().find(|l| l["light"] == "red").unwrap();
+        assert!(red["at_s"].as_f64().unwrap() > 1.7e9);
+        assert_eq!(red["reasons"][0]["kind"], "loss_burst");
+        // Changes come first, then the events and the summary.
+        let first_event = lines.iter().position(|l| l.get("level").is_some()).unwrap();
+        assert!(lines[..first_event]
+            .iter()
+            .all(|l| l.get("light").is_some()));
     }
 
     #[test]
