@@ -222,9 +222,13 @@ def analyse_run(base, sidecar):
                "truth_us": t1 - t0, "event": ev, "raw_clock": rc, "announces": ann,
                "seen": (truth.get("seen") or [None] * len(steps))[i]}
         # When the light (what the page shows) first turned red for it.
-        reds = [t for t, l in summary["_lights"] if l == "red" and t0 - 500_000 <= t < hi]
-        if reds:
-            row["light_red_us"] = reds[0]
+        before = [l for t, l in summary["_lights"] if t <= t0]
+        if before and before[-1] == "red":
+            row["light_was_red"] = True  # still held from the step before
+        else:
+            reds = [t for t, l in summary["_lights"] if l == "red" and t0 - 500_000 <= t < hi]
+            if reds:
+                row["light_red_us"] = reds[0]
         if ev:
             # When the loss burst was known: the first reply after it arrived.
             nxt = [s for s in tr["samples"].values() if s[0] >= ev["end_us"] and s[1] is not None]
@@ -317,8 +321,10 @@ def signal_rows(rows, decoy):
             s = r["event"]["source"] or "source not printed"
             srcs[s] = srcs.get(s, 0) + 1
         note = ("estimate from " + ", ".join(f"{k} {v}" for k, v in sorted(srcs.items()))) if srcs else ""
+        held = sum(1 for r in rows if r.get("light_was_red"))
         add("light: red (the page, live)", [
-            (ms(r["light_red_us"] - r["t1"]), None) for r in rows if r.get("light_red_us")])
+            (ms(r["light_red_us"] - r["t1"]), None) for r in rows if r.get("light_red_us")],
+            note=f"{held} already red (held from the step before)" if held else "")
         add("verdict: red (detector's downtime)", [
             (ms(r["red_at_us"] - r["t1"]) if r.get("red_at_us") else None,
              ms(r["event"]["downtime_us"] - r["truth_us"])) for r in reds], note=note)
