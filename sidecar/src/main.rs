@@ -23,6 +23,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Nice value of the HTTP side (the main thread and tokio's workers); the
+/// prober keeps the default 0.
+const HTTP_NICE: i32 = 10;
+
+/// Nice value of the hub's pump, which renders the prober's batches.
+const PUMP_NICE: i32 = 5;
+/// The prober's nice value: above everything else on a busy host, so its
+/// sends stay on time while clients are served (it sleeps between probes,
+/// so it takes nothing from anyone). Needs CAP_SYS_NICE at start.
+const PROBE_NICE: i32 = -10;
+
 /// Kernel send buffer per client connection (the kernel doubles it).
 const SEND_BUFFER: usize = 128 * 1024;
 
@@ -97,6 +108,11 @@ fn run(args: cli::Args) -> Result<()> {
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER)?;
     let local = listener.local_addr()?;
 
+    // The prober inherits this thread's nice value, and lowering it below
+    // 0 needs a privilege that is about to go: set it now (the threads
+    // spawned after the prober go back up, which needs none).
+    let probe_nice = sys::set_thread_nice(PROBE_NICE);
+
     // 2. Give up root and every capability before anything else runs.
     let dropped = privilege::drop_privileges(&args.user)?;
     let caps = privilege::effective_capabilities()?;
@@ -136,9 +152,11 @@ fn run(args: cli::Args) -> Result<()> {
     hub_cfg.client_queue = args.client_queue as usize;
     let hub = stream::Hub::new(hub_cfg);
 
-    // 3. The prober and the thread that moves its events into the hub.
+    // 3. The prober and the thread that moves its batches into the hub
+    //    (rendering each event's SSE text once there, for every client).
     let stop = Arc::new(AtomicBool::new(false));
-    let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<Event>(1 << 16);
+    // Up to 256 batches (about 2.5 s of events) wait for the pump.
+    let (feed, pump) = stream::feed(hub.clone(), 256);
     let prober = probe::start(
         socket,
         probe::ProbeConfig {
@@ -148,30 +166,55 @@ fn run(args: cli::Args) -> Result<()> {
             clock_interval: args.clock_interval.0,
         },
         keys,
-        ev_tx.clone(),
+        feed,
         metrics.clone(),
         stop.clone(),
     )?;
-    let capture_thread = match capture {
-        Some(c) => Some(capture::start(c, target, ev_tx, stop.clone())?),
-        None => {
-            drop(ev_tx);
-            None
+    match probe_nice {
+        Ok(()) => {
+            if let Err(e) = sys::set_thread_nice(0) {
+                bail!("cannot give up the prober's priority for the other threads: {e}");
+            }
         }
+        Err(e) => eprintln!(
+            "migwatch-sidecar: warning: the prober runs at normal priority ({e}; it needs \
+             CAP_SYS_NICE at start): its sends may be late while many clients are served"
+        ),
+    }
+    let capture_thread = match capture {
+        Some(c) => {
+            // Announces are rare: one at a time, straight into the hub.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(1024);
+            let hub = hub.clone();
+            std::thread::Builder::new()
+                .name("capture-pump".into())
+                .spawn(move || {
+                    for ev in rx {
+                        hub.push(ev);
+                    }
+                })?;
+            Some(capture::start(c, target, tx, stop.clone())?)
+        }
+        None => None,
     };
-    let pump = {
-        let hub = hub.clone();
-        std::thread::Builder::new()
-            .name("hub-pump".into())
-            .spawn(move || {
-                // Ends when the prober drops its sender.
-                for ev in ev_rx {
-                    hub.push(ev);
-                }
-            })?
-    };
+    let pump = std::thread::Builder::new()
+        .name("hub-pump".into())
+        .spawn(move || {
+            // Below the prober, so waking this thread never preempts it
+            // (the channel holds seconds of batches).
+            let _ = sys::set_thread_nice(PUMP_NICE);
+            // Ends when the prober drops its feed.
+            pump.run();
+        })?;
 
-    // 4. Serve until SIGINT/SIGTERM.
+    // 4. Serve until SIGINT/SIGTERM. Serving yields to probing: this
+    //    thread and the runtime's workers (which inherit its nice value)
+    //    run at nice 10, so a burst of client writes never holds the CPU
+    //    when the prober wakes to send. Raising one's own nice value needs
+    //    no privilege; if it fails anyway, serving just competes evenly.
+    if let Err(e) = sys::set_thread_nice(HTTP_NICE) {
+        eprintln!("migwatch-sidecar: warning: cannot lower the HTTP threads' priority: {e}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,21 +1,29 @@
 //! The prober: raw ICMP echo through pnet on an absolute schedule, exact
 //! reply matching, and kernel receive timestamps.
 //!
-//! Two threads:
-//! * the **scheduler** owns the table of outstanding probes. It sends probe
-//!   `k` at `start + k × interval` (so a late wake-up never shifts later
-//!   probes), resolves replies handed to it by the receiver, and declares a
-//!   probe lost at `send + timeout`. Timeouts come from this schedule, never
-//!   from socket timeouts, which the kernel rounds to ticks.
-//! * the **receiver** blocks in `recvmsg` on pnet's socket, takes the
-//!   kernel's receive timestamp, checks that a packet is one of ours and
-//!   passes it on.
+//! One thread, `probe`, does everything on the hot path, as `ping` and
+//! `fping` do:
+//! * it sends probe `k` at `start + k × interval` (so a late wake-up never
+//!   shifts later probes), and ICMP Timestamp probes on their own schedule;
+//! * it reads the socket with a non-blocking `recvmsg`: once right after
+//!   each send (on a veth or LAN path the reply is often queued already),
+//!   and everything queued at each scheduled wake-up. Between wake-ups at
+//!   most [`READ_DELAY_MAX`] apart it just sleeps: replies carry the
+//!   kernel's receive timestamp (`SO_TIMESTAMPNS`), so reading them later
+//!   changes no RTT, and no packet (ours or another pinger's) costs a
+//!   wake-up of its own. For longer waits it sleeps in `ppoll` on the
+//!   socket and reads each reply as it comes. Every packet is checked to
+//!   be one of ours and resolved;
+//! * it declares a probe lost at `send + timeout`. Timeouts come from this
+//!   schedule (its sleeps are nanosecond hrtimers), never from
+//!   socket timeouts, which the kernel rounds to ticks.
 //!
-//! Resolved probes leave as [`Event`]s through a bounded channel with
-//! `try_send`: the prober never waits for the network side.
+//! Resolved probes leave as [`Event`]s, in batches, through a bounded
+//! channel with `try_send`: the prober never waits for the network side.
 
 use crate::clock;
 use crate::metrics::Metrics;
+use crate::stream::Feed;
 use crate::sys;
 use migwatch_shared::wire::{Clock, Event, Late, Sample, Tick};
 use pnet::packet::icmp::echo_reply::EchoReplyPacket;
@@ -31,7 +39,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -40,10 +47,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const PAYLOAD_LEN: usize = 56;
 /// Bytes of the payload we use: cookie, 64-bit seq, send time.
 const STAMP_LEN: usize = 24;
-/// Outstanding-probe table size: one slot per 16-bit wire seq. A reply is
-/// matched (or reported late) while its slot has not been reused, i.e. for
-/// 65 536 probe intervals.
-const SLOTS: usize = 1 << 16;
 /// Receive buffer asked for: unpaced bursts lose replies with the default.
 const RCVBUF: usize = 8 << 20;
 /// The schedule never bursts more than this far behind: after a longer
@@ -107,8 +110,6 @@ impl Socket {
         sys::enable_rx_timestamps(fd)?;
         sys::icmp_accept_only(fd, &[IcmpTypes::EchoReply.0, IcmpTypes::TimestampReply.0])?;
         let rcvbuf = sys::set_rcvbuf(fd, RCVBUF)?;
-        // Lets the receiver notice shutdown; probe timing never uses it.
-        sys::set_rcvtimeo(fd, Duration::from_millis(100))?;
         Ok(Socket { tx, rx, rcvbuf })
     }
 }
@@ -269,12 +270,15 @@ enum What {
     Clock(clock::Reply),
 }
 
-/// A reply as the receiver hands it to the scheduler.
-#[derive(Debug, Clone, Copy)]
-struct Arrival {
-    what: What,
-    kernel_time: Option<SystemTime>,
-    mono: Instant,
+/// What a packet from the raw socket is, if it is a reply of ours.
+fn classify(packet: &[u8], target: Ipv4Addr, keys: RunKeys) -> Option<What> {
+    match match_reply(packet, target, keys) {
+        Ok(m) => Some(What::Echo(m.seq)),
+        Err(Reject::NotEchoReply) => {
+            clock::parse_reply(packet, target, keys.ident).map(What::Clock)
+        }
+        Err(_) => None,
+    }
 }
 
 /// The RTT of a reply: the kernel's receive stamp against our send time,
@@ -305,12 +309,16 @@ enum SlotState {
     LateAnswered,
 }
 
+/// One outstanding (or recently resolved) probe, in 32 bytes: both send
+/// times as plain nanosecond counts.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     seq: u64,
+    /// Monotonic send time, ns after the table's epoch.
+    sent_mono_ns: u64,
+    /// Wall-clock send time, ns since the Unix epoch.
+    sent_real_ns: i64,
     state: SlotState,
-    sent_mono: Option<Instant>,
-    sent_real: Option<SystemTime>,
 }
 
 /// What a reply meant.
@@ -326,10 +334,33 @@ pub enum Outcome {
     Unknown,
 }
 
+/// How long after its send a reply is still recognised (as `late` once
+/// its timeout has passed), at least: the outstanding-probe table keeps
+/// this many intervals, or 4 timeouts if longer, up to 65 536 intervals
+/// (the 16-bit wire seq).
+pub const LATE_HORIZON: Duration = Duration::from_secs(30);
+
+/// Slots of the outstanding-probe table for a rate and timeout: a power of
+/// two covering [`LATE_HORIZON`] (or 4 timeouts), between 1024 and 65 536.
+/// At 100 Hz that is 4096 slots (128 KiB), not a fixed 65 536 (2 MiB).
+pub fn table_slots(interval: Duration, timeout: Duration) -> usize {
+    let horizon = LATE_HORIZON.max(timeout.saturating_mul(4));
+    let n = horizon.as_nanos() / interval.as_nanos().max(1) + 1;
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .clamp(1024, 1 << 16)
+        .next_power_of_two()
+}
+
 /// The outstanding-probe table: pure bookkeeping, no I/O, so it is tested
-/// without a network.
+/// without a network. A reply is matched (or reported late) while its slot
+/// has not been reused, i.e. for `slots` probe intervals.
 pub struct Pending {
     slots: Box<[Slot]>,
+    /// `slots.len() - 1` (the length is a power of two).
+    mask: u64,
+    /// Monotonic origin of the slots' send times.
+    epoch: Instant,
     timeout: Duration,
     /// Next seq to be sent.
     next_seq: u64,
@@ -347,15 +378,38 @@ fn unix_us(t: SystemTime) -> i64 {
     }
 }
 
+fn unix_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_unix_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// Whole microseconds, rounded to the nearest: iputils `ping` subtracts
+/// two µs-truncated stamps, which is unbiased; truncating the difference
+/// would read 0.5 µs low on average.
 fn micros_u32(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+    u32::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u32::MAX)
 }
 
 impl Pending {
-    /// An empty table for probes that time out after `timeout`.
-    pub fn new(timeout: Duration) -> Pending {
+    /// An empty table of `slots` (rounded up to a power of two) for probes
+    /// that time out after `timeout`, with send times counted from `epoch`
+    /// (no probe may be sent before it).
+    pub fn new(timeout: Duration, slots: usize, epoch: Instant) -> Pending {
+        let n = slots.max(2).next_power_of_two();
         Pending {
-            slots: vec![Slot::default(); SLOTS].into_boxed_slice(),
+            slots: vec![Slot::default(); n].into_boxed_slice(),
+            mask: n as u64 - 1,
+            epoch,
             timeout,
             next_seq: 0,
             next_expiry: 0,
@@ -363,18 +417,28 @@ impl Pending {
         }
     }
 
+    fn slot(&self, seq: u64) -> &Slot {
+        &self.slots[(seq & self.mask) as usize]
+    }
+
     fn slot_mut(&mut self, seq: u64) -> &mut Slot {
-        &mut self.slots[(seq % SLOTS as u64) as usize]
+        &mut self.slots[(seq & self.mask) as usize]
+    }
+
+    fn mono(&self, s: &Slot) -> Instant {
+        self.epoch + Duration::from_nanos(s.sent_mono_ns)
     }
 
     /// Records that probe `seq` (the next one) left now.
     pub fn sent(&mut self, seq: u64, mono: Instant, real: SystemTime) {
         self.next_seq = seq + 1;
+        let sent_mono_ns = u64::try_from(mono.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX);
         *self.slot_mut(seq) = Slot {
             seq,
+            sent_mono_ns,
+            sent_real_ns: unix_ns(real),
             state: SlotState::Waiting,
-            sent_mono: Some(mono),
-            sent_real: Some(real),
         };
     }
 
@@ -387,10 +451,8 @@ impl Pending {
     /// When the oldest outstanding probe times out, if any is outstanding.
     pub fn next_deadline(&self) -> Option<Instant> {
         (self.next_expiry..self.next_seq).find_map(|q| {
-            let s = &self.slots[(q % SLOTS as u64) as usize];
-            (s.seq == q && s.state == SlotState::Waiting)
-                .then(|| s.sent_mono.map(|m| m + self.timeout))
-                .flatten()
+            let s = self.slot(q);
+            (s.seq == q && s.state == SlotState::Waiting).then(|| self.mono(s) + self.timeout)
         })
     }
 
@@ -399,17 +461,15 @@ impl Pending {
     pub fn expire(&mut self, now: Instant, mut lost: impl FnMut(Event)) {
         while self.next_expiry < self.next_seq {
             let q = self.next_expiry;
-            let timeout = self.timeout;
-            let s = self.slot_mut(q);
+            let s = *self.slot(q);
             if s.seq == q && s.state == SlotState::Waiting {
-                match s.sent_mono {
-                    Some(m) if m + timeout > now => return,
-                    _ => {}
+                if self.mono(&s) + self.timeout > now {
+                    return;
                 }
-                s.state = SlotState::Lost;
+                self.slot_mut(q).state = SlotState::Lost;
                 lost(Event::Sample(Sample {
                     seq: q,
-                    sent_us: s.sent_real.map_or(0, unix_us),
+                    sent_us: s.sent_real_ns.div_euclid(1000),
                     rtt_us: None,
                 }));
             }
@@ -423,17 +483,15 @@ impl Pending {
         if seq >= self.next_seq {
             return Outcome::Unknown;
         }
-        let s = *self.slot_mut(seq);
-        let (Some(sent_mono), Some(sent_real)) = (s.sent_mono, s.sent_real) else {
-            return Outcome::Unknown;
-        };
-        if s.seq != seq {
+        let s = *self.slot(seq);
+        if s.seq != seq || s.state == SlotState::Empty {
             return Outcome::Unknown;
         }
+        let (sent_mono, sent_real) = (self.mono(&s), from_unix_ns(s.sent_real_ns));
         let (rtt, fell_back) = measure_rtt(kernel_time, mono, sent_real, sent_mono);
         self.clock_fallbacks += u64::from(fell_back);
         let rtt_us = micros_u32(rtt);
-        let sent_us = unix_us(sent_real);
+        let sent_us = s.sent_real_ns.div_euclid(1000);
         let out = match s.state {
             SlotState::Waiting if rtt <= self.timeout => Outcome::Answered(Event::Sample(Sample {
                 seq,
@@ -458,10 +516,9 @@ impl Pending {
     /// For a reply that came after its deadline while the probe was still
     /// waiting: the `sample` (lost) that must precede its `late` event.
     fn lost_sample(&self, seq: u64) -> Event {
-        let s = &self.slots[(seq % SLOTS as u64) as usize];
         Event::Sample(Sample {
             seq,
-            sent_us: s.sent_real.map_or(0, unix_us),
+            sent_us: self.slot(seq).sent_real_ns.div_euclid(1000),
             rtt_us: None,
         })
     }
@@ -528,151 +585,228 @@ impl ClockTable {
     }
 }
 
-/// Handles to the running prober threads.
+/// Events wait at most this long in the prober before they are handed to
+/// the stream, in one batch (about one SSE batch window): at 1 kHz the
+/// hub's thread wakes about 100 times a second, not 1000–2000, and at
+/// 100 Hz for every other probe.
+const FLUSH_EVERY: Duration = Duration::from_millis(10);
+/// A batch this small is stored by the prober itself when the hub is
+/// free (rendering it takes a few µs), sparing the pump thread a
+/// wake-up; larger ones, and any when the next send is near, go to the
+/// pump.
+const DIRECT_MAX: usize = 8;
+/// ... and only with at least this much time before the next wake-up.
+const DIRECT_SPARE: Duration = Duration::from_micros(500);
+/// A batch is handed over at once when it reaches this many events.
+const MAX_BATCH: usize = 1024;
+/// Replies are read at the prober's next scheduled wake-up when that is at
+/// most this far off (so a sample reaches the stream at most this much
+/// later); for longer waits it watches the socket and wakes on a reply.
+const READ_DELAY_MAX: Duration = Duration::from_millis(20);
+/// Packets read in one go before the schedule is checked again.
+const DRAIN_MAX: usize = 256;
+/// The longest wait, so `stop` is noticed within it.
+const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// The handle to the running prober thread.
 pub struct Prober {
-    threads: Vec<JoinHandle<()>>,
+    thread: JoinHandle<()>,
 }
 
 impl Prober {
-    /// Waits for both threads to finish (after `stop` was set).
+    /// Waits for the thread to finish (after `stop` was set).
     pub fn join(self) {
-        for t in self.threads {
-            let _ = t.join();
-        }
+        let _ = self.thread.join();
     }
 }
 
-/// Starts probing. Events go to `out`; `stop` ends both threads within
-/// about 100 ms.
+/// Starts probing in one thread, `probe`. Events go to `out` in batches;
+/// `stop` ends the thread within about 100 ms.
 pub fn start(
     socket: Socket,
     cfg: ProbeConfig,
     keys: RunKeys,
-    out: SyncSender<Event>,
+    out: Feed,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<Prober> {
-    let Socket { tx, rx, .. } = socket;
-    let fd = rx.socket.fd;
-    // Replies in flight between the threads; sized for bursts at 10 kHz.
-    let (arrive_tx, arrive_rx) = std::sync::mpsc::sync_channel::<Arrival>(1 << 14);
-    let rx_thread = {
-        let (metrics, stop) = (metrics.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("probe-rx".into())
-            .spawn(move || {
-                // Keep pnet's receiver (and so the fd) alive in this thread.
-                let _rx = rx;
-                receive_loop(fd, cfg.target, keys, &arrive_tx, &metrics, &stop);
-            })?
-    };
-    let sched_thread = std::thread::Builder::new()
-        .name("probe-sched".into())
-        .spawn(move || schedule_loop(tx, cfg, keys, &arrive_rx, &out, &metrics, &stop))?;
-    Ok(Prober {
-        threads: vec![rx_thread, sched_thread],
-    })
+    let thread = std::thread::Builder::new()
+        .name("probe".into())
+        .spawn(move || {
+            let Socket { tx, rx, .. } = socket;
+            let fd = rx.socket.fd;
+            // pnet's receiver shares the fd with the sender; keep it alive
+            // while the fd is read directly.
+            let _rx = rx;
+            probe_loop(tx, fd, cfg, keys, &out, &metrics, &stop);
+        })?;
+    Ok(Prober { thread })
 }
 
-fn receive_loop(
-    fd: RawFd,
-    target: Ipv4Addr,
-    keys: RunKeys,
-    to_sched: &SyncSender<Arrival>,
-    metrics: &Metrics,
-    stop: &AtomicBool,
-) {
-    let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
-        let got = match sys::recv_with_timestamp(fd, &mut buf) {
-            Ok(g) => g,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                eprintln!("migwatch-sidecar: receive error: {e}");
-                metrics.inc(&metrics.receive_errors);
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let mono = Instant::now();
-        let packet = &buf[..got.len];
-        let what = match match_reply(packet, target, keys) {
-            Ok(m) => Some(What::Echo(m.seq)),
-            Err(Reject::NotEchoReply) => {
-                clock::parse_reply(packet, target, keys.ident).map(What::Clock)
-            }
-            Err(_) => None,
-        };
-        match what {
-            Some(what) => {
-                let a = Arrival {
-                    what,
-                    kernel_time: got.kernel_time,
-                    mono,
-                };
-                if to_sched.try_send(a).is_err() {
-                    metrics.inc(&metrics.dropped_replies);
-                }
-            }
-            None => metrics.inc(&metrics.foreign),
-        }
-    }
-}
-
-/// The prober's output: a bounded channel it never blocks on, remembering
-/// when it last emitted so quiet spells can be marked with ticks.
+/// The prober's output: batches of events through a bounded channel it
+/// never blocks on, remembering when it last emitted (so quiet spells get
+/// ticks).
 struct Out<'a> {
-    tx: &'a SyncSender<Event>,
+    feed: &'a Feed,
     metrics: &'a Metrics,
-    last: Instant,
+    batch: Vec<Event>,
+    last_emit: Instant,
+    /// When the oldest event in `batch` was emitted.
+    oldest: Instant,
 }
 
 impl Out<'_> {
     fn emit(&mut self, ev: Event) {
-        self.last = Instant::now();
-        match self.tx.try_send(ev) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.metrics.inc(&self.metrics.dropped_events)
-            }
+        self.last_emit = Instant::now();
+        if self.batch.is_empty() {
+            self.oldest = self.last_emit;
+        }
+        self.batch.push(ev);
+        if self.batch.len() >= MAX_BATCH {
+            self.flush(false);
+        }
+    }
+
+    /// Hands the batch over; `direct` lets the feed render and store a
+    /// small one in this thread (no other thread's wake-up).
+    fn flush(&mut self, direct: bool) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(64));
+        let dropped = self.feed.send(batch, direct);
+        self.metrics
+            .add(&self.metrics.dropped_events, dropped as u64);
+    }
+
+    /// Called before sleeping until `wake`: hands the batch over once its
+    /// oldest event has waited [`FLUSH_EVERY`], or now if the prober would
+    /// not wake again before then, so holding events never adds a wake-up.
+    fn flush_before_sleep(&mut self, now: Instant, wake: Instant) {
+        let by = self.oldest + FLUSH_EVERY;
+        if !self.batch.is_empty() && (now >= by || wake > by) {
+            let direct = self.batch.len() <= DIRECT_MAX && wake >= now + DIRECT_SPARE;
+            self.flush(direct);
         }
     }
 }
 
-fn schedule_loop(
+/// Everything that resolves replies: the two probe tables and the output.
+struct Resolver<'a> {
+    target: Ipv4Addr,
+    keys: RunKeys,
+    pending: Pending,
+    clocks: ClockTable,
+    out: Out<'a>,
+    metrics: &'a Metrics,
+}
+
+impl Resolver<'_> {
+    /// Reads up to `max` packets queued on the socket, without blocking,
+    /// and resolves them.
+    fn drain(&mut self, fd: RawFd, buf: &mut [u8], max: usize) {
+        for _ in 0..max {
+            match sys::recv_with_timestamp(fd, buf) {
+                Ok(got) => {
+                    let mono = Instant::now();
+                    let n = got.len.min(buf.len());
+                    self.packet(&buf[..n], got.kernel_time, mono);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.metrics.inc(&self.metrics.receive_errors);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Resolves one packet read at `mono`.
+    fn packet(&mut self, packet: &[u8], kernel_time: Option<SystemTime>, mono: Instant) {
+        let metrics = self.metrics;
+        let seq = match classify(packet, self.target, self.keys) {
+            Some(What::Echo(seq)) => seq,
+            Some(What::Clock(r)) => {
+                match self.clocks.reply(&r, kernel_time, mono) {
+                    Some(ev) => {
+                        metrics.inc(&metrics.clock_replies);
+                        self.out.emit(ev);
+                    }
+                    None => metrics.inc(&metrics.foreign),
+                }
+                return;
+            }
+            None => {
+                metrics.inc(&metrics.foreign);
+                return;
+            }
+        };
+        match self.pending.reply(seq, kernel_time, mono) {
+            Outcome::Answered(ev) => {
+                metrics.inc(&metrics.replies);
+                if let Event::Sample(Sample {
+                    rtt_us: Some(r), ..
+                }) = ev
+                {
+                    metrics.rtt.observe(Duration::from_micros(u64::from(r)));
+                }
+                self.out.emit(ev);
+            }
+            Outcome::Late(ev) => {
+                // Not yet expired by us: emit its loss first, so every
+                // `late` follows the `sample` that reported it lost.
+                if seq >= self.pending.next_expiry {
+                    metrics.inc(&metrics.lost);
+                    self.out.emit(self.pending.lost_sample(seq));
+                }
+                metrics.inc(&metrics.late);
+                self.out.emit(ev);
+            }
+            Outcome::Duplicate => metrics.inc(&metrics.duplicates),
+            Outcome::Unknown => metrics.inc(&metrics.foreign),
+        }
+    }
+}
+
+/// The prober: one thread that sends on an absolute schedule and reads
+/// replies in between (see the module doc), so a probe costs one wake-up,
+/// not a hand-off between threads.
+fn probe_loop(
     mut tx: TransportSender,
+    fd: RawFd,
     cfg: ProbeConfig,
     keys: RunKeys,
-    arrivals: &Receiver<Arrival>,
-    out: &SyncSender<Event>,
+    out: &Feed,
     metrics: &Metrics,
     stop: &AtomicBool,
 ) {
     sys::tight_timer_slack();
-    let mut out = Out {
-        tx: out,
+    let start = Instant::now();
+    let mut r = Resolver {
+        target: cfg.target,
+        keys,
+        pending: Pending::new(cfg.timeout, table_slots(cfg.interval, cfg.timeout), start),
+        clocks: ClockTable::new(cfg.timeout),
+        out: Out {
+            feed: out,
+            metrics,
+            batch: Vec::with_capacity(64),
+            last_emit: start,
+            oldest: start,
+        },
         metrics,
-        last: Instant::now(),
     };
+    let mut rx_buf = [0u8; 2048];
     // A quiet stream gets a tick this often, so clients see time pass.
     let quiet = (cfg.interval * 2).max(Duration::from_millis(20));
     let interval_ns = cfg.interval.as_nanos().max(1) as u64;
     let catch_up_slots = (MAX_CATCH_UP.as_nanos() as u64 / interval_ns).max(1);
-    let mut pending = Pending::new(cfg.timeout);
     let mut buf = [0u8; 8 + PAYLOAD_LEN];
-    let start = Instant::now();
     let due = |k: u64| start + Duration::from_nanos(interval_ns.saturating_mul(k));
     let mut k: u64 = 0;
     // Timestamp probes go half an interval after an echo probe, so the two
     // schedules interleave instead of colliding.
-    let mut clocks = ClockTable::new(cfg.timeout);
     let mut clock_buf = [0u8; clock::LEN];
     let clock_ns = cfg.clock_interval.map(|d| d.as_nanos().max(1) as u64);
     let clock_due = |j: u64| {
@@ -686,12 +820,12 @@ fn schedule_loop(
     let mut j: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        pending.expire(now, |ev| {
+        r.pending.expire(now, |ev| {
             metrics.inc(&metrics.lost);
-            out.emit(ev);
+            r.out.emit(ev);
         });
-        if now >= out.last + quiet {
-            out.emit(Event::Tick(Tick {
+        if now >= r.out.last_emit + quiet {
+            r.out.emit(Event::Tick(Tick {
                 now_us: unix_us(SystemTime::now()),
                 next_seq: k,
             }));
@@ -702,26 +836,31 @@ fn schedule_loop(
             if behind > catch_up_slots {
                 metrics.add(&metrics.skipped, behind);
                 k += behind;
-                pending.skip_to(k);
+                r.pending.skip_to(k);
             }
-            let sent_real = SystemTime::now();
-            let sent_ns = sent_real
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            build_request(&mut buf, keys, k, sent_ns);
+            // The payload carries the send time; the RTT uses the clock
+            // read after the packet is built, right before `sendto`, as
+            // iputils ping does (gettimeofday, then sendmsg).
+            let payload_ns = unix_ns(SystemTime::now()).max(0) as u64;
+            build_request(&mut buf, keys, k, payload_ns);
             let sent_mono = Instant::now();
-            let lateness = sent_mono.saturating_duration_since(due(k));
-            match MutableEchoRequestPacket::new(&mut buf[..])
-                .map(|p| tx.send_to(p, IpAddr::V4(cfg.target)))
-            {
+            let sent_real = SystemTime::now();
+            let sent = MutableEchoRequestPacket::new(&mut buf[..])
+                .map(|p| tx.send_to(p, IpAddr::V4(cfg.target)));
+            match sent {
                 Some(Ok(_)) => metrics.inc(&metrics.sent),
                 // A failed send (no route, buffer full) is still a probe with
                 // no reply: the target is unreachable from here.
                 Some(Err(_)) | None => metrics.inc(&metrics.send_errors),
             }
-            metrics.send_lateness.observe(lateness);
-            pending.sent(k, sent_mono, sent_real);
+            metrics
+                .send_lateness
+                .observe(sent_mono.saturating_duration_since(due(k)));
+            r.pending.sent(k, sent_mono, sent_real);
             k += 1;
+            // On a veth or LAN path the reply is often queued already.
+            // One read; anything else is read at the next wake-up.
+            r.drain(fd, &mut rx_buf, 1);
             continue;
         }
         if let Some(when) = clock_due(j).filter(|w| *w <= now) {
@@ -737,71 +876,45 @@ fn schedule_loop(
                 Some(Ok(_)) => metrics.inc(&metrics.clock_sent),
                 Some(Err(_)) | None => metrics.inc(&metrics.send_errors),
             }
-            clocks.sent(j, originate, sent_real, sent_mono);
+            r.clocks.sent(j, originate, sent_real, sent_mono);
             j += 1;
+            r.drain(fd, &mut rx_buf, 1);
             continue;
         }
-        let mut wake = match pending.next_deadline() {
+        let mut wake = match r.pending.next_deadline() {
             Some(d) => d.min(due(k)),
             None => due(k),
         }
-        .min(out.last + quiet);
+        .min(r.out.last_emit + quiet)
+        .min(now + MAX_WAIT);
         if let Some(c) = clock_due(j) {
             wake = wake.min(c);
         }
+        r.out.flush_before_sleep(now, wake);
         let wait = wake.saturating_duration_since(now);
-        match arrivals.recv_timeout(wait) {
-            Ok(a) => {
-                let mut handle = |a: Arrival| {
-                    let seq = match a.what {
-                        What::Echo(seq) => seq,
-                        What::Clock(r) => {
-                            match clocks.reply(&r, a.kernel_time, a.mono) {
-                                Some(ev) => {
-                                    metrics.inc(&metrics.clock_replies);
-                                    out.emit(ev);
-                                }
-                                None => metrics.inc(&metrics.foreign),
-                            }
-                            return;
-                        }
-                    };
-                    match pending.reply(seq, a.kernel_time, a.mono) {
-                        Outcome::Answered(ev) => {
-                            metrics.inc(&metrics.replies);
-                            if let Event::Sample(Sample {
-                                rtt_us: Some(r), ..
-                            }) = ev
-                            {
-                                metrics.rtt.observe(Duration::from_micros(u64::from(r)));
-                            }
-                            out.emit(ev);
-                        }
-                        Outcome::Late(ev) => {
-                            // Not yet expired by us: emit its loss first, so every
-                            // `late` follows the `sample` that reported it lost.
-                            if seq >= pending.next_expiry {
-                                metrics.inc(&metrics.lost);
-                                out.emit(pending.lost_sample(seq));
-                            }
-                            metrics.inc(&metrics.late);
-                            out.emit(ev);
-                        }
-                        Outcome::Duplicate => metrics.inc(&metrics.duplicates),
-                        Outcome::Unknown => metrics.inc(&metrics.foreign),
-                    }
-                };
-                handle(a);
-                // Drain whatever else arrived, without blocking.
-                while let Ok(a) = arrivals.try_recv() {
-                    handle(a);
-                }
+        if wait <= READ_DELAY_MAX {
+            // Sleep until the next thing due without watching the socket,
+            // then read everything queued. Every reply carries its kernel
+            // receive stamp, so reading it a little later changes no RTT,
+            // and other pingers' replies (a raw socket sees all of them)
+            // cost no wake-up of their own.
+            std::thread::sleep(wait);
+            r.drain(fd, &mut rx_buf, DRAIN_MAX);
+            continue;
+        }
+        match sys::wait_readable(fd, wait) {
+            Ok(true) => r.drain(fd, &mut rx_buf, DRAIN_MAX),
+            Ok(false) => {}
+            Err(e) => {
+                // Cannot happen with a valid fd; don't spin if it does.
+                eprintln!("migwatch-sidecar: waiting on the socket failed: {e}");
+                metrics.inc(&metrics.receive_errors);
+                std::thread::sleep(Duration::from_millis(10));
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    metrics.set_clock_fallbacks(pending.clock_fallbacks);
+    r.out.flush(false);
+    metrics.set_clock_fallbacks(r.pending.clock_fallbacks);
 }
 
 #[cfg(test)]
@@ -932,7 +1045,7 @@ mod tests {
         let t0 = Instant::now();
         let r0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let ms = Duration::from_millis;
-        let mut p = Pending::new(ms(100));
+        let mut p = Pending::new(ms(100), 1024, t0);
         for k in 0..3 {
             p.sent(k, t0 + ms(10 * k), r0 + ms(10 * k));
         }
@@ -969,7 +1082,7 @@ mod tests {
     fn wall_clock_step_falls_back_to_monotonic() {
         let t0 = Instant::now();
         let r0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut p = Pending::new(Duration::from_secs(1));
+        let mut p = Pending::new(Duration::from_secs(1), 1024, t0);
         p.sent(0, t0, r0);
         // The wall clock jumped 5 s ahead between send and receive.
         let out = p.reply(

@@ -1,6 +1,8 @@
 //! The few Linux syscalls neither pnet nor std wrap: socket options for
 //! kernel receive timestamps, the ICMP type filter and the receive buffer,
-//! `recvmsg` with its control messages, timer slack, and the privilege drop.
+//! non-blocking `recvmsg` with its control messages, `ppoll` with a
+//! nanosecond timeout, timer slack, thread nice values, and the privilege
+//! drop.
 //!
 //! This is the only module allowed `unsafe`. Each block is one FFI call on
 //! values owned by the caller, with the pointer/length pairs taken from Rust
@@ -82,14 +84,37 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<usize> {
     Ok(usize::try_from(got).unwrap_or(0))
 }
 
-/// Makes blocking receives on `fd` return `WouldBlock` after `t`, so the
-/// receive thread can notice shutdown. Never used to time probes.
-pub fn set_rcvtimeo(fd: RawFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
+/// Waits until `fd` is readable or `timeout` has passed (`ppoll`, whose
+/// timeout is a nanosecond hrtimer, unlike `SO_RCVTIMEO` or `poll`'s
+/// milliseconds). Returns whether it is readable; a signal counts as
+/// "not yet".
+///
+/// For a thread at nice 0 or below the kernel lets a poll timer fire up
+/// to 0.1 % of the timeout late (`select_estimate_accuracy`: 10 µs of a
+/// 10 ms wait), and on an otherwise idle CPU it fires at that latest
+/// point; so this asks for 1000/1001 of `timeout`, which ends on time.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let timeout = timeout - timeout / 1001;
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
     };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one live pollfd and a live timespec, for the call only; no
+    // signal mask.
+    let n = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(e),
+        };
+    }
+    Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0)
 }
 
 /// One received datagram: its length in the buffer and the kernel's
@@ -101,7 +126,8 @@ pub struct Received {
     pub kernel_time: Option<SystemTime>,
 }
 
-/// `recvmsg` into `buf`, collecting the `SCM_TIMESTAMPNS` control message.
+/// `recvmsg` into `buf` without blocking (`MSG_DONTWAIT`: `WouldBlock` when
+/// nothing is queued), collecting the `SCM_TIMESTAMPNS` control message.
 pub fn recv_with_timestamp(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -117,7 +143,7 @@ pub fn recv_with_timestamp(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     msg.msg_controllen = mem::size_of_val(&control) as _;
     // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all live
     // for the call and sized as declared.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -151,6 +177,14 @@ pub fn tight_timer_slack() {
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
+}
+
+/// Sets the calling thread's nice value (Linux nice values are per
+/// thread; threads it spawns afterwards inherit it). Lowering it below 0
+/// needs CAP_SYS_NICE, raising it never does.
+pub fn set_thread_nice(nice: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only; `who` 0 is the calling thread.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) })
 }
 
 /// The effective user id.

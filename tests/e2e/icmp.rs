@@ -110,9 +110,40 @@ fn sigterm_with_an_open_stream_exits_within_a_second() -> anyhow::Result<()> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .map(str::trim);
     assert_eq!(cap_eff, Some("0000000000000000"));
+    // Only the prober kept the priority taken before the drop.
+    let nice = thread_nice(sc.pid())?;
+    assert!(
+        nice.iter().any(|(name, n)| name == "probe" && *n == -10),
+        "{nice:?}"
+    );
+    assert!(
+        nice.iter().all(|(name, n)| name == "probe" || *n >= 0),
+        "{nice:?}"
+    );
     let took = sc.terminate()?;
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
     Ok(())
+}
+
+/// (name, nice value) of each of a process's threads.
+fn thread_nice(pid: u32) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let stat = std::fs::read_to_string(entry?.path().join("stat"))?;
+        // "tid (name) state ppid …": the name may hold spaces, the fields
+        // after it do not; nice is field 19, the 17th after the name.
+        let (head, rest) = stat
+            .rsplit_once(')')
+            .ok_or_else(|| anyhow::anyhow!("odd stat line {stat:?}"))?;
+        let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
+        let nice = rest
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no nice value in {stat:?}"))?;
+        out.push((name, nice));
+    }
+    Ok(out)
 }
 
 /// Reads one counter from the sidecar's `/metrics`.
