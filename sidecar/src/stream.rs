@@ -320,7 +320,7 @@ impl Hub {
         // Only pushers change `next_id`, and they hold `writer`: render
         // outside the ring lock with the ids the batch will get.
         let first = lock(&self.ring).next_id;
-        let chunk = render(first, evs);
+        let chunk = self.live().then(|| render(first, evs));
         let last = self.append(&mut lock(&self.ring), evs, chunk);
         self.latest.send_replace(last);
         last
@@ -339,15 +339,24 @@ impl Hub {
         let Some(mut r) = try_lock(&self.ring) else {
             return false;
         };
-        let chunk = render(r.next_id, evs);
+        let chunk = self.live().then(|| render(r.next_id, evs));
         let last = self.append(&mut r, evs, chunk);
         drop(r);
         self.latest.send_replace(last);
         true
     }
 
-    /// Stores a batch and its rendered text. Returns the last id.
-    fn append(&self, r: &mut Ring, evs: &[Event], chunk: Chunk) -> u64 {
+    /// Whether any client is connected: with none, rendering shared text
+    /// is wasted work (a client that connects later renders what it
+    /// catches up on from the ring itself).
+    fn live(&self) -> bool {
+        self.latest.receiver_count() > 0
+    }
+
+    /// Stores a batch and its rendered text, if any (without it, the shared
+    /// text is dropped: it must stay a contiguous run of the newest
+    /// events). Returns the last id.
+    fn append(&self, r: &mut Ring, evs: &[Event], chunk: Option<Chunk>) -> u64 {
         for ev in evs {
             if r.events.len() >= self.cfg.capacity {
                 r.events.pop_front();
@@ -359,6 +368,11 @@ impl Hub {
         if r.events.is_empty() {
             r.first_id = r.next_id;
         }
+        let Some(chunk) = chunk else {
+            r.chunks.clear();
+            r.chunk_bytes = 0;
+            return r.next_id - 1;
+        };
         r.chunk_bytes += chunk.text.len();
         r.chunks.push_back(chunk);
         while r.chunks.len() > 1 && r.chunk_bytes > self.cfg.shared_text_bytes {
@@ -641,6 +655,35 @@ mod tests {
         hub.push(ev(10));
         let more = read_until(&mut s, |t| t.contains("id: 11\n")).await;
         assert_eq!(ids(&more), vec![11]);
+    }
+
+    #[tokio::test]
+    async fn text_is_rendered_only_while_someone_listens() {
+        let hub = Hub::new(cfg(100));
+        for q in 0..10 {
+            hub.push(ev(q));
+        }
+        assert!(lock(&hub.ring).chunks.is_empty(), "rendered for nobody");
+        let (_stop_tx, stop) = watch::channel(false);
+        let mut s = Box::pin(hub.subscribe(Start::After(0), stop, Arc::new(Metrics::default())));
+        hub.push_batch(&[ev(10), ev(11)]);
+        assert_eq!(lock(&hub.ring).chunks.len(), 1);
+        // The client renders the old events itself, then shares the text.
+        let text = read_until(&mut s, |t| t.contains("id: 12\n")).await;
+        assert_eq!(ids(&text), (1..=12).collect::<Vec<_>>());
+        drop(s);
+        // Its task notices the client left at its next read.
+        hub.push(ev(12));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while hub.live() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                hub.push(ev(13));
+            }
+        })
+        .await
+        .expect("the client's receiver was never dropped");
+        hub.push(ev(14));
+        assert!(lock(&hub.ring).chunks.is_empty());
     }
 
     #[tokio::test]
