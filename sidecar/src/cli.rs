@@ -73,6 +73,14 @@ pub struct Args {
     #[arg(long, value_name = "IFACE")]
     pub capture_iface: Option<String>,
 
+    /// How the probe thread is scheduled, so serving clients never delays
+    /// a send: `realtime` (SCHED_FIFO at the lowest real-time priority; it
+    /// sleeps between probes), `high` (nice -10) or `normal`. Needs root or
+    /// CAP_SYS_NICE at start; without it the prober falls back to `normal`
+    /// with a warning.
+    #[arg(long, value_name = "PRIORITY", default_value = "realtime", value_parser = ["realtime", "high", "normal"])]
+    pub probe_priority: String,
+
     /// Address and port to serve on. Keep it on loopback unless the page is
     /// loaded from elsewhere, and then consider --token.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
@@ -208,12 +216,13 @@ impl Args {
 }
 
 /// Keys a config file may hold: the flags, without `--`.
-const CONFIG_KEYS: [&str; 13] = [
+const CONFIG_KEYS: [&str; 14] = [
     "target",
     "interval",
     "timeout",
     "clock-interval",
     "capture-iface",
+    "probe-priority",
     "listen",
     "web-root",
     "allow-origin",

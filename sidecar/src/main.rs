@@ -29,10 +29,27 @@ const HTTP_NICE: i32 = 10;
 
 /// Nice value of the hub's pump, which renders the prober's batches.
 const PUMP_NICE: i32 = 5;
-/// The prober's nice value: above everything else on a busy host, so its
-/// sends stay on time while clients are served (it sleeps between probes,
-/// so it takes nothing from anyone). Needs CAP_SYS_NICE at start.
+/// The prober's nice value with `--probe-priority high`.
 const PROBE_NICE: i32 = -10;
+
+/// Gives the calling thread the prober's scheduling (inherited by the
+/// probe thread spawned next) while the privilege to do so is still held.
+/// Returns what it got.
+fn raise_for_prober(want: &str) -> &'static str {
+    let got = match want {
+        "realtime" => sys::set_thread_fifo(Some(1)).map(|()| "realtime"),
+        "high" => sys::set_thread_nice(PROBE_NICE).map(|()| "high"),
+        _ => return "normal",
+    };
+    got.unwrap_or_else(|e| {
+        eprintln!(
+            "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
+             {want}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
+             many clients are served"
+        );
+        "normal"
+    })
+}
 
 /// Kernel send buffer per client connection (the kernel doubles it).
 const SEND_BUFFER: usize = 128 * 1024;
@@ -108,10 +125,12 @@ fn run(args: cli::Args) -> Result<()> {
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER)?;
     let local = listener.local_addr()?;
 
-    // The prober inherits this thread's nice value, and lowering it below
-    // 0 needs a privilege that is about to go: set it now (the threads
-    // spawned after the prober go back up, which needs none).
-    let probe_nice = sys::set_thread_nice(PROBE_NICE);
+    // The prober inherits this thread's scheduling, and raising it needs a
+    // privilege that is about to go: raise it now (the threads spawned
+    // after the prober drop back, which needs none). The prober sleeps
+    // between probes, so even as a real-time thread it takes little; the
+    // kernel's real-time throttling bounds it anyway.
+    let probe_priority = raise_for_prober(&args.probe_priority);
 
     // 2. Give up root and every capability before anything else runs.
     let dropped = privilege::drop_privileges(&args.user)?;
@@ -170,16 +189,13 @@ fn run(args: cli::Args) -> Result<()> {
         metrics.clone(),
         stop.clone(),
     )?;
-    match probe_nice {
-        Ok(()) => {
-            if let Err(e) = sys::set_thread_nice(0) {
-                bail!("cannot give up the prober's priority for the other threads: {e}");
-            }
-        }
-        Err(e) => eprintln!(
-            "migwatch-sidecar: warning: the prober runs at normal priority ({e}; it needs \
-             CAP_SYS_NICE at start): its sends may be late while many clients are served"
-        ),
+    let back = match probe_priority {
+        "realtime" => sys::set_thread_fifo(None),
+        "high" => sys::set_thread_nice(0),
+        _ => Ok(()),
+    };
+    if let Err(e) = back {
+        bail!("cannot give up the prober's priority for the other threads: {e}");
     }
     let capture_thread = match capture {
         Some(c) => {
@@ -237,12 +253,13 @@ fn run(args: cli::Args) -> Result<()> {
     let routes = http::routes(state, &origins);
 
     eprintln!(
-        "migwatch-sidecar {}: probing {} every {:?} (timeout {:?}, receive buffer {} KiB), running as uid {} with no capabilities{}",
+        "migwatch-sidecar {}: probing {} every {:?} (timeout {:?}, receive buffer {} KiB, {} priority), running as uid {} with no capabilities{}",
         info.version,
         info.target,
         args.interval,
         args.timeout,
         rcvbuf / 1024,
+        probe_priority,
         dropped.uid,
         if dropped.switched_user {
             format!(" ({})", args.user)

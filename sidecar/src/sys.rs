@@ -187,6 +187,23 @@ pub fn set_thread_nice(nice: i32) -> io::Result<()> {
     check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) })
 }
 
+/// Puts the calling thread in the SCHED_FIFO class at `prio` (1 is the
+/// lowest real-time priority), or back in SCHED_OTHER with `None`. Threads
+/// it spawns afterwards inherit the class. Entering it needs CAP_SYS_NICE;
+/// leaving it never does.
+pub fn set_thread_fifo(prio: Option<i32>) -> io::Result<()> {
+    let (policy, prio) = match prio {
+        Some(p) => (libc::SCHED_FIFO, p),
+        None => (libc::SCHED_OTHER, 0),
+    };
+    let param = libc::sched_param {
+        sched_priority: prio,
+    };
+    // SAFETY: `param` is a valid sched_param for the duration of the call;
+    // pid 0 is the calling thread.
+    check(unsafe { libc::sched_setscheduler(0, policy, &param) })
+}
+
 /// The effective user id.
 pub fn euid() -> u32 {
     // SAFETY: geteuid cannot fail.

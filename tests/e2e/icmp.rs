@@ -110,38 +110,43 @@ fn sigterm_with_an_open_stream_exits_within_a_second() -> anyhow::Result<()> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .map(str::trim);
     assert_eq!(cap_eff, Some("0000000000000000"));
-    // Only the prober kept the priority taken before the drop.
-    let nice = thread_nice(sc.pid())?;
+    // Only the prober kept the real-time class taken before the drop.
+    let sched = thread_sched(sc.pid())?;
     assert!(
-        nice.iter().any(|(name, n)| name == "probe" && *n == -10),
-        "{nice:?}"
+        sched.iter().any(|t| t.0 == "probe" && t.1 == 1 && t.2 == 1),
+        "(name, policy, rt priority, nice): {sched:?}"
     );
     assert!(
-        nice.iter().all(|(name, n)| name == "probe" || *n >= 0),
-        "{nice:?}"
+        sched
+            .iter()
+            .all(|t| t.0 == "probe" || (t.1 == 0 && t.3 >= 0)),
+        "(name, policy, rt priority, nice): {sched:?}"
     );
     let took = sc.terminate()?;
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
     Ok(())
 }
 
-/// (name, nice value) of each of a process's threads.
-fn thread_nice(pid: u32) -> anyhow::Result<Vec<(String, i64)>> {
+/// (name, scheduling policy, real-time priority, nice value) of each of a
+/// process's threads; policy 1 is SCHED_FIFO.
+fn thread_sched(pid: u32) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let stat = std::fs::read_to_string(entry?.path().join("stat"))?;
         // "tid (name) state ppid …": the name may hold spaces, the fields
-        // after it do not; nice is field 19, the 17th after the name.
+        // after it do not. Field n (from 1) is the (n - 3)th after it.
         let (head, rest) = stat
             .rsplit_once(')')
             .ok_or_else(|| anyhow::anyhow!("odd stat line {stat:?}"))?;
         let name = head.split_once('(').map_or("", |(_, n)| n).to_string();
-        let nice = rest
-            .split_whitespace()
-            .nth(16)
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("no nice value in {stat:?}"))?;
-        out.push((name, nice));
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| -> anyhow::Result<i64> {
+            fields
+                .get(n - 3)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("no field {n} in {stat:?}"))
+        };
+        out.push((name, field(41)?, field(40)?, field(19)?));
     }
     Ok(out)
 }
