@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the release sidecar against iputils ping and fping on a veth
 # path into a throwaway namespace, and prints Markdown tables (see
-# docs/BENCHMARKS.md). Needs root; takes about 7 minutes.
+# docs/BENCHMARKS.md). Needs root; takes about 9 minutes.
 #   scripts/bench-sidecar.sh                       every section
 #   scripts/bench-sidecar.sh --only rate,cost      some of rtt,rate,cost,fanout,loss
 # The tables are also written to tests/out/bench-sidecar.md.
