@@ -3,13 +3,12 @@
 //! wasm, and the page weight. Figures go to `tests/out/page-bench.json`
 //! (recorded in docs/BENCHMARKS.md, "Page" and "Detector in wasm").
 
-use crate::app_common::{dist, tile};
+use crate::app_common::{dist, open_page};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
+use migwatch_tests::out_dir;
 use migwatch_tests::sidecar::Sidecar;
-use migwatch_tests::{out_dir, wait_for};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Gzip size (-9) of a file, through the system's gzip.
 fn gzip_size(path: &std::path::Path) -> anyhow::Result<u64> {
@@ -34,13 +33,7 @@ fn page_bench_chart_frame_time_detector_throughput_and_weight() -> anyhow::Resul
     }
     let sc = Sidecar::start("127.0.0.1", &["--interval", "10ms", "--web-root", &dist])?;
     let b = Browser::start(1280, 800, false)?;
-    b.goto(&format!("{}/", sc.base))?;
-    wait_for(
-        "the page",
-        Duration::from_secs(15),
-        Duration::from_millis(50),
-        || tile(&b, &sc.base),
-    )?;
+    open_page(&b, &sc.base)?;
     let run = |js: &str| -> anyhow::Result<Value> {
         let s = b.eval(js)?;
         Ok(serde_json::from_str(s.as_str().unwrap_or("{}"))?)

@@ -73,6 +73,17 @@ pub fn tile(b: &Browser, source: &str) -> Option<TileState> {
     tiles(b).into_iter().find(|(s, _)| s == source).map(|t| t.1)
 }
 
+/// Loads the page from the sidecar at `base` and waits for its tile.
+pub fn open_page(b: &Browser, base: &str) -> anyhow::Result<TileState> {
+    b.goto(&format!("{base}/"))?;
+    migwatch_tests::wait_for(
+        "the page",
+        std::time::Duration::from_secs(15),
+        std::time::Duration::from_millis(50),
+        || tile(b, base),
+    )
+}
+
 /// The overall light.
 pub fn overall(b: &Browser) -> Option<String> {
     b.eval("const o = document.getElementById('overall'); return o ? o.dataset.light : null;")

@@ -2,7 +2,7 @@
 //! committed fixture fills the event log with its migration, a malformed
 //! file names its line. Also the light and dark screenshots.
 
-use crate::app_common::{dist, import, notice, tile};
+use crate::app_common::{dist, import, notice, open_page, tile};
 use crate::require_root;
 use migwatch_shared::{trace, Detector, Light};
 use migwatch_tests::browser::Browser;
@@ -50,13 +50,7 @@ fn page_replays_a_fixture_into_the_event_log_and_rejects_a_malformed_file() -> a
     let sc = Sidecar::start("127.0.0.1", &["--interval", "10ms", "--web-root", &dist])?;
     for dark in [false, true] {
         let b = Browser::start(1280, 800, dark)?;
-        b.goto(&format!("{}/", sc.base))?;
-        wait_for(
-            "the page",
-            Duration::from_secs(15),
-            Duration::from_millis(50),
-            || tile(&b, &sc.base),
-        )?;
+        open_page(&b, &sc.base)?;
         import(&b, "page-migration.jsonl", &text)?;
         let src = "file: page-migration.jsonl";
         let t = wait_for(

@@ -7,7 +7,7 @@
 //! recording (QEMU, tests/fixtures/lab-dirty-clock-announce.jsonl)
 //! replayed in the page draws the same way.
 
-use crate::app_common::{dist, import, tile, GuestResponder};
+use crate::app_common::{dist, import, open_page, tile, GuestResponder};
 use crate::require_root;
 use migwatch_shared::wire::Event;
 use migwatch_tests::browser::Browser;
@@ -278,13 +278,7 @@ fn page_replays_a_lab_trace_with_its_clock_step_and_announces() -> anyhow::Resul
         ],
     )?;
     let b = Browser::start(1280, 1100, false)?;
-    b.goto(&format!("{}/", sc.base))?;
-    wait_for(
-        "the page",
-        Duration::from_secs(15),
-        Duration::from_millis(50),
-        || tile(&b, &sc.base),
-    )?;
+    open_page(&b, &sc.base)?;
     import(&b, "lab-dirty.jsonl", &text)?;
     let t = wait_for(
         "the replay to finish",
