@@ -185,10 +185,7 @@ pub fn draw(
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     let dpr = o.dpr;
     let px = |css: f64| (css * dpr).round().max(1.0);
-    let root = CanvasBackend::with_canvas_object(canvas)
-        .ok_or("canvas has no 2d context")?
-        .into_drawing_area();
-    root.fill(&pal.bg).map_err(err)?;
+    let root = open_root(canvas, pal)?;
 
     let span_s = ((f.to_us - f.from_us) as f64 / 1e6).max(1e-3);
     let ys = YScale::new(o.y, f.min_rtt_us, f.max_rtt_us);
@@ -249,23 +246,7 @@ pub fn draw(
     let y = |us: u32| ys.map(us);
 
     // Detected migrations: shaded bands in their level's colour.
-    for &(a, b, level) in &f.bands {
-        let c = if level == Light::Red {
-            pal.lost
-        } else {
-            pal.band_yellow
-        };
-        let (xa, xb) = (x(a).max(-span_s), x(b).min(0.0));
-        // At least two CSS pixels wide, so a short one stays visible.
-        let min_w = span_s / 600.0;
-        let xb = xb.max(xa + min_w);
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(xa, y_lo), (xb, y_hi)],
-                c.mix(0.16).filled(),
-            )))
-            .map_err(err)?;
-    }
+    draw_bands(&mut chart, &f.bands, f.to_us, span_s, (y_lo, y_hi), pal)?;
 
     // Probes sent but not reported yet: a shaded band up to "now".
     if let Some(p) = f.pending_from_us {
@@ -372,6 +353,48 @@ type Chart<'a> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
+/// The canvas as a drawing area at its backing size, cleared to the
+/// background.
+fn open_root(
+    canvas: HtmlCanvasElement,
+    pal: &Palette,
+) -> Result<DrawingArea<CanvasBackend, plotters::coord::Shift>, String> {
+    let root = CanvasBackend::with_canvas_object(canvas)
+        .ok_or("canvas has no 2d context")?
+        .into_drawing_area();
+    root.fill(&pal.bg).map_err(|e| e.to_string())?;
+    Ok(root)
+}
+
+/// Shades detected migrations (red) and possible ones (yellow) across the
+/// plot, each at least two CSS pixels wide so a short one stays visible.
+fn draw_bands(
+    chart: &mut Chart<'_>,
+    bands: &[(i64, i64, Light)],
+    to_us: i64,
+    span_s: f64,
+    (y_lo, y_hi): (f64, f64),
+    pal: &Palette,
+) -> Result<(), String> {
+    let x = |t: i64| (t - to_us) as f64 / 1e6;
+    for &(a, b, level) in bands {
+        let c = if level == Light::Red {
+            pal.lost
+        } else {
+            pal.band_yellow
+        };
+        let (xa, xb) = (x(a).max(-span_s), x(b).min(0.0));
+        let xb = xb.max(xa + span_s / 600.0);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(xa, y_lo), (xb, y_hi)],
+                c.mix(0.16).filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Full-height announce markers (RARP solid, gratuitous ARP dashed) and,
 /// when `label_y` is given, one label per burst at that height.
 #[allow(clippy::too_many_arguments)]
@@ -455,10 +478,7 @@ pub fn draw_clock(
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     let dpr = o.dpr;
     let px = |css: f64| (css * dpr).round().max(1.0);
-    let root = CanvasBackend::with_canvas_object(canvas)
-        .ok_or("canvas has no 2d context")?
-        .into_drawing_area();
-    root.fill(&pal.bg).map_err(err)?;
+    let root = open_root(canvas, pal)?;
     let span_s = ((f.to_us - f.from_us) as f64 / 1e6).max(1e-3);
     let (y_lo, y_hi) = clock_range(f);
     let font = |size: f64| ("sans-serif", px(size)).into_font().color(&pal.fg);
@@ -486,21 +506,7 @@ pub fn draw_clock(
         .draw()
         .map_err(err)?;
     let x = |t: i64| (t - f.to_us) as f64 / 1e6;
-    for &(a, b, level) in &f.bands {
-        let c = if level == Light::Red {
-            pal.lost
-        } else {
-            pal.band_yellow
-        };
-        let (xa, xb) = (x(a).max(-span_s), x(b).min(0.0));
-        let xb = xb.max(xa + span_s / 600.0);
-        chart
-            .draw_series(std::iter::once(Rectangle::new(
-                [(xa, y_lo), (xb, y_hi)],
-                c.mix(0.16).filled(),
-            )))
-            .map_err(err)?;
-    }
+    draw_bands(&mut chart, &f.bands, f.to_us, span_s, (y_lo, y_hi), pal)?;
     draw_announces(
         &mut chart,
         &f.announces,
