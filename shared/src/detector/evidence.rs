@@ -234,9 +234,9 @@ impl Evidence {
     /// A vetoed or unconfirmed burst stays yellow: where a channel was live
     /// its reasons say "an outage, not a migration".
     pub fn level(&self, probes: u64, cfg: &DetectorConfig) -> Light {
-        if (probes >= 1 && self.strong())
-            || (probes >= cfg.min_red_probes.max(1) && self.weak() && !self.vetoed())
-        {
+        // Confirmed, and by a signal no veto can overrule (a strong one) or
+        // by a weak one with no veto.
+        if self.confirmed(probes, cfg) && (self.strong() || !self.vetoed()) {
             Light::Red
         } else if probes >= cfg.min_burst.max(1) {
             Light::Yellow
