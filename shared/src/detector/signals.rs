@@ -61,8 +61,6 @@ pub(crate) struct Step {
     pub after_us: i64,
     /// Readings after it that agree.
     pub samples: u32,
-    /// Increases whenever the estimate is refined (for change detection).
-    pub version: u32,
 }
 
 impl Step {
@@ -275,14 +273,12 @@ impl ClockTrack {
             self.push_post(*r);
         }
         self.cand_len = 0;
-        let version = self.last_step.map_or(0, |s| s.version.wrapping_add(1));
         self.last_step = Some(Step {
             step_us: step,
             before_us: before,
             first_after_us: first_after,
             after_us: cands[n - 1].t,
             samples: need as u32,
-            version,
         });
         self.refine_estimate();
         ClockNews::Step
@@ -340,7 +336,6 @@ impl ClockTrack {
             (res[k / 2 - 1] + res[k / 2]) / 2
         };
         step.samples = n as u32;
-        step.version = step.version.wrapping_add(1);
     }
 }
 
