@@ -98,7 +98,7 @@ pub(crate) struct ClockTrack {
     rtt_len: usize,
     rtt_head: usize,
     /// The fit before the latest step, for refining it.
-    pre: Option<(Fit, i64)>,
+    pre: Option<Fit>,
     /// The latest step, refined while readings agree with it.
     pub last_step: Option<Step>,
     /// Residuals of the readings after the latest step, against `pre`.
@@ -267,7 +267,7 @@ impl ClockTrack {
         self.fit_len = 0;
         self.fit_head = 0;
         self.post_len = 0;
-        self.pre = Some((fit, before));
+        self.pre = Some(fit);
         for r in &cands[n - need..n] {
             self.push_fit(*r);
             self.push_post(*r);
@@ -311,7 +311,7 @@ impl ClockTrack {
     /// The step's size from the readings after it: the median residual of
     /// the most precise half against the line before it.
     fn refine_estimate(&mut self) {
-        let (Some((pre, _)), Some(step)) = (self.pre, self.last_step.as_mut()) else {
+        let (Some(pre), Some(step)) = (self.pre, self.last_step.as_mut()) else {
             return;
         };
         let n = self.post_len;
