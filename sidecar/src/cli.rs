@@ -78,8 +78,8 @@ pub struct Args {
     /// sleeps between probes), `high` (nice -10) or `normal`. Needs root or
     /// CAP_SYS_NICE at start; without it the prober falls back to `normal`
     /// with a warning.
-    #[arg(long, value_name = "PRIORITY", default_value = "realtime", value_parser = ["realtime", "high", "normal"])]
-    pub probe_priority: String,
+    #[arg(long, value_name = "PRIORITY", value_enum, default_value_t = ProbePriority::Realtime)]
+    pub probe_priority: ProbePriority,
 
     /// Address and port to serve on. Keep it on loopback unless the page is
     /// loaded from elsewhere, and then consider --token.
@@ -212,6 +212,28 @@ impl Args {
             ));
         }
         Ok(())
+    }
+}
+
+/// How the probe thread is scheduled (`--probe-priority`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbePriority {
+    /// SCHED_FIFO at the lowest real-time priority.
+    Realtime,
+    /// Nice -10.
+    High,
+    /// Like every other thread.
+    Normal,
+}
+
+impl ProbePriority {
+    /// Its name, as the flag takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbePriority::Realtime => "realtime",
+            ProbePriority::High => "high",
+            ProbePriority::Normal => "normal",
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod sys;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use cli::ProbePriority;
 use migwatch_shared::wire::{Event, Info};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,20 +36,34 @@ const PROBE_NICE: i32 = -10;
 /// Gives the calling thread the prober's scheduling (inherited by the
 /// probe thread spawned next) while the privilege to do so is still held.
 /// Returns what it got.
-fn raise_for_prober(want: &str) -> &'static str {
+fn raise_for_prober(want: ProbePriority) -> ProbePriority {
     let got = match want {
-        "realtime" => sys::set_thread_fifo(Some(1)).map(|()| "realtime"),
-        "high" => sys::set_thread_nice(PROBE_NICE).map(|()| "high"),
-        _ => return "normal",
+        ProbePriority::Realtime => sys::set_thread_fifo(Some(1)),
+        ProbePriority::High => sys::set_thread_nice(PROBE_NICE),
+        ProbePriority::Normal => return want,
     };
-    got.unwrap_or_else(|e| {
-        eprintln!(
-            "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
-             {want}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
-             many clients are served"
-        );
-        "normal"
-    })
+    match got {
+        Ok(()) => want,
+        Err(e) => {
+            eprintln!(
+                "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
+                 {}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
+                 many clients are served",
+                want.name()
+            );
+            ProbePriority::Normal
+        }
+    }
+}
+
+/// Puts the calling thread back to normal scheduling after
+/// [`raise_for_prober`] gave it `got` (lowering needs no privilege).
+fn lower_after_prober(got: ProbePriority) -> std::io::Result<()> {
+    match got {
+        ProbePriority::Realtime => sys::set_thread_fifo(None),
+        ProbePriority::High => sys::set_thread_nice(0),
+        ProbePriority::Normal => Ok(()),
+    }
 }
 
 /// Kernel send buffer per client connection (the kernel doubles it).
@@ -130,7 +145,7 @@ fn run(args: cli::Args) -> Result<()> {
     // after the prober drop back, which needs none). The prober sleeps
     // between probes, so even as a real-time thread it takes little; the
     // kernel's real-time throttling bounds it anyway.
-    let probe_priority = raise_for_prober(&args.probe_priority);
+    let probe_priority = raise_for_prober(args.probe_priority);
 
     // 2. Give up root and every capability before anything else runs.
     let dropped = privilege::drop_privileges(&args.user)?;
@@ -189,12 +204,7 @@ fn run(args: cli::Args) -> Result<()> {
         metrics.clone(),
         stop.clone(),
     )?;
-    let back = match probe_priority {
-        "realtime" => sys::set_thread_fifo(None),
-        "high" => sys::set_thread_nice(0),
-        _ => Ok(()),
-    };
-    if let Err(e) = back {
+    if let Err(e) = lower_after_prober(probe_priority) {
         bail!("cannot give up the prober's priority for the other threads: {e}");
     }
     let capture_thread = match capture {
@@ -259,7 +269,7 @@ fn run(args: cli::Args) -> Result<()> {
         args.interval,
         args.timeout,
         rcvbuf / 1024,
-        probe_priority,
+        probe_priority.name(),
         dropped.uid,
         if dropped.switched_user {
             format!(" ({})", args.user)
