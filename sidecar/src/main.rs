@@ -140,6 +140,23 @@ fn run(args: cli::Args) -> Result<()> {
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER)?;
     let local = listener.local_addr()?;
 
+    // The page is served from inside its folder: the process moves there
+    // while it may still read anything, so after the drop `nobody` needs
+    // access to that folder only, not to every folder above it (a clone
+    // under a private home or a 0700 temporary folder).
+    let web_root = if args.web_root.join("index.html").is_file() {
+        std::env::set_current_dir(&args.web_root)
+            .with_context(|| format!("cannot enter --web-root {}", args.web_root.display()))?;
+        Some(std::path::PathBuf::from("."))
+    } else {
+        eprintln!(
+            "migwatch-sidecar: warning: no page at {} (index.html missing); serving the API only. \
+             Build the page with scripts/run.sh or pass --web-root DIR.",
+            args.web_root.display()
+        );
+        None
+    };
+
     // The prober inherits this thread's scheduling, and raising it needs a
     // privilege that is about to go: raise it now (the threads spawned
     // after the prober drop back, which needs none). The prober sleeps
@@ -153,17 +170,6 @@ fn run(args: cli::Args) -> Result<()> {
     if caps != 0 {
         bail!("capabilities {caps:#x} are still in effect after the privilege drop; refusing to serve");
     }
-
-    let web_root = if args.web_root.join("index.html").is_file() {
-        Some(args.web_root.clone())
-    } else {
-        eprintln!(
-            "migwatch-sidecar: warning: no page at {} (index.html missing); serving the API only. \
-             Build the page with scripts/run.sh or pass --web-root DIR.",
-            args.web_root.display()
-        );
-        None
-    };
 
     let keys = probe::RunKeys::random().context("no randomness for the run keys")?;
     let run_id = format!(
