@@ -30,6 +30,8 @@ pub struct Diag {
     pub missing: u64,
     /// `overflow` events: the sidecar cut us off for being slow.
     pub overflows: u64,
+    /// Probes the sidecar reported it never sent (`skip` events).
+    pub skipped: u64,
     /// Times the sidecar restarted (new `run_id`) under us.
     pub new_runs: u64,
 }
@@ -124,6 +126,12 @@ impl Model {
                 self.diag.missing = self.diag.missing.saturating_add(g.missing);
             }
             Event::Overflow(_) => self.diag.overflows += 1,
+            Event::Skip(s) => {
+                self.diag.skipped = self
+                    .diag
+                    .skipped
+                    .saturating_add(s.last_seq.saturating_sub(s.first_seq) + 1)
+            }
             Event::Tick(t) => {
                 if self.tick.is_none_or(|old| t.now_us >= old.now_us) {
                     self.tick = Some(*t);

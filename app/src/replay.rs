@@ -78,7 +78,7 @@ fn event_time(ev: &Event) -> Option<i64> {
         Event::Tick(t) => Some(t.now_us),
         Event::Clock(c) => Some(c.sent_us.saturating_add(i64::from(c.rtt_us))),
         Event::Announce(a) => Some(a.at_us),
-        Event::Late(_) | Event::Gap(_) | Event::Overflow(_) => None,
+        Event::Late(_) | Event::Gap(_) | Event::Overflow(_) | Event::Skip(_) => None,
     }
 }
 

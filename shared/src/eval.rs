@@ -208,7 +208,7 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
             Event::Tick(t) => t.now_us,
             Event::Clock(c) => c.sent_us.saturating_add(i64::from(c.rtt_us)),
             Event::Announce(a) => a.at_us,
-            Event::Gap(_) | Event::Overflow(_) => clock,
+            Event::Gap(_) | Event::Overflow(_) | Event::Skip(_) => clock,
         };
         clock = clock.max(t);
         det.push(ev);

@@ -10,6 +10,8 @@
 //!   CSV with `seq,t_send,rtt_ms`) from and to strings.
 //! * [`synth`]: seeded synthetic labelled traces: migrations and decoys.
 //! * [`eval`]: scores the detector on labelled traces.
+//! * [`report`]: the printed shape of a detected event (`detect`, `watch`,
+//!   `/migrations`).
 //!
 //! The crate compiles for `wasm32-unknown-unknown` and natively alike.
 
@@ -17,6 +19,7 @@
 
 pub mod detector;
 pub mod eval;
+pub mod report;
 pub mod synth;
 pub mod trace;
 pub mod wire;

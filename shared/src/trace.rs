@@ -30,7 +30,7 @@
 //!
 //! Malformed input is an error naming the line (1-based).
 
-use crate::wire::{Announce, Clock, Event, EventKind, Gap, Late, Overflow, Sample, Tick};
+use crate::wire::{Announce, Clock, Event, EventKind, Gap, Late, Overflow, Sample, Skip, Tick};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -98,6 +98,7 @@ enum Flat {
     Tick(Tick),
     Clock(Clock),
     Announce(Announce),
+    Skip(Skip),
 }
 
 impl From<Flat> for Event {
@@ -110,6 +111,7 @@ impl From<Flat> for Event {
             Flat::Tick(e) => Event::Tick(e),
             Flat::Clock(e) => Event::Clock(e),
             Flat::Announce(e) => Event::Announce(e),
+            Flat::Skip(e) => Event::Skip(e),
         }
     }
 }
@@ -444,7 +446,8 @@ pub fn write_csv<'a, W: fmt::Write>(
             | Event::Gap(_)
             | Event::Overflow(_)
             | Event::Clock(_)
-            | Event::Announce(_) => {}
+            | Event::Announce(_)
+            | Event::Skip(_) => {}
         }
     }
     rows.sort_by_key(|r| (r.sent_us, r.seq));

@@ -65,6 +65,19 @@ pub struct Tick {
     pub next_seq: u64,
 }
 
+/// Probes `first_seq..=last_seq` were never sent: the sidecar could not
+/// keep its schedule (the process was frozen or starved for longer than
+/// the catch-up limit). Every seq between the first and the last one
+/// streamed is either a `sample` or inside a `skip`. A skip is missing
+/// data, never loss: the target was not asked, so it could not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skip {
+    /// The first seq that was not sent.
+    pub first_seq: u64,
+    /// The last seq that was not sent.
+    pub last_seq: u64,
+}
+
 /// A reading of the target's clock from an ICMP Timestamp exchange. After a
 /// live migration the guest's clock lags by about the downtime, so a step
 /// in `offset_us` confirms a move that the echo samples only suggest.
@@ -169,6 +182,8 @@ pub enum Event {
     Clock(Clock),
     /// `event: announce`
     Announce(Announce),
+    /// `event: skip`
+    Skip(Skip),
 }
 
 /// The SSE event name of each [`Event`] variant.
@@ -188,11 +203,13 @@ pub enum EventKind {
     Clock,
     /// `announce`
     Announce,
+    /// `skip`
+    Skip,
 }
 
 impl EventKind {
     /// Every kind, for clients that register one listener per name.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Sample,
         EventKind::Late,
         EventKind::Gap,
@@ -200,6 +217,7 @@ impl EventKind {
         EventKind::Tick,
         EventKind::Clock,
         EventKind::Announce,
+        EventKind::Skip,
     ];
 
     /// The `event:` name on the wire.
@@ -212,6 +230,7 @@ impl EventKind {
             EventKind::Tick => "tick",
             EventKind::Clock => "clock",
             EventKind::Announce => "announce",
+            EventKind::Skip => "skip",
         }
     }
 
@@ -250,6 +269,7 @@ impl Event {
             Event::Tick(_) => EventKind::Tick,
             Event::Clock(_) => EventKind::Clock,
             Event::Announce(_) => EventKind::Announce,
+            Event::Skip(_) => EventKind::Skip,
         }
     }
 
@@ -264,6 +284,7 @@ impl Event {
             Event::Tick(e) => serde_json::to_string(e),
             Event::Clock(e) => serde_json::to_string(e),
             Event::Announce(e) => serde_json::to_string(e),
+            Event::Skip(e) => serde_json::to_string(e),
         };
         r.unwrap_or_default()
     }
@@ -299,6 +320,7 @@ impl Event {
             EventKind::Tick => Event::Tick(Tick::deserialize(d)?),
             EventKind::Clock => Event::Clock(Clock::deserialize(d)?),
             EventKind::Announce => Event::Announce(Announce::deserialize(d)?),
+            EventKind::Skip => Event::Skip(Skip::deserialize(d)?),
         })
     }
 
@@ -336,6 +358,13 @@ pub struct Info {
     /// `announce` events can confirm a migration.
     #[serde(default)]
     pub capture_iface: Option<String>,
+    /// The target's name (its address unless the targets file names it):
+    /// the `{name}` in `/targets/{name}/...`. Empty from older sidecars.
+    #[serde(default)]
+    pub name: String,
+    /// The target's labels from the targets file (`labels = { rack = "a" }`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[cfg(test)]
@@ -378,6 +407,10 @@ mod tests {
                 at_us: 1_763_000_000_000_000,
                 kind: AnnounceKind::Rarp,
                 mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            }),
+            Event::Skip(Skip {
+                first_seq: 100,
+                last_seq: 399,
             }),
         ]
     }
@@ -445,6 +478,8 @@ mod tests {
             run_id: "abc".into(),
             clock_interval_ms: Some(200.0),
             capture_iface: None,
+            name: "vm-1".into(),
+            labels: [("rack".to_string(), "a".to_string())].into(),
         };
         let json = serde_json::to_string(&info).unwrap();
         assert_eq!(serde_json::from_str::<Info>(&json).unwrap(), info);

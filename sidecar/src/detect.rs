@@ -2,8 +2,9 @@
 //! judgement is `migwatch_shared`'s; this module only reads and writes files.
 
 use anyhow::{bail, Context, Result};
-use migwatch_shared::detector::{Detector, DetectorConfig, DowntimeSource, Light, Reason};
+use migwatch_shared::detector::{Detector, DetectorConfig, Light, Reason};
 use migwatch_shared::eval::{self, Labels};
+use migwatch_shared::report::MigrationRecord;
 use migwatch_shared::synth::{self, TraceSpec};
 use migwatch_shared::trace::{self, Format, TraceReader};
 use migwatch_shared::wire::Event;
@@ -77,21 +78,6 @@ fn config(arg: Option<&str>) -> Result<DetectorConfig> {
 
 fn format_arg(f: Option<&str>) -> Option<Format> {
     f.and_then(Format::from_extension)
-}
-
-/// One detected migration event, as printed by `detect`.
-#[derive(Debug, Serialize)]
-struct EventLine {
-    start_s: f64,
-    end_s: f64,
-    downtime_ms: f64,
-    /// Where the downtime figure comes from: clock_step, late_reply or
-    /// loss_burst.
-    downtime_from: DowntimeSource,
-    level: &'static str,
-    /// Event time when it got its level (for alarm latency).
-    decided_s: f64,
-    reasons: Vec<Reason>,
 }
 
 /// The last line `detect` prints.
@@ -210,15 +196,7 @@ pub fn detect_stream(
         final_light: det.light().name(),
     };
     for m in det.migrations() {
-        let line = EventLine {
-            start_s: secs(m.start_us),
-            end_s: secs(m.end_us),
-            downtime_ms: m.downtime_us as f64 / 1000.0,
-            downtime_from: m.downtime_source,
-            level: m.level.name(),
-            decided_s: secs(m.decided_us),
-            reasons: m.reasons(),
-        };
+        let line = MigrationRecord::from_migration(m);
         serde_json::to_writer(&mut *out, &line)?;
         out.write_all(b"\n")?;
         summary.events += 1;

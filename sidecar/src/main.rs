@@ -5,16 +5,7 @@
 //! privileged, drop privileges, and only then start threads and serve.
 #![deny(unsafe_code)]
 
-mod capture;
-mod cli;
-mod clock;
-mod detect;
-mod http;
-mod metrics;
-mod privilege;
-mod probe;
-mod stream;
-mod sys;
+use migwatch_sidecar::{capture, cli, detect, http, metrics, privilege, probe, stream, sys};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -184,6 +175,8 @@ fn run(args: cli::Args) -> Result<()> {
         run_id,
         clock_interval_ms: args.clock_interval.0.map(|d| d.as_secs_f64() * 1e3),
         capture_iface: args.capture_iface.clone(),
+        name: target.to_string(),
+        labels: Default::default(),
     });
     let metrics = Arc::new(metrics::Metrics::default());
     let mut hub_cfg = stream::HubConfig::for_interval(args.interval);

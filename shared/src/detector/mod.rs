@@ -567,7 +567,8 @@ impl Detector {
             },
             Event::Late(l) => self.late(l),
             Event::Tick(t) => self.tick(t),
-            Event::Gap(_) | Event::Overflow(_) => self.hole(),
+            // Probes never sent are missing data, like a gap: never loss.
+            Event::Gap(_) | Event::Overflow(_) | Event::Skip(_) => self.hole(),
             Event::Clock(c) => self.clock_reading(c),
             Event::Announce(a) => self.announce(a),
         }

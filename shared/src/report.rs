@@ -1,0 +1,53 @@
+//! The one printed shape of a detected event: the JSON line `detect` and
+//! `watch` print, the objects `GET /targets/{name}/migrations` returns, and
+//! what the page reads back. Defined once so the three never drift.
+
+use crate::detector::{DowntimeSource, Light, Migration, Reason};
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch from µs.
+fn secs(us: i64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// One detected event (a migration, or an outage the detector judged), as
+/// printed: times in seconds since the Unix epoch (or since the trace's
+/// clock origin), the downtime in ms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationRecord {
+    /// Send time of the first lost probe, s.
+    pub start_s: f64,
+    /// Send time of the first probe answered after the outage, s.
+    pub end_s: f64,
+    /// Downtime estimate, ms.
+    pub downtime_ms: f64,
+    /// Where the downtime figure comes from: clock_step, late_reply or
+    /// loss_burst.
+    pub downtime_from: DowntimeSource,
+    /// `red` or `yellow`.
+    pub level: String,
+    /// Event time when it got its level (for alarm latency), s.
+    pub decided_s: f64,
+    /// The evidence behind the level, most important first.
+    pub reasons: Vec<Reason>,
+}
+
+impl MigrationRecord {
+    /// The record of a detector's migration event.
+    pub fn from_migration(m: &Migration) -> MigrationRecord {
+        MigrationRecord {
+            start_s: secs(m.start_us),
+            end_s: secs(m.end_us),
+            downtime_ms: m.downtime_us as f64 / 1000.0,
+            downtime_from: m.downtime_source,
+            level: m.level.name().to_string(),
+            decided_s: secs(m.decided_us),
+            reasons: m.reasons(),
+        }
+    }
+
+    /// Whether the detector called it a migration (red).
+    pub fn is_migration(&self) -> bool {
+        self.level == Light::Red.name()
+    }
+}
