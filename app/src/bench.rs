@@ -11,40 +11,11 @@
 use crate::chart::{self, ChartOpts, Palette};
 use crate::live::{fit_canvas, now_ms, tz_offset};
 use crate::model::Model;
+use crate::synth::synthetic_events;
 use crate::viewport::{Span, Viewport};
-use migwatch_shared::{Detector, Event, Late, Sample};
+use migwatch_shared::Detector;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-
-/// Probes between two synthetic outages.
-const OUTAGE_EVERY: u64 = 60_000;
-
-/// `n` synthetic events at 10 ms: jittery sub-ms RTTs, and every
-/// [`OUTAGE_EVERY`] probes a 40-probe stop-and-copy with a late reply.
-pub fn synthetic_events(n: u64, t0_us: i64) -> Vec<Event> {
-    let mut out = Vec::with_capacity(n as usize + n as usize / OUTAGE_EVERY as usize + 1);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for q in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let phase = q % OUTAGE_EVERY;
-        let lost = (OUTAGE_EVERY / 2..OUTAGE_EVERY / 2 + 40).contains(&phase);
-        let rtt = 180 + (x % 160) as u32 + if x % 500 == 0 { 4_000 } else { 0 };
-        out.push(Event::Sample(Sample {
-            seq: q,
-            sent_us: t0_us + q as i64 * 10_000,
-            rtt_us: (!lost).then_some(rtt),
-        }));
-        if phase == OUTAGE_EVERY / 2 + 40 {
-            out.push(Event::Late(Late {
-                seq: q - 40,
-                rtt_us: 405_000,
-            }));
-        }
-    }
-    out
-}
 
 /// Installs `window.migwatchBench`.
 pub fn install() {
@@ -163,7 +134,6 @@ fn detector_bench(samples: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use migwatch_shared::Light;
 
     #[test]
     fn stats_are_json() {
@@ -171,22 +141,5 @@ mod tests {
         assert_eq!(v["p50"], 2.0);
         assert_eq!(v["max"], 3.0);
         assert_eq!(v["mean"], 2.0);
-    }
-
-    #[test]
-    fn synthetic_trace_has_periodic_stop_and_copies() {
-        let evs = synthetic_events(180_000, 0);
-        let lost = evs
-            .iter()
-            .filter(|e| matches!(e, Event::Sample(s) if s.rtt_us.is_none()))
-            .count();
-        assert_eq!(lost, 3 * 40);
-        assert_eq!(evs.len(), 180_000 + 3);
-        let mut det = Detector::default();
-        for ev in &evs {
-            det.push(ev);
-        }
-        assert_eq!(det.migrations().len(), 3);
-        assert!(det.migrations().iter().all(|m| m.level == Light::Red));
     }
 }

@@ -59,7 +59,7 @@ fn trim(s: &str) -> String {
 }
 
 /// `HH:MM:SS.mmm–HH:MM:SS.mmm`, or one time when both ends are equal.
-fn span(start_us: i64, end_us: i64, tz: TzOffset<'_>) -> String {
+pub fn span(start_us: i64, end_us: i64, tz: TzOffset<'_>) -> String {
     let a = clock(start_us, tz(start_us));
     if start_us == end_us {
         a
@@ -69,7 +69,7 @@ fn span(start_us: i64, end_us: i64, tz: TzOffset<'_>) -> String {
 }
 
 /// A signed µs duration (negative counts as 0).
-fn duration_i(us: i64) -> String {
+pub fn duration_i(us: i64) -> String {
     duration(u64::try_from(us).unwrap_or(0))
 }
 
@@ -394,6 +394,9 @@ pub struct LogRow {
     pub downtime: String,
     /// The evidence in words.
     pub evidence: Vec<String>,
+    /// Only the sidecar's own list has it (it happened before the history
+    /// this page holds).
+    pub from_sidecar: bool,
 }
 
 /// The event log row of migration `m` of target `key` (`target`).
@@ -413,6 +416,7 @@ pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOff
             downtime_source(m.downtime_source)
         ),
         evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
+        from_sidecar: false,
     }
 }
 

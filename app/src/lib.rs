@@ -7,19 +7,28 @@
 //! `model` (store + signals + raw events + detector → summary, export),
 //! `format` (plain words), `urlstate` (URL and saved state), `viewport`
 //! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
-//! `source` (reconnect policy). Browser glue: `source`'s `Stream`, `chart`
-//! (plotters), `view` (components), `live` (wiring, once per animation
-//! frame), `bench` (measurement hooks).
+//! `source` (reconnect policy), `fleet` (target URLs, connection budget,
+//! grid order and filter), `log` (event log). Commands: `cmd` (views →
+//! commands ← app state). Browser glue: `source`'s `Stream`, `chart`
+//! (plotters), `ui` (signals), `view` (components), `live` (wiring, once
+//! per animation frame), `bench` (measurement hooks, only with the `bench`
+//! feature).
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod chart;
+pub mod cmd;
+pub mod fleet;
 pub mod format;
 pub mod live;
+pub mod log;
 pub mod model;
 pub mod replay;
 pub mod signals;
 pub mod source;
 pub mod store;
+pub mod synth;
+pub mod ui;
 pub mod urlstate;
 pub mod view;
 pub mod viewport;
@@ -29,7 +38,7 @@ use leptos::prelude::*;
 /// Mounts the page and starts following the sidecars in its URL.
 pub fn run() {
     console_error_panic_hook::set_once();
-    let ui = view::Ui::default();
+    let ui = ui::Ui::default();
     leptos::mount::mount_to_body(move || view! { <view::Page ui=ui /> });
     live::start(ui);
 }

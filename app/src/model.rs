@@ -56,6 +56,9 @@ pub struct Model {
     /// The sidecar watches for layer-2 announces (its `/info` names a
     /// capture interface): kept across detector resets.
     announce_channel: bool,
+    /// Start of the last migration the user acknowledged: the tile stops
+    /// repeating it (and older ones).
+    acked_us: Option<i64>,
 }
 
 impl Default for Model {
@@ -80,6 +83,7 @@ impl Model {
             diag: Diag::default(),
             tick: None,
             announce_channel: false,
+            acked_us: None,
         }
     }
 
@@ -166,6 +170,13 @@ impl Model {
     /// it is still analysing.
     pub fn finish(&mut self) {
         self.detector.finish();
+    }
+
+    /// The user has seen the last migration: stop repeating it.
+    pub fn acknowledge(&mut self) {
+        if let Some(m) = crate::log::unacknowledged(self.migrations(), self.acked_us) {
+            self.acked_us = Some(m.start_us);
+        }
     }
 
     /// Forgets history and detector state: the sidecar started a new run,
@@ -320,6 +331,26 @@ impl Model {
         let light = (live && has_data).then_some(v.light);
         let mut reasons: Vec<String> = v.reasons.iter().map(|r| format::reason(r, tz)).collect();
         let mut headline = format::headline(v.light, &v.reasons, tz);
+        let last_red = self
+            .migrations()
+            .iter()
+            .rev()
+            .find(|m| m.level == Light::Red);
+        if let (Light::Red, Some(m)) = (v.light, last_red) {
+            // The number a reader wants first, in the headline itself.
+            if let Some(rest) = headline.strip_prefix("Red: ") {
+                headline = format!(
+                    "Red: downtime {} ({}); {rest}",
+                    format::duration_i(m.downtime_us),
+                    format::downtime_source(m.downtime_source)
+                );
+            }
+        }
+        let last_migration = crate::log::unacknowledged(self.migrations(), self.acked_us)
+            .map(|m| {
+                crate::log::last_migration_words(m.start_us, m.downtime_us, m.downtime_source, tz)
+            })
+            .unwrap_or_default();
         if light.is_none() {
             if has_data && v.light != Light::Green {
                 headline = format!(
@@ -380,6 +411,7 @@ impl Model {
             clock_readings: sig.clock,
             announces: sig.announces(),
             last_id: None,
+            last_migration,
         }
     }
 }
@@ -433,6 +465,9 @@ pub struct Summary {
     pub announces: u64,
     /// The last event id received (set by the caller, who tracks resume).
     pub last_id: Option<u64>,
+    /// `last migration: 14:02:07, downtime 392 ms (clock step)` until the
+    /// user acknowledges it ("" when none).
+    pub last_migration: String,
 }
 
 impl Summary {
@@ -536,8 +571,9 @@ mod tests {
         assert_eq!(s.lost, 47);
         assert_eq!(s.late, 1);
         assert!(
-            s.headline
-                .starts_with("Red: 47 probes lost 02:13:30.000–02:13:30.470"),
+            s.headline.starts_with(
+                "Red: downtime 463 ms (late reply); 47 probes lost 02:13:30.000–02:13:30.470"
+            ),
             "{}",
             s.headline
         );
@@ -548,6 +584,13 @@ mod tests {
         );
         assert_eq!(m.migrations().len(), 1);
         assert_eq!(s.migrations, 1);
+        // The verdict stays until acknowledged, in whole seconds.
+        assert_eq!(
+            s.last_migration,
+            "last migration: 02:13:30, downtime 463 ms (late reply)"
+        );
+        m.acknowledge();
+        assert_eq!(summary(&m, true).last_migration, "");
         let f = m.frame(&Viewport::default(), 100);
         assert_eq!(f.bands.len(), 1);
         assert_eq!(f.bands[0].2, Light::Red);
@@ -732,6 +775,37 @@ mod tests {
         m.new_run();
         assert_eq!(m.signals.totals(), crate::signals::SignalTotals::default());
         assert!(m.announce_channel);
+    }
+
+    #[test]
+    fn the_demo_recording_turns_red_with_the_lab_downtime_and_the_decoy_does_not() {
+        let text = include_str!("../../public/demo.jsonl");
+        let events = crate::replay::parse("demo.jsonl", text).expect("the demo parses");
+        let mut m = Model::new(10_000);
+        let mut red_at = None;
+        let first = events.iter().find_map(|e| match e {
+            Event::Sample(s) => Some(s.sent_us),
+            _ => None,
+        });
+        for ev in &events {
+            m.apply(ev);
+            if red_at.is_none() && m.light() == Light::Red {
+                red_at = m.newest_us();
+            }
+        }
+        m.finish();
+        let mg = m.migrations();
+        let red: Vec<_> = mg.iter().filter(|x| x.level == Light::Red).collect();
+        assert_eq!(red.len(), 1, "{mg:?}");
+        // QMP measured 368.7 ms STOP→RESUME.
+        assert!((300_000..=450_000).contains(&red[0].downtime_us), "{mg:?}");
+        // The decoy link flap is detected, and not red.
+        assert!(mg.iter().any(|x| x.level == Light::Yellow), "{mg:?}");
+        // Red within a minute of the start at 1×.
+        let after = red_at.zip(first).map(|(r, f)| r - f).expect("red");
+        assert!(after < 60_000_000, "red after {after} µs");
+        let s = summary(&m, true);
+        assert!(s.last_migration.contains("(clock step)"), "{s:?}");
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum Conn {
         /// Milliseconds until the next attempt.
         retry_ms: Option<u32>,
     },
+    /// No stream of its own: the other targets of its sidecar use every
+    /// connection the browser allows to it; the light is the sidecar's own
+    /// (`/metrics`), the chart is not live.
+    Limited,
     /// Not a sidecar: an imported trace being replayed.
     Replay {
         /// Percent of the trace replayed.
@@ -45,6 +49,7 @@ impl Conn {
             Conn::Live => "live",
             Conn::Reconnecting => "reconnecting",
             Conn::Failed { .. } => "failed",
+            Conn::Limited => "limited",
             Conn::Replay { .. } => "replay",
         }
     }
@@ -65,6 +70,10 @@ impl Conn {
             Conn::Failed { reason, .. } => format!("failed: {reason}"),
             Conn::Replay { percent: 100.. } => "replayed from a file".into(),
             Conn::Replay { percent } => format!("replaying from a file: {percent} %"),
+            Conn::Limited => format!(
+                "no live stream: browsers open at most 6 connections per sidecar, {} are streaming; light from the sidecar's /metrics",
+                crate::fleet::STREAMS_PER_ORIGIN
+            ),
             other => other.name().into(),
         }
     }
@@ -276,31 +285,61 @@ impl Drop for Stream {
     }
 }
 
-/// `GET` a sidecar's `/info` (`url` from [`crate::urlstate::SidecarRef::info_url`]), decoded.
-pub async fn fetch_info(url: &str) -> Result<Info, String> {
+/// Why a `GET` failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// No answer (refused, DNS, CORS).
+    Network,
+    /// An HTTP status other than 2xx.
+    Status(u16),
+    /// The body did not decode.
+    Decode(String),
+}
+
+impl FetchError {
+    /// In words, naming the `path` asked for.
+    pub fn words(&self, path: &str) -> String {
+        match self {
+            FetchError::Network => "network error".into(),
+            FetchError::Status(401) => format!(
+                "{path} answered HTTP 401: wrong or missing token (add ?token=… to the sidecar URL)"
+            ),
+            FetchError::Status(n) => format!("{path} answered HTTP {n}"),
+            FetchError::Decode(e) => format!("bad {path}: {e}"),
+        }
+    }
+}
+
+/// `GET url` as text (no cache).
+pub async fn fetch_text(url: &str) -> Result<String, FetchError> {
     use wasm_bindgen_futures::JsFuture;
-    let window = web_sys::window().ok_or("no window")?;
+    let window = web_sys::window().ok_or(FetchError::Network)?;
     let init = web_sys::RequestInit::new();
     init.set_cache(web_sys::RequestCache::NoStore);
     let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|_| "network error".to_string())?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+        .map_err(|_| FetchError::Network)?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(|_| FetchError::Network)?;
     if !resp.ok() {
-        return Err(match resp.status() {
-            401 => {
-                "/info answered HTTP 401: wrong or missing token (add ?token=… to the sidecar URL)"
-                    .to_string()
-            }
-            n => format!("/info answered HTTP {n}"),
-        });
+        return Err(FetchError::Status(resp.status()));
     }
-    let text = JsFuture::from(resp.text().map_err(js_err)?)
+    let body = resp.text().map_err(|e| FetchError::Decode(js_err(e)))?;
+    Ok(JsFuture::from(body)
         .await
-        .map_err(js_err)?
+        .map_err(|e| FetchError::Decode(js_err(e)))?
         .as_string()
-        .unwrap_or_default();
-    serde_json::from_str(&text).map_err(|e| format!("bad /info: {e}"))
+        .unwrap_or_default())
+}
+
+/// `GET url` decoded from JSON.
+pub async fn fetch_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, FetchError> {
+    let text = fetch_text(url).await?;
+    serde_json::from_str(&text).map_err(|e| FetchError::Decode(e.to_string()))
+}
+
+/// `GET` a target's `/info`, decoded.
+pub async fn fetch_info(url: &str) -> Result<Info, String> {
+    fetch_json(url).await.map_err(|e| e.words("/info"))
 }
 
 fn js_err(v: JsValue) -> String {

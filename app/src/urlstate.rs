@@ -12,6 +12,13 @@
 //!   single view.
 //! * `w`: chart window `30s`, `5m` or `1h`.
 //! * `h`: history kept per target, `10m`, `1h` or `2h` (default `1h`).
+//! * `t`: the name of the target shown in single view, among the targets
+//!   of the sidecar `sel` (a sidecar may watch many; the URL names
+//!   sidecars, and a target only for the view).
+//! * `q`: the grid's filter (words matched against names and labels).
+//! * `from`, `to`: an absolute chart range, unix milliseconds (as Grafana
+//!   writes them): the chart shows it paused instead of following.
+//! * `demo`: replay the bundled recording.
 //!
 //! Plain Rust, unit tested natively; the browser glue only reads and writes
 //! strings.
@@ -67,7 +74,8 @@ impl SidecarRef {
         }
     }
 
-    fn url(&self, path: &str, extra: &[(&str, String)]) -> String {
+    /// `base + path`, with the token and `extra` as the query.
+    pub fn url(&self, path: &str, extra: &[(&str, String)]) -> String {
         let mut q: Vec<String> = Vec::new();
         if let Some(t) = &self.token {
             q.push(format!("token={}", encode(t)));
@@ -91,6 +99,28 @@ impl SidecarRef {
             Some(id) => self.url("/events", &[("since", id.to_string())]),
             None => self.url("/events", &[]),
         }
+    }
+
+    /// `GET /targets`: every target the sidecar watches.
+    pub fn targets_url(&self) -> String {
+        self.url("/targets", &[])
+    }
+
+    /// `GET /metrics`: the sidecar's own lights for all its targets.
+    pub fn metrics_url(&self) -> String {
+        self.url("/metrics", &[])
+    }
+
+    /// `scheme://host:port`: what a browser's per-host connection limit
+    /// counts by.
+    pub fn origin(&self) -> String {
+        let (scheme, rest) = self.base.split_once("://").unwrap_or(("http", &self.base));
+        let host = rest.split('/').next().unwrap_or(rest);
+        format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        )
     }
 
     /// `host:port` for labels.
@@ -163,6 +193,14 @@ pub struct PageState {
     pub span: Span,
     /// History per target.
     pub history: History,
+    /// The target shown in single view, by name.
+    pub target: Option<String>,
+    /// The grid's filter.
+    pub filter: String,
+    /// An absolute chart range, unix ms.
+    pub range: Option<(i64, i64)>,
+    /// Replay the bundled demo recording.
+    pub demo: bool,
 }
 
 /// What [`PageState::parse`] found, plus the values it could not use.
@@ -181,6 +219,7 @@ impl PageState {
         let mut p = Parsed::default();
         let mut sel = None;
         let mut view = None;
+        let (mut from, mut to) = (None, None);
         for (k, v) in parse_query(query) {
             match k.as_str() {
                 "s" => match SidecarRef::parse(&v) {
@@ -198,8 +237,23 @@ impl PageState {
                     Some(h) => p.state.history = h,
                     None => p.errors.push(format!("?h={v}: use 10m, 1h or 2h")),
                 },
+                "t" if !v.is_empty() => p.state.target = Some(v),
+                "q" => p.state.filter = v,
+                "from" => from = Some(v),
+                "to" => to = Some(v),
+                "demo" => p.state.demo = true,
                 _ => {}
             }
+        }
+        match (from, to) {
+            (None, None) => {}
+            (Some(a), Some(b)) => match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                (Ok(a), Ok(b)) if a < b => p.state.range = Some((a, b)),
+                _ => p.errors.push(format!(
+                    "?from={a}&to={b}: use unix milliseconds, from before to"
+                )),
+            },
+            _ => p.errors.push("?from and ?to go together".into()),
         }
         p.state.layout = match view.as_deref() {
             Some("grid") => Some(Layout::Grid),
@@ -236,6 +290,18 @@ impl PageState {
         }
         if self.history != History::default() {
             q.push(format!("h={}", self.history.name()));
+        }
+        if let Some(t) = &self.target {
+            q.push(format!("t={}", encode(t)));
+        }
+        if !self.filter.is_empty() {
+            q.push(format!("q={}", encode(&self.filter)));
+        }
+        if let Some((a, b)) = self.range {
+            q.push(format!("from={a}&to={b}"));
+        }
+        if self.demo {
+            q.push("demo".into());
         }
         if q.is_empty() {
             String::new()
@@ -411,11 +477,16 @@ mod tests {
             layout: Some(Layout::Single(1)),
             span: Span::M5,
             history: History::H2,
+            target: Some("vm 7".into()),
+            filter: "rack=a db".into(),
+            range: Some((1_763_000_000_000, 1_763_000_060_000)),
+            demo: true,
         };
         let q = st.to_query();
         assert_eq!(
             q,
-            "?s=http://a:1&s=http://b:2/%3Ftoken%3Dt/k%253Dn&view=single&sel=1&w=5m&h=2h"
+            "?s=http://a:1&s=http://b:2/%3Ftoken%3Dt/k%253Dn&view=single&sel=1&w=5m&h=2h\
+             &t=vm%207&q=rack%3Da%20db&from=1763000000000&to=1763000060000&demo"
         );
         let back = PageState::parse(&q);
         assert_eq!(back.errors, Vec::<String>::new());
@@ -432,6 +503,11 @@ mod tests {
         assert_eq!(p.errors.len(), 4, "{:?}", p.errors);
         assert_eq!(p.state.span, Span::S30);
         assert_eq!(p.state.layout, None);
+        for bad in ["?from=5&to=1", "?from=x&to=9", "?from=1"] {
+            let p = PageState::parse(bad);
+            assert_eq!(p.state.range, None, "{bad}");
+            assert_eq!(p.errors.len(), 1, "{bad}: {:?}", p.errors);
+        }
     }
 
     #[test]

@@ -2,129 +2,18 @@
 //! [`Cmd`]s; everything they show is computed elsewhere (`model`, `source`,
 //! `format`) and pushed in by `live` once per animation frame.
 
+use crate::cmd::{cmd, Cmd, ExportKind};
 use crate::format::{self, LogRow};
-use crate::live::{cmd, Cmd, ExportKind};
 use crate::model::Summary;
 use crate::replay::Speed;
 use crate::source::Conn;
+use crate::ui::{TargetUi, TileView, Ui, ViewMode};
 use crate::urlstate::History;
 use crate::viewport::{Span, YAxis};
 use leptos::ev;
 use leptos::prelude::*;
 use migwatch_shared::{Info, Light};
 use wasm_bindgen::JsCast;
-
-/// Single target or grid, by target key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewMode {
-    /// All targets as tiles with small charts.
-    Grid,
-    /// One target in detail (its key); the others as a strip of tiles.
-    Single(u32),
-}
-
-/// What a tile shows about one target.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct TileView {
-    /// Short name: `host:port` or the file name.
-    pub label: String,
-    /// Sidecar URL (without token) or `file: NAME`.
-    pub source: String,
-    /// `/info`, once it answered (none for replays).
-    pub info: Option<Info>,
-    /// The link state, kept apart from the light.
-    pub conn: Conn,
-    /// Light, reasons, stats, diagnostics.
-    pub summary: Summary,
-}
-
-/// One target's signals.
-#[derive(Debug, Clone, Copy)]
-pub struct TargetUi {
-    /// Stable key for this page's lifetime.
-    pub key: u32,
-    /// What its tile shows.
-    pub tile: RwSignal<TileView>,
-}
-
-/// The chart controls' state.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ChartUi {
-    /// The window button lit (`None` after a zoom).
-    pub span: Option<Span>,
-    /// Following the newest data.
-    pub following: bool,
-    /// The y axis.
-    pub y: YAxis,
-}
-
-/// A message over the page: an import error, a bad URL value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    /// `error` or `info`.
-    pub kind: &'static str,
-    /// The words.
-    pub text: String,
-}
-
-/// The signals the page renders. Cheap to copy.
-#[derive(Debug, Clone, Copy)]
-pub struct Ui {
-    /// The targets, in order (changes on add and remove only).
-    pub targets: RwSignal<Vec<TargetUi>>,
-    /// Grid or single.
-    pub mode: RwSignal<ViewMode>,
-    /// The worst light over all targets.
-    pub overall: RwSignal<Option<Light>>,
-    /// The chart controls.
-    pub chart: RwSignal<ChartUi>,
-    /// Detected migrations of every target, newest first.
-    pub log: RwSignal<Vec<LogRow>>,
-    /// A message over the page.
-    pub notice: RwSignal<Option<Notice>>,
-    /// Notification and sound on red.
-    pub alerts: RwSignal<bool>,
-    /// History kept per target.
-    pub history: RwSignal<History>,
-    /// Replay speed for the next import.
-    pub speed: RwSignal<Speed>,
-    /// A file is being dragged over the page.
-    pub dragging: RwSignal<bool>,
-}
-
-impl Default for Ui {
-    /// Signals in their "nothing known yet" state.
-    fn default() -> Self {
-        Ui {
-            targets: RwSignal::new(Vec::new()),
-            mode: RwSignal::new(ViewMode::Grid),
-            overall: RwSignal::new(None),
-            chart: RwSignal::new(ChartUi {
-                span: Some(Span::S30),
-                following: true,
-                y: YAxis::Auto,
-            }),
-            log: RwSignal::new(Vec::new()),
-            notice: RwSignal::new(None),
-            alerts: RwSignal::new(false),
-            history: RwSignal::new(History::default()),
-            speed: RwSignal::new(Speed::default()),
-            dragging: RwSignal::new(false),
-        }
-    }
-}
-
-impl Ui {
-    /// The target shown in single view.
-    pub fn selected(&self) -> Option<TargetUi> {
-        match self.mode.get() {
-            ViewMode::Single(k) => self
-                .targets
-                .with(|ts| ts.iter().find(|t| t.key == k).copied()),
-            ViewMode::Grid => None,
-        }
-    }
-}
 
 /// `every 10 ms, timeout 1 s`.
 fn probes(i: &Info) -> String {
@@ -177,6 +66,8 @@ pub fn Page(
             <Header ui=ui />
             <main>
                 <Notices ui=ui />
+                <Welcome ui=ui />
+                <GridBar ui=ui />
                 <section
                     id="tiles"
                     class="tiles"
@@ -189,11 +80,6 @@ pub fn Page(
                         key=|t| t.key
                         children=move |t| view! { <Tile ui=ui t=t /> }
                     />
-                    <p class="empty" hidden=move || !ui.targets.with(Vec::is_empty)>
-                            "No sidecar yet. Add one above ("
-                            <code>"http://host:port"</code>
-                            "), or drop a trace file (JSON lines or CSV) on the page to replay it."
-                    </p>
                 </section>
                 <Detail ui=ui />
                 <EventLog ui=ui />
@@ -203,6 +89,121 @@ pub fn Page(
             </div>
         </div>
     }
+}
+
+/// Shown when there is nothing to follow: what the page is, the demo,
+/// what the colours mean, where the docs are.
+#[component]
+fn Welcome(ui: Ui) -> impl IntoView {
+    view! {
+        <section
+            id="welcome"
+            class="welcome"
+            aria-label="getting started"
+            hidden=move || !ui.no_sidecar.get()
+        >
+            <h2>"Watch a VM for live migrations"</h2>
+            <p>
+                "No sidecar to follow. Add one above ("
+                <code>"http://host:port"</code>
+                "), drop a trace file on the page to replay it, or watch a recording first."
+            </p>
+            <p class="demo-row">
+                <button id="demo" type="button" class="primary" on:click=move |_| cmd(Cmd::Demo)>
+                    "Replay the demo recording"
+                </button>
+                <span class="hint">
+                    "a real QEMU live migration from the lab, then a decoy link flap; a recording, not live data (speed: the replay menu above)"
+                </span>
+            </p>
+            <Colours />
+        </section>
+    }
+}
+
+/// What the colours mean, with links to the docs.
+#[component]
+fn Colours() -> impl IntoView {
+    view! {
+        <details id="colours" class="colours" open>
+            <summary>"What the colours mean"</summary>
+            <dl>
+                <div data-light="green">
+                    <dt><span class="dot" aria-hidden="true"></span>"GREEN"</dt>
+                    <dd>"Every probe answered in time, nothing unusual."</dd>
+                </div>
+                <div data-light="yellow">
+                    <dt><span class="dot" aria-hidden="true"></span>"YELLOW"</dt>
+                    <dd>
+                        "Something unusual: an outage or an RTT peak that may be a migration, or an outage the detector judged not to be one. The reason is written beside it and shaded on the chart."
+                    </dd>
+                </div>
+                <div data-light="red">
+                    <dt><span class="dot" aria-hidden="true"></span>"RED"</dt>
+                    <dd>
+                        "A live migration: the stop-and-copy signature (probes lost, then a late reply or a sawtooth), confirmed by the guest clock's step or its MAC announced again when those are watched. The headline gives the downtime."
+                    </dd>
+                </div>
+                <div data-light="nodata">
+                    <dt><span class="dot" aria-hidden="true"></span>"NO DATA"</dt>
+                    <dd>"No live stream from the sidecar right now: no verdict either way."</dd>
+                </div>
+            </dl>
+            <p class="docs">
+                "More: "
+                <a href="docs/DETECTION.md">"how detection works"</a>
+                " · "
+                <a href="docs/PROTOCOL.md">"the sidecar's protocol"</a>
+                " · "
+                <a href="docs/README.md">"README: install and run"</a>
+            </p>
+        </details>
+    }
+}
+
+/// Over the grid: the filter, and how many tiles it shows.
+#[component]
+fn GridBar(ui: Ui) -> impl IntoView {
+    let shown = move || {
+        let q = ui.filter.get();
+        ui.targets.with(|ts| {
+            ts.iter()
+                .filter(|t| t.tile.with(|v| tile_matches(&q, v)))
+                .count()
+        })
+    };
+    view! {
+        <div
+            class="gridbar"
+            hidden=move || ui.mode.get() != ViewMode::Grid || ui.targets.with(|t| t.len() < 2)
+        >
+            <label class="inline">
+                <span class="sr-only">"Filter targets"</span>
+                <input
+                    id="filter"
+                    type="search"
+                    placeholder="filter: name, address or label (rack=a7)"
+                    autocomplete="off"
+                    spellcheck="false"
+                    prop:value=move || ui.filter.get()
+                    on:input=move |e| cmd(Cmd::Filter(event_target_value(&e)))
+                />
+            </label>
+            <span id="filter-count" class="hint">
+                {move || format!("{} of {} targets, worst first", shown(), ui.targets.with(Vec::len))}
+            </span>
+        </div>
+    }
+}
+
+/// Whether a tile passes the grid's filter.
+fn tile_matches(q: &str, v: &TileView) -> bool {
+    let empty = std::collections::BTreeMap::new();
+    let (addr, labels) = v
+        .info
+        .as_ref()
+        .map_or(("", &empty), |i| (i.target.as_str(), &i.labels));
+    crate::fleet::matches_filter(q, &v.title(), addr, labels)
 }
 
 #[component]
@@ -412,12 +413,19 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
     let selected = move || ui.mode.get() == ViewMode::Single(key);
     let conn_name = move || tile.with(|v| v.conn.name());
     let failed = move || tile.with(|v| matches!(v.conn, Conn::Failed { .. }));
+    let hidden = move || {
+        let q = ui.filter.get();
+        !q.is_empty() && !tile.with(|v| tile_matches(&q, v))
+    };
     view! {
         <article
             class="tile"
             class:selected=selected
+            style:order=move || tile.with(|v| v.order.to_string())
+            hidden=hidden
             data-key=key
             data-source=move || tile.with(|v| v.source.clone())
+            data-name=move || tile.with(|v| v.title())
             data-light=move || light_class(light())
             data-conn=conn_name
             data-samples=s(|s| s.samples.to_string())
@@ -439,13 +447,7 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     aria-pressed=move || selected().to_string()
                     on:click=move |_| cmd(Cmd::Select(key))
                 >
-                    <span class="tile-target">
-                        {move || {
-                            tile.with(|v| {
-                                v.info.as_ref().map_or_else(|| v.label.clone(), |i| i.target.clone())
-                            })
-                        }}
-                    </span>
+                    <span class="tile-target">{move || tile.with(|v| v.title())}</span>
                     <span class="tile-word" role="status" aria-live="polite">
                         {move || format::light_word(light())}
                     </span>
@@ -471,6 +473,7 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     })
                 }}
             </p>
+            <LastMigration key=key tile=tile />
             <canvas
                 id=format!("spark-{key}")
                 class="spark"
@@ -508,6 +511,26 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                 </button>
             </footer>
         </article>
+    }
+}
+
+/// "last migration: 14:02:07, downtime 392 ms (clock step)" until the
+/// user acknowledges it.
+#[component]
+fn LastMigration(key: u32, tile: RwSignal<TileView>) -> impl IntoView {
+    let words = move || tile.with(|v| v.summary.last_migration.clone());
+    view! {
+        <p class="last-migration" hidden=move || words().is_empty()>
+            <span class="lm-text">{words}</span>
+            <button
+                type="button"
+                class="link ack"
+                title="Stop showing this migration here (it stays in the event log)"
+                on:click=move |_| cmd(Cmd::Acknowledge(key))
+            >
+                "OK"
+            </button>
+        </p>
     }
 }
 
@@ -568,6 +591,7 @@ fn Detail(ui: Ui) -> impl IntoView {
                         <span class="meaning">{move || format::light_meaning(light())}</span>
                     </p>
                     <p id="headline" class="headline">{with_tile(|v| v.summary.headline.clone())}</p>
+                    {move || sel().map(|t| view! { <LastMigration key=t.key tile=t.tile /> })}
                     <ul id="reasons" class="reasons">
                         {move || reasons().into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}
                     </ul>
@@ -578,6 +602,10 @@ fn Detail(ui: Ui) -> impl IntoView {
                         <dd id="target">
                             {with_tile(|v| v.info.as_ref().map_or_else(|| v.label.clone(), |i| i.target.clone()))}
                         </dd>
+                    </div>
+                    <div>
+                        <dt>"name"</dt>
+                        <dd id="target-name">{with_tile(TileView::title)}</dd>
                     </div>
                     <div>
                         <dt>"probes"</dt>
@@ -786,68 +814,97 @@ fn Detail(ui: Ui) -> impl IntoView {
     }
 }
 
-/// Every detected migration, newest first; a row jumps the chart to it.
+/// Every detected event, newest first, in two sections: migrations (red)
+/// and outages (yellow: not a migration, or not confirmed). A row jumps
+/// the chart to it.
 #[component]
 fn EventLog(ui: Ui) -> impl IntoView {
     let many = move || ui.targets.with(|t| t.len() > 1);
+    let part = move |red: bool| {
+        move || {
+            ui.log.with(|rows| {
+                rows.iter()
+                    .filter(|r| (r.level == Light::Red) == red)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
     view! {
-        <section id="log" class="log" aria-label="detected migrations">
+        <section id="log" class="log" aria-label="detected events">
+            <LogPart
+                id="log-migrations"
+                title="Migrations"
+                empty="None so far."
+                rows=Signal::derive(part(true))
+                many=Signal::derive(many)
+            />
+            <LogPart
+                id="log-outages"
+                title="Outages and other yellows"
+                empty="None so far."
+                rows=Signal::derive(part(false))
+                many=Signal::derive(many)
+            />
+        </section>
+    }
+}
+
+#[component]
+fn LogPart(
+    id: &'static str,
+    title: &'static str,
+    empty: &'static str,
+    rows: Signal<Vec<LogRow>>,
+    many: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <section id=id class="log-part">
             <h2>
-                "Detected migrations "
-                <span class="count" aria-live="polite">{move || ui.log.with(Vec::len)}</span>
+                {title} " "
+                <span class="count" aria-live="polite">{move || rows.with(Vec::len)}</span>
             </h2>
-            <p class="empty" hidden=move || ui.log.with(|l| !l.is_empty())>
-                "None so far."
+            <p class="empty" hidden=move || rows.with(|l| !l.is_empty())>
+                {empty}
             </p>
-            <table class:multi=many hidden=move || ui.log.with(Vec::is_empty)>
-                    <thead>
-                        <tr>
-                            <th scope="col">"level"</th>
-                            <th scope="col" class="col-target">"target"</th>
-                            <th scope="col">"start"</th>
-                            <th scope="col">"end"</th>
-                            <th scope="col">"downtime"</th>
-                            <th scope="col">"evidence"</th>
-                        </tr>
-                    </thead>
-                    <tbody>
-                        <For
-                            each=move || ui.log.get()
-                            key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.len())
-                            children=move |r| {
-                                let (key, a, b) = (r.key, r.start_us, r.end_us);
-                                let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });
-                                view! {
-                                    <tr
-                                        class="log-row"
-                                        data-level=r.level.name()
-                                        data-key=r.key
-                                        tabindex="0"
-                                        title="Show on the chart"
-                                        on:click=move |_| go()
-                                        on:keydown=move |e: ev::KeyboardEvent| {
-                                            if e.key() == "Enter" || e.key() == " " {
-                                                e.prevent_default();
-                                                go();
-                                            }
-                                        }
-                                    >
-                                        <td>
-                                            <span class="badge" data-level=r.level.name()>
-                                                {format::light_word(Some(r.level))}
-                                            </span>
-                                        </td>
-                                        <td class="mono col-target">{r.target.clone()}</td>
-                                        <td class="mono">{r.start.clone()}</td>
-                                        <td class="mono">{r.end.clone()}</td>
-                                        <td class="mono">{r.downtime.clone()}</td>
-                                        <td class="evidence">{r.evidence.join("; ")}</td>
-                                    </tr>
+            <ul class="log-list" class:multi=move || many.get() hidden=move || rows.with(Vec::is_empty)>
+                <For
+                    each=move || rows.get()
+                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.len(), r.from_sidecar)
+                    children=move |r| {
+                        let (key, a, b) = (r.key, r.start_us, r.end_us);
+                        let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });
+                        view! {
+                            <li
+                                class="log-row"
+                                data-level=r.level.name()
+                                data-key=r.key
+                                data-source=if r.from_sidecar { "sidecar" } else { "page" }
+                                tabindex="0"
+                                title="Show on the chart"
+                                on:click=move |_| go()
+                                on:keydown=move |e: ev::KeyboardEvent| {
+                                    if e.key() == "Enter" || e.key() == " " {
+                                        e.prevent_default();
+                                        go();
+                                    }
                                 }
-                            }
-                        />
-                    </tbody>
-                </table>
+                            >
+                                <span class="badge" data-level=r.level.name()>
+                                    {format::light_word(Some(r.level))}
+                                </span>
+                                <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
+                                <span class="mono lr-downtime">{format!("downtime {}", r.downtime)}</span>
+                                <span class="mono lr-target">{r.target.clone()}</span>
+                                <span class="lr-evidence">
+                                    {r.evidence.join("; ")}
+                                    {r.from_sidecar.then_some(" (from the sidecar's list: before this page's history)")}
+                                </span>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
         </section>
     }
 }

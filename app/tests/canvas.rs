@@ -10,10 +10,10 @@
 //! browser flags, and scale factor 2 tests HiDPI).
 #![cfg(target_arch = "wasm32")]
 
-use migwatch_app::bench::synthetic_events;
 use migwatch_app::chart::{self, ChartOpts, Palette};
 use migwatch_app::live::fit_canvas;
 use migwatch_app::model::Model;
+use migwatch_app::synth::synthetic_events;
 use migwatch_app::viewport::{Viewport, YAxis};
 use migwatch_shared::{Detector, Light};
 use plotters::style::RGBColor;
