@@ -30,6 +30,10 @@ fn light_class(l: Option<Light>) -> &'static str {
     l.map_or("nodata", Light::name)
 }
 
+/// Above this many targets the grid shows compact tiles (light, name,
+/// verdict, sparkline): 100 targets fit on two screens at 1440×900.
+const MANY_TILES: usize = 12;
+
 /// The whole page.
 #[component]
 pub fn Page(
@@ -73,6 +77,7 @@ pub fn Page(
                     class="tiles"
                     class:grid=grid
                     class:strip=move || !grid()
+                    class:many=move || ui.targets.with(|t| t.len() > MANY_TILES)
                     aria-label="targets"
                 >
                     <For

@@ -6,6 +6,7 @@
 
 mod app_bench;
 mod app_common;
+mod app_fleet;
 mod app_multi;
 mod app_replay;
 mod app_resume;

@@ -87,6 +87,9 @@ impl App {
             };
             let label = info.target.clone();
             let nt = self.new_target(label, Source::Sidecar(tr), cap, Some(at.saturating_add(i)));
+            // No connection yet: the rebalance below gives it one, or
+            // parks it.
+            nt.streamed.set(false);
             *nt.info.borrow_mut() = Some(info);
             nt.mark();
         }
@@ -130,7 +133,8 @@ impl App {
         let want = fleet::assign_streams(&input);
         // Park first, so the connections are free before new streams open.
         for (t, w) in targets.iter().zip(&want) {
-            if !w && t.streamed.get() && t.target_ref().is_some() {
+            let parked = !t.streamed.get() && *t.conn.borrow() == Conn::Limited;
+            if !w && !parked && !t.discovering.get() && t.target_ref().is_some() {
                 t.park();
                 if let Some(r) = t.target_ref() {
                     self.poll_metrics(r.sidecar);
