@@ -8,6 +8,7 @@ mod app_bench;
 mod app_common;
 mod app_fleet;
 mod app_multi;
+mod app_newcomer;
 mod app_replay;
 mod app_resume;
 mod app_signals;
