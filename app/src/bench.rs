@@ -7,6 +7,14 @@
 //!   1200×340 CSS px one). Returns JSON with mean, median, p95 and max ms.
 //! * `migwatchBench.detector(samples)`: times `Detector::push` over that
 //!   many synthetic samples. Returns JSON with samples per second.
+//! * `migwatchBench.fleet(n)`: adds `n` targets fed at 10 Hz in real time
+//!   through the page's own render path, in the grid.
+//! * `migwatchBench.frames()`: the render times since the last call (or
+//!   since `fleet`), as JSON stats (ms), with the count and the wasm
+//!   memory size in bytes.
+//!
+//! Built only with the `bench` feature (`trunk build --release --features
+//! bench --dist dist-bench`), never into the shipped page.
 
 use crate::chart::{self, ChartOpts, Palette};
 use crate::live::{fit_canvas, now_ms, tz_offset};
@@ -23,12 +31,18 @@ pub fn install() {
     let obj = js_sys::Object::new();
     let chart = Closure::<dyn Fn(u32, u32) -> String>::new(chart_bench);
     let det = Closure::<dyn Fn(u32) -> String>::new(detector_bench);
+    let fleet = Closure::<dyn Fn(u32)>::new(crate::live::bench_hooks::fleet);
+    let frames = Closure::<dyn Fn() -> String>::new(frames_bench);
     let ok = js_sys::Reflect::set(&obj, &"chart".into(), chart.as_ref()).is_ok()
         && js_sys::Reflect::set(&obj, &"detector".into(), det.as_ref()).is_ok()
+        && js_sys::Reflect::set(&obj, &"fleet".into(), fleet.as_ref()).is_ok()
+        && js_sys::Reflect::set(&obj, &"frames".into(), frames.as_ref()).is_ok()
         && js_sys::Reflect::set(&w, &"migwatchBench".into(), &obj).is_ok();
     if ok {
         chart.forget();
         det.forget();
+        fleet.forget();
+        frames.forget();
     }
 }
 
@@ -111,6 +125,20 @@ fn chart_bench(points: u32, frames: u32) -> String {
         m.store.len(),
         stats(dec),
         stats(total)
+    )
+}
+
+fn frames_bench() -> String {
+    let v = crate::live::bench_hooks::take();
+    let mem = wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .ok()
+        .and_then(|m| m.buffer().dyn_into::<js_sys::ArrayBuffer>().ok())
+        .map_or(0.0, |b| b.byte_length() as f64);
+    format!(
+        "{{\"renders\":{},\"wasm_bytes\":{mem},\"render_ms\":{}}}",
+        v.len(),
+        stats(v)
     )
 }
 

@@ -102,17 +102,17 @@ pub fn matches_filter(
     address: &str,
     labels: &BTreeMap<String, String>,
 ) -> bool {
-    let hay: Vec<String> = [name.to_lowercase(), address.to_lowercase()]
+    let hay: Vec<String> = [name.to_ascii_lowercase(), address.to_ascii_lowercase()]
         .into_iter()
         .chain(
             labels
                 .iter()
-                .map(|(k, v)| format!("{}={}", k.to_lowercase(), v.to_lowercase())),
+                .map(|(k, v)| format!("{}={}", k.to_ascii_lowercase(), v.to_ascii_lowercase())),
         )
         .collect();
     filter
         .split_whitespace()
-        .map(str::to_lowercase)
+        .map(str::to_ascii_lowercase)
         .all(|w| hay.iter().any(|h| h.contains(&w)))
 }
 

@@ -76,6 +76,12 @@ pub fn record_row(key: u32, target: &str, r: &SidecarRecord, tz: TzOffset<'_>) -
     }
 }
 
+/// Whether a sidecar record ended before the page's oldest held sample
+/// (`None`: the page holds nothing, so everything is before it).
+pub fn before_history(r: &SidecarRecord, oldest_us: Option<i64>) -> bool {
+    oldest_us.is_none_or(|o| ((r.end_s * 1e6).round() as i64) < o)
+}
+
 /// Adds the sidecar's rows that the page did not detect itself (same
 /// target, start within [`SAME_EVENT_US`]), then sorts newest first and
 /// keeps at most `max`.
@@ -196,6 +202,14 @@ mod tests {
         let (mig, out) = split(&got);
         assert_eq!((mig.len(), out.len()), (2, 1));
         assert_eq!(merge(got, Vec::new(), 1).len(), 1);
+    }
+
+    #[test]
+    fn only_records_older_than_the_pages_history_are_added() {
+        let r = rec(1000.0, "red");
+        assert!(before_history(&r, None));
+        assert!(before_history(&r, Some(1_000_500_000)));
+        assert!(!before_history(&r, Some(1_000_300_000)));
     }
 
     #[test]

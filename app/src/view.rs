@@ -97,7 +97,9 @@ pub fn Page(
 }
 
 /// Shown when there is nothing to follow: what the page is, the demo,
-/// what the colours mean, where the docs are.
+/// what the colours mean, where the docs are. The words are static HTML in
+/// `index.html` (`#welcome-body`, moved in here at start): they cost the
+/// page's wasm nothing.
 #[component]
 fn Welcome(ui: Ui) -> impl IntoView {
     view! {
@@ -106,63 +108,7 @@ fn Welcome(ui: Ui) -> impl IntoView {
             class="welcome"
             aria-label="getting started"
             hidden=move || !ui.no_sidecar.get()
-        >
-            <h2>"Watch a VM for live migrations"</h2>
-            <p>
-                "No sidecar to follow. Add one above ("
-                <code>"http://host:port"</code>
-                "), drop a trace file on the page to replay it, or watch a recording first."
-            </p>
-            <p class="demo-row">
-                <button id="demo" type="button" class="primary" on:click=move |_| cmd(Cmd::Demo)>
-                    "Replay the demo recording"
-                </button>
-                <span class="hint">
-                    "a real QEMU live migration from the lab, then a decoy link flap; a recording, not live data (speed: the replay menu above)"
-                </span>
-            </p>
-            <Colours />
-        </section>
-    }
-}
-
-/// What the colours mean, with links to the docs.
-#[component]
-fn Colours() -> impl IntoView {
-    view! {
-        <details id="colours" class="colours" open>
-            <summary>"What the colours mean"</summary>
-            <dl>
-                <div data-light="green">
-                    <dt><span class="dot" aria-hidden="true"></span>"GREEN"</dt>
-                    <dd>"Every probe answered in time, nothing unusual."</dd>
-                </div>
-                <div data-light="yellow">
-                    <dt><span class="dot" aria-hidden="true"></span>"YELLOW"</dt>
-                    <dd>
-                        "Something unusual: an outage or an RTT peak that may be a migration, or an outage the detector judged not to be one. The reason is written beside it and shaded on the chart."
-                    </dd>
-                </div>
-                <div data-light="red">
-                    <dt><span class="dot" aria-hidden="true"></span>"RED"</dt>
-                    <dd>
-                        "A live migration: the stop-and-copy signature (probes lost, then a late reply or a sawtooth), confirmed by the guest clock's step or its MAC announced again when those are watched. The headline gives the downtime."
-                    </dd>
-                </div>
-                <div data-light="nodata">
-                    <dt><span class="dot" aria-hidden="true"></span>"NO DATA"</dt>
-                    <dd>"No live stream from the sidecar right now: no verdict either way."</dd>
-                </div>
-            </dl>
-            <p class="docs">
-                "More: "
-                <a href="docs/DETECTION.md">"how detection works"</a>
-                " · "
-                <a href="docs/PROTOCOL.md">"the sidecar's protocol"</a>
-                " · "
-                <a href="docs/README.md">"README: install and run"</a>
-            </p>
-        </details>
+        ></section>
     }
 }
 

@@ -132,6 +132,36 @@ pub fn dist() -> String {
     dist.display().to_string()
 }
 
+/// Waits until the sidecar's own detector says green for its (first)
+/// target: the page replays the sidecar's history on connect, so a
+/// start-up transient (a loaded machine's first second) would otherwise
+/// show as the yellow it was.
+pub fn wait_sidecar_green(sc: &migwatch_tests::sidecar::Sidecar) -> anyhow::Result<()> {
+    migwatch_tests::wait_for(
+        "the sidecar's own light to be green",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(100),
+        || {
+            sc.get("/metrics").ok().filter(|m| {
+                m.lines().any(|l| {
+                    l.starts_with("migwatch_light{") && l.contains("\"green\"") && l.ends_with(" 1")
+                })
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// `dist-bench/` (the page with its measurement hooks) must be built.
+pub fn bench_dist() -> String {
+    let dist = repo_root().join("dist-bench");
+    assert!(
+        dist.join("index.html").is_file(),
+        "dist-bench/ is not built: run `trunk build --release --features bench --dist dist-bench`"
+    );
+    dist.display().to_string()
+}
+
 /// A free loopback port (for a sidecar that must come back on it).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -6,7 +6,7 @@
 //! demo instead of retrying; a page opened after a migration lists it, and
 //! a reload keeps it.
 
-use crate::app_common::{dist, free_port, GuestResponder};
+use crate::app_common::{dist, free_port, wait_sidecar_green, GuestResponder};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
 use migwatch_tests::netns::TargetNs;
@@ -231,18 +231,7 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
     )?;
     // Let the sidecar build a baseline, migrate, and let the red decay:
     // the sidecar's own detector says when it has judged it.
-    wait_for(
-        "a baseline",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            sc.get("/metrics").ok().filter(|m| {
-                m.lines().any(|l| {
-                    l.starts_with("migwatch_light{") && l.contains("green") && l.ends_with(" 1")
-                })
-            })
-        },
-    )?;
+    wait_sidecar_green(&sc)?;
     guest.cmd("migrate 300")?;
     wait_for(
         "the sidecar to record the migration",

@@ -12,6 +12,8 @@
 //! list and the connection budget, `commands` the user's commands,
 //! `demo` the bundled recording, `draw` the canvases.
 
+#[cfg(feature = "bench")]
+pub mod bench_hooks;
 mod commands;
 mod demo;
 mod draw;
@@ -186,6 +188,19 @@ pub fn start(ui: Ui) {
                 a.schedule();
             }
         });
+    }
+    // The welcome words are static HTML (no wasm weight): move them in.
+    if let Some(d) = document() {
+        if let (Some(slot), Some(body)) = (
+            d.get_element_by_id("welcome"),
+            d.get_element_by_id("welcome-body"),
+        ) {
+            let _ = body.remove_attribute("hidden");
+            let _ = slot.append_child(&body);
+        }
+        if let Some(b) = d.get_element_by_id("demo") {
+            on_page_event(&b, "click", || crate::cmd::cmd(crate::cmd::Cmd::Demo));
+        }
     }
     #[cfg(feature = "bench")]
     crate::bench::install();
@@ -404,6 +419,14 @@ impl App {
     }
 
     fn render(&self) {
+        #[cfg(feature = "bench")]
+        let t0 = now_ms();
+        self.render_targets();
+        #[cfg(feature = "bench")]
+        bench_hooks::record(now_ms() - t0);
+    }
+
+    fn render_targets(&self) {
         let targets: Vec<Rc<Target>> = self.targets.borrow().clone();
         let mut again = false;
         let now = now_ms();
@@ -493,10 +516,14 @@ impl App {
                     .take(LOG_ROWS)
                     .map(|mg| format::log_row(t.key, &label, mg, &tz_offset)),
             );
+            // Only what happened before the history this page holds: within
+            // it, the page's own detector has seen the same probes.
+            let oldest = m.store.oldest_us();
             side.extend(
                 t.records
                     .borrow()
                     .iter()
+                    .filter(|r| log::before_history(r, oldest))
                     .take(LOG_ROWS)
                     .map(|r| log::record_row(t.key, &label, r, &tz_offset)),
             );
