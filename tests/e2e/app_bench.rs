@@ -43,12 +43,8 @@ fn page_bench_chart_frame_time_detector_throughput_and_weight() -> anyhow::Resul
         let s = b.eval(js)?;
         Ok(serde_json::from_str(s.as_str().unwrap_or("{}"))?)
     };
-    // Warm up, then measure.
-    run("return migwatchBench.chart(360000, 3)")?;
-    let chart = run("return migwatchBench.chart(360000, 60)")?;
-    run("return migwatchBench.detector(200000)")?;
-    let det = run("return migwatchBench.detector(3000000)")?;
-    // 100 targets at 10 Hz in the grid: 30 s of renders, after 5 s to
+    // First (the wasm memory only grows, so the figure is the fleet's):
+    // 100 targets at 10 Hz in the grid, 30 s of renders after 5 s to
     // settle.
     b.eval("migwatchBench.fleet(100); return 1;")?;
     // Fixed measurement windows: nothing to await, time is the measure.
@@ -57,6 +53,12 @@ fn page_bench_chart_frame_time_detector_throughput_and_weight() -> anyhow::Resul
     std::thread::sleep(Duration::from_secs(30));
     let fleet = run("return migwatchBench.frames()")?;
     let tiles = b.eval("return document.querySelectorAll('#tiles .tile').length")?;
+    b.screenshot(&out_dir().join("app-bench-fleet.png"))?;
+    // Warm up, then measure.
+    run("return migwatchBench.chart(360000, 3)")?;
+    let chart = run("return migwatchBench.chart(360000, 60)")?;
+    run("return migwatchBench.detector(200000)")?;
+    let det = run("return migwatchBench.detector(3000000)")?;
     let report = json!({
         "page_gzip_bytes": weight,
         "chart": chart,
