@@ -175,6 +175,18 @@ impl YScale {
     }
 }
 
+/// Left edge of the main chart's plot area, CSS px (margin + y labels).
+pub const PLOT_LEFT_CSS: f64 = 62.0;
+/// Right margin of the main chart's plot area, CSS px.
+pub const PLOT_RIGHT_CSS: f64 = 34.0;
+
+/// Where CSS x `x` of a main chart `width` CSS px wide falls across the
+/// plot area: 0 at its left edge, 1 at its right, clamped.
+pub fn plot_fraction(x: f64, width: f64) -> f64 {
+    let w = (width - PLOT_LEFT_CSS - PLOT_RIGHT_CSS).max(1.0);
+    ((x - PLOT_LEFT_CSS) / w).clamp(0.0, 1.0)
+}
+
 /// Draws `f` on `canvas` at its current backing size.
 pub fn draw(
     canvas: HtmlCanvasElement,
@@ -198,9 +210,9 @@ pub fn draw(
     } else {
         builder
             .margin(px(10.0) as u32)
-            .margin_right(px(34.0) as u32)
+            .margin_right(px(PLOT_RIGHT_CSS) as u32)
             .x_label_area_size(px(24.0) as u32)
-            .y_label_area_size(px(52.0) as u32);
+            .y_label_area_size(px(PLOT_LEFT_CSS - 10.0) as u32);
     }
     let mut chart = builder
         .build_cartesian_2d(-span_s..0.0, y_lo..y_hi)

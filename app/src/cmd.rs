@@ -51,6 +51,9 @@ pub enum Cmd {
         /// Where the pointer is, 0 = left edge.
         at: f64,
     },
+    /// The pointer is over the chart at this fraction of its plot area
+    /// (0 = left edge): its tooltip names the nearest probe.
+    Hover(f64),
     /// Pan by a fraction of the window (positive: later).
     Pan(f64),
     /// Show a time interval of a target.

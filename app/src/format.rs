@@ -371,6 +371,23 @@ pub fn headline(light: Light, reasons: &[Reason], tz: TzOffset<'_>) -> String {
     }
 }
 
+/// One probe as the chart's tooltip says it: `10:31:02.315 · probe #1234
+/// · RTT 0.25 ms`, `… · lost`, `… · lost, late reply 468 ms`.
+pub fn sample_words(
+    seq: u64,
+    sent_us: i64,
+    rtt_us: Option<u32>,
+    late_us: Option<u32>,
+    tz: TzOffset<'_>,
+) -> String {
+    let what = match (rtt_us, late_us) {
+        (Some(r), _) => format!("RTT {}", duration(u64::from(r))),
+        (None, Some(l)) => format!("lost, late reply {}", duration(u64::from(l))),
+        (None, None) => "lost".to_string(),
+    };
+    format!("{} · probe #{seq} · {what}", clock(sent_us, tz(sent_us)))
+}
+
 /// One detected migration as the event log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
@@ -456,6 +473,23 @@ mod tests {
     use super::*;
 
     const UTC: TzOffset<'static> = &|_| 0;
+
+    #[test]
+    fn a_probe_in_words() {
+        let t = 1_763_000_000_123_456;
+        assert_eq!(
+            sample_words(7, t, Some(250), None, UTC),
+            "02:13:20.123 · probe #7 · RTT 0.25 ms"
+        );
+        assert_eq!(
+            sample_words(7, t, None, None, UTC),
+            "02:13:20.123 · probe #7 · lost"
+        );
+        assert_eq!(
+            sample_words(7, t, None, Some(468_000), UTC),
+            "02:13:20.123 · probe #7 · lost, late reply 468 ms"
+        );
+    }
 
     #[test]
     fn clock_formats_local_time_with_millis() {

@@ -231,6 +231,18 @@ impl Store {
         a..b.max(a)
     }
 
+    /// The probe sent nearest to `t_us`, if any is held.
+    pub fn nearest(&self, t_us: i64) -> Option<Point> {
+        let i = self.points.partition_point(|p| p.sent_us < t_us);
+        let after = self.points.get(i);
+        let before = i.checked_sub(1).and_then(|j| self.points.get(j));
+        match (before, after) {
+            (Some(b), Some(a)) if t_us - b.sent_us <= a.sent_us - t_us => Some(*b),
+            (_, Some(a)) => Some(*a),
+            (b, None) => b.copied(),
+        }
+    }
+
     /// The points sent in `[from_us, to_us]`, oldest first.
     pub fn window(&self, from_us: i64, to_us: i64) -> impl Iterator<Item = &Point> + '_ {
         self.points.range(self.range(from_us, to_us))
@@ -436,6 +448,24 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_probe_to_a_time() {
+        let mut s = Store::new(1000);
+        assert_eq!(s.nearest(5), None);
+        for q in 0..3u64 {
+            s.push_sample(&Sample {
+                seq: q,
+                sent_us: q as i64 * 10_000,
+                rtt_us: (q != 1).then_some(250),
+            });
+        }
+        assert_eq!(s.nearest(-50).map(|p| p.seq), Some(0));
+        assert_eq!(s.nearest(4_999).map(|p| p.seq), Some(0));
+        assert_eq!(s.nearest(6_000).map(|p| p.seq), Some(1));
+        assert_eq!(s.nearest(99_000).map(|p| p.seq), Some(2));
+        assert_eq!(s.nearest(10_000).and_then(|p| p.rtt_us()), None);
+    }
 
     const T0: i64 = 1_763_000_000_000_000;
 

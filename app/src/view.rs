@@ -670,6 +670,10 @@ fn Detail(ui: Ui) -> impl IntoView {
                         set_drag.set(Some((f64::from(e.client_x()), w)));
                     }
                     on:pointermove=move |e: ev::PointerEvent| {
+                        if drag.get_untracked().is_none() {
+                            let w = f64::from(e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()).map_or(1, |el| el.client_width().max(1)));
+                            cmd(Cmd::Hover(crate::chart::plot_fraction(f64::from(e.offset_x()), w)));
+                        }
                         if let Some((x0, w)) = drag.get_untracked() {
                             let x = f64::from(e.client_x());
                             if (x - x0).abs() >= 2.0 {

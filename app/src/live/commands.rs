@@ -1,6 +1,6 @@
 //! The user's commands, carried out on the running page.
 
-use super::draw::document;
+use super::draw::{document, tz_offset};
 use super::target::Source;
 use super::{app, App};
 use crate::cmd::Cmd;
@@ -52,6 +52,10 @@ impl App {
                 }
             }
             Cmd::Demo => self.start_demo(),
+            Cmd::Hover(frac) => {
+                self.hover(frac);
+                return;
+            }
             Cmd::Acknowledge(key) => {
                 if let Some(t) = self.find(key) {
                     t.model.borrow_mut().acknowledge();
@@ -163,6 +167,23 @@ impl App {
             }
         }
         self.publish_chart_ui();
+    }
+
+    /// Names the probe nearest the pointer in the chart's tooltip.
+    fn hover(&self, frac: f64) {
+        let Some(t) = self.selected() else { return };
+        let Some(canvas) = document().and_then(|d| d.get_element_by_id("chart")) else {
+            return;
+        };
+        let m = t.model.borrow();
+        let Some(newest) = m.newest_us() else { return };
+        let (from, to) = self.vp.get().range(newest);
+        let at = from + ((to - from) as f64 * frac) as i64;
+        let words = m.store.nearest(at).map_or_else(String::new, |p| {
+            crate::format::sample_words(p.seq, p.sent_us, p.rtt_us(), p.late_us(), &tz_offset)
+        });
+        let _ = canvas.set_attribute("title", &words);
+        let _ = canvas.set_attribute("data-hover", &words);
     }
 
     pub(super) fn import(&self, file: web_sys::File) {
