@@ -88,7 +88,7 @@ fn read_targets_file(path: &std::path::Path, d: &Defaults) -> Result<Vec<TargetS
         .map_err(|e| format!("cannot read --targets-file {}: {e}", path.display()))?;
     let (good, bad) = targets::parse_targets_file(&path.display().to_string(), &text, d)?;
     for b in bad {
-        eprintln!("migwatch-sidecar: {b}");
+        tracing::warn!("{b}");
     }
     Ok(good)
 }
@@ -107,7 +107,7 @@ impl Setup {
         }
         let (kept, why) = check_set(specs, RATE_BUDGET);
         for w in why {
-            eprintln!("migwatch-sidecar: {w}");
+            tracing::warn!("{w}");
         }
         Ok(kept)
     }
@@ -132,8 +132,8 @@ fn raise_for_prober(want: ProbePriority) -> ProbePriority {
     match got {
         Ok(()) => want,
         Err(e) => {
-            eprintln!(
-                "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
+            tracing::warn!(
+                "the prober runs at normal priority (--probe-priority \
                  {}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
                  many clients are served",
                 want.name()
@@ -200,8 +200,8 @@ impl Opened {
         }
         if let Some(path) = &setup.targets_file {
             if std::fs::read(path).is_err() {
-                eprintln!(
-                    "migwatch-sidecar: warning: {} is not readable after the privilege drop (uid {}): \
+                tracing::warn!(
+                    "{} is not readable after the privilege drop (uid {}): \
                      SIGHUP will not be able to re-read it; make it readable by --user {}",
                     path.display(),
                     dropped.uid,

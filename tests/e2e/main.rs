@@ -11,9 +11,12 @@ mod app_replay;
 mod app_resume;
 mod app_signals;
 mod fleet;
+mod hardening;
 mod icmp;
+mod onefile;
 mod page;
 mod stream;
+mod tls;
 
 /// Fails the test at once when not root: these tests must never pass
 /// vacuously.

@@ -251,26 +251,31 @@ pub fn routes(
             warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
         });
     let page_src = state.page.clone();
+    // A file that is not there is a rejection, not an answer: a refused
+    // token on an API path then wins over "not found" (see
+    // handle_rejection).
     let page = get_or_head()
         .and(warp::path::full())
         .and(warp::header::optional::<String>("if-none-match"))
-        .map(
-            move |path: warp::path::FullPath, inm: Option<String>| match &page_src {
-                Some(src) => match static_files::sanitize(path.as_str()).and_then(|n| src.find(&n))
-                {
-                    Some(f) => static_files::respond(f, inm.as_deref()).into_response(),
-                    None => not_found(),
-                },
-                None if path.as_str() == "/" => warp::reply::with_status(
-                    "The page is not built into this sidecar, so it serves only its API \
-                     (/targets, /events, /info, /metrics). Build it with `scripts/run.sh`, \
-                     or pass --web-root DIR.\n",
-                    StatusCode::NOT_FOUND,
-                )
-                .into_response(),
-                None => not_found(),
-            },
-        );
+        .and_then(move |path: warp::path::FullPath, inm: Option<String>| {
+            let page_src = page_src.clone();
+            async move {
+                match &page_src {
+                    Some(src) => static_files::sanitize(path.as_str())
+                        .and_then(|n| src.find(&n))
+                        .map(|f| static_files::respond(f, inm.as_deref()).into_response())
+                        .ok_or_else(warp::reject::not_found),
+                    None if path.as_str() == "/" => Ok(warp::reply::with_status(
+                        "The page is not built into this sidecar, so it serves only its API \
+                         (/targets, /events, /info, /metrics). Build it with `scripts/run.sh`, \
+                         or pass --web-root DIR.\n",
+                        StatusCode::NOT_FOUND,
+                    )
+                    .into_response()),
+                    None => Err(warp::reject::not_found()),
+                }
+            }
+        });
 
     events
         .or(info)
@@ -280,10 +285,6 @@ pub fn routes(
         .or(metrics)
         .or(page)
         .recover(handle_rejection)
-}
-
-fn not_found() -> warp::reply::Response {
-    warp::reply::with_status("not found\n", StatusCode::NOT_FOUND).into_response()
 }
 
 /// One client's SSE body: the hub's stream, plus a log line when the

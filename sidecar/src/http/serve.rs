@@ -118,6 +118,10 @@ impl ConnState {
         })
     }
 
+    fn has_partial(&self) -> bool {
+        self.partial_since.load(Ordering::Relaxed) != NONE
+    }
+
     /// When to look again, and why it would close then.
     fn deadline(&self, l: &Limits) -> (Instant, Option<&'static str>) {
         if self.in_flight.load(Ordering::Acquire) > 0 {
@@ -380,11 +384,13 @@ pub async fn run<S>(
         {
             let mut conns = lock(&ctx.conns);
             if conns.len() >= limits.max_connections {
+                // Idle ones that never sent a byte go first, then the
+                // longest idle; the older connection on a tie.
                 let victim = conns
                     .values()
                     .filter(|c| !c.closing.load(Ordering::Relaxed))
-                    .filter_map(|c| c.idle_at().map(|t| (t, c.clone())))
-                    .min_by_key(|(t, _)| *t)
+                    .filter_map(|c| c.idle_at().map(|t| ((c.has_partial(), t, c.id), c.clone())))
+                    .min_by_key(|(k, _)| *k)
                     .map(|(_, c)| c);
                 match victim {
                     Some(v) => {
@@ -396,9 +402,7 @@ pub async fn run<S>(
                     None => {
                         drop(conns);
                         if ctx.tls.is_none() {
-                            let _ = tcp.try_write(
-                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 42\r\n\r\ntoo many connections, all busy: try again\n",
-                            );
+                            tokio::spawn(refuse(tcp));
                         }
                         if last_refusal.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                             last_refusal = Some(Instant::now());
@@ -430,6 +434,21 @@ pub async fn run<S>(
     while !lock(&ctx.conns).is_empty() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Answers 503 and closes: the request is read (briefly) before the close,
+/// as closing with it unread would reset the connection and lose the 503.
+async fn refuse(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp
+        .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 42\r\n\r\ntoo many connections, all busy: try again\n")
+        .await;
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn serve_conn<S>(tcp: TcpStream, conn: &Arc<ConnState>, ctx: &Arc<Ctx<S>>) -> &'static str
