@@ -161,7 +161,7 @@ fn run(args: cli::Args) -> Result<()> {
     if local.ip().is_loopback() {
         origins.push(format!("{scheme}://localhost:{}", local.port()));
     }
-    let front = http::serve::Front {
+    let front = http::front::Front {
         hosts: http::policy::HostPolicy::new(local, &args.http.allow_host),
         cors: http::policy::Cors::new(&origins),
         scheme,

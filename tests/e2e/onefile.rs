@@ -2,8 +2,10 @@
 //! the page built into it, and every file the page references.
 
 use crate::require_root;
-use std::io::{BufRead, BufReader};
+use migwatch_tests::wait_for;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 #[test]
 fn the_lone_binary_in_an_empty_folder_serves_the_page_built_into_it() -> anyhow::Result<()> {
@@ -23,6 +25,7 @@ fn the_lone_binary_in_an_empty_folder_serves_the_page_built_into_it() -> anyhow:
             "--listen",
             "127.0.0.1:0",
         ])
+        .args(["--log-format", "json"])
         .env_remove("MIGWATCH_WEB_ROOT")
         .current_dir(&dir)
         .stdout(Stdio::piped())
@@ -64,8 +67,37 @@ fn the_lone_binary_in_an_empty_folder_serves_the_page_built_into_it() -> anyhow:
             "the lone binary served / and {} referenced files",
             refs.len()
         );
-        let text = std::fs::read_to_string(&log)?;
-        assert!(text.contains("built into the binary"), "{text}");
+        // A client comes and goes: one JSON log line each.
+        let mut events = ureq::get(&format!("{base}/events")).call()?.into_reader();
+        let mut first = [0u8; 16];
+        events.read_exact(&mut first)?;
+        drop(events);
+        let lines = wait_for(
+            "the disconnect's log line",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || {
+                let text = std::fs::read_to_string(&log).ok()?;
+                text.contains("client disconnected").then_some(text)
+            },
+        )?;
+        let mut messages = Vec::new();
+        for l in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("log line is not JSON ({e}): {l}"))?;
+            messages.push(v["message"].as_str().unwrap_or_default().to_string());
+        }
+        for want in [
+            "serving the page built into the binary",
+            "client connected",
+            "client disconnected",
+            "privileges dropped: running with no capabilities",
+        ] {
+            assert!(
+                messages.iter().any(|m| m == want),
+                "no {want:?} in {messages:?}"
+            );
+        }
         Ok(())
     })();
     let _ = child.kill();

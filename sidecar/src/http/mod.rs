@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod auth;
+pub mod front;
 pub mod policy;
 pub mod routes;
 pub mod serve;

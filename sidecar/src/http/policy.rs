@@ -58,7 +58,7 @@ impl HostPolicy {
                 || ip == self.listen
                 || (self.listen.is_loopback() && ip.is_loopback());
         }
-        name == "localhost" || self.names.iter().any(|n| *n == name)
+        name == "localhost" || self.names.contains(&name)
     }
 }
 

@@ -5,12 +5,11 @@
 //! the new one is refused); a connection whose stream overflowed is shut;
 //! TLS is terminated here when configured.
 
-use crate::http::policy::{self, Cors, HostPolicy};
+use crate::http::front::Front;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,9 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
-use warp::http::{header, Method, Request, StatusCode};
+use warp::http::Request;
 use warp::reply::Response;
-use warp::Reply;
 
 /// The connection limits (`--idle-timeout`, `--header-timeout`,
 /// `--max-connections`).
@@ -237,89 +235,6 @@ impl AsyncWrite for Watched {
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-/// Checks every request before the routes see it: `Host`, then `Origin`;
-/// answers CORS preflights; adds the common headers to every answer.
-#[derive(Debug)]
-pub struct Front {
-    /// Which `Host` values are this sidecar.
-    pub hosts: HostPolicy,
-    /// Which other origins may read it.
-    pub cors: Cors,
-    /// `http` or `https`, for the sidecar's own origin.
-    pub scheme: &'static str,
-}
-
-fn text(status: StatusCode, msg: String) -> Response {
-    warp::reply::with_status(msg, status).into_response()
-}
-
-impl Front {
-    /// Runs one request through the checks and then `inner` (the routes).
-    pub async fn handle<S, F>(&self, req: Request<Incoming>, inner: S) -> Response
-    where
-        S: FnOnce(Request<Incoming>) -> F,
-        F: Future<Output = Response>,
-    {
-        let host = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(String::from)
-            });
-        // A request without a Host (HTTP/1.0) cannot come from a
-        // rebinding browser, which always sends one.
-        if let Some(h) = &host {
-            if !self.hosts.allows(h) {
-                let mut r = text(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    format!(
-                        "this sidecar does not serve the name {h:?} (a DNS-rebinding page would use one like it); \
-                         if it is really this host's name, start the sidecar with --allow-host {}\n",
-                        policy::host_name(h).unwrap_or_default()
-                    ),
-                );
-                policy::decorate(r.headers_mut(), None);
-                return r;
-            }
-        }
-        let own = format!("{}://{}", self.scheme, host.as_deref().unwrap_or(""));
-        let origin = req.headers().get(header::ORIGIN).cloned();
-        let allowed = match &origin {
-            None => None,
-            Some(o) if self.cors.allows(o.to_str().unwrap_or(""), &own) => Some(o.clone()),
-            Some(o) => {
-                let mut r = text(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "pages from {:?} may not read this sidecar: start it with --allow-origin ORIGIN to let that page read it\n",
-                        o.to_str().unwrap_or("?")
-                    ),
-                );
-                policy::decorate(r.headers_mut(), None);
-                return r;
-            }
-        };
-        if req.method() == Method::OPTIONS
-            && allowed.is_some()
-            && req
-                .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-        {
-            let mut r = StatusCode::OK.into_response();
-            policy::preflight(r.headers_mut());
-            policy::decorate(r.headers_mut(), allowed.as_ref());
-            return r;
-        }
-        let mut r = inner(req).await;
-        policy::decorate(r.headers_mut(), allowed.as_ref());
-        r
     }
 }
 
