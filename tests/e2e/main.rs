@@ -14,6 +14,7 @@ mod fleet;
 mod icmp;
 mod page;
 mod stream;
+mod watch;
 
 /// Fails the test at once when not root: these tests must never pass
 /// vacuously.
