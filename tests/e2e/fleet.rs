@@ -177,5 +177,18 @@ fn fifty_targets_on_one_socket_stream_reload_and_survive_a_dead_one() -> anyhow:
     assert!(err.contains("404"), "{err}");
     assert_eq!(metric(&sc, "migwatch_targets")?, 50.0);
     assert_eq!(metric(&sc, "migwatch_reload_errors_total")?, 0.0);
+
+    // A file the sidecar cannot read on SIGHUP: the set stays, and why is
+    // logged and counted.
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o000))?;
+    sc.signal("HUP")?;
+    wait_for(
+        "the failed reload",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || (metric(&sc, "migwatch_reload_errors_total").ok()? == 1.0).then_some(()),
+    )?;
+    assert_eq!(list(&sc)?.len(), 50);
+    assert!(sc.log().contains("reload failed"), "{}", sc.log());
     Ok(())
 }

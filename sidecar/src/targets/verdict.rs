@@ -37,6 +37,12 @@ pub const KEEP: usize = 100;
 /// an announce may come 3 s after the resume (docs/DETECTION.md).
 const OUTAGE_FINAL_US: i64 = 10_000_000;
 
+/// A migration's downtime goes into the histogram this long after it was
+/// first judged: the guest clock's step, the precise figure, is confirmed
+/// and refined for 3 s after the resume (docs/DETECTION.md), while the
+/// counter and the gauges are updated at once.
+const DOWNTIME_SETTLE_US: i64 = 4_000_000;
+
 /// Upper bounds of the downtime histogram, in seconds: 10 ms to 10 s, the
 /// range of real stop-and-copy phases (docs/DETECTION.md).
 const DOWNTIME_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -59,6 +65,8 @@ struct Seen {
     record: MigrationRecord,
     counted_red: bool,
     counted_outage: bool,
+    /// Its downtime is in the histogram (once the estimate settled).
+    counted_downtime: bool,
 }
 
 /// What the detector has concluded for one target.
@@ -379,6 +387,7 @@ impl State {
         for (i, (id, _)) in self.events.iter().enumerate() {
             by_id.insert(*id, i);
         }
+        let mut newest_red_us = i64::MIN;
         for m in self.detector.migrations() {
             let record = MigrationRecord::from_migration(m);
             let slot = match by_id.get(&m.id) {
@@ -398,6 +407,7 @@ impl State {
                             record: record.clone(),
                             counted_red: false,
                             counted_outage: false,
+                            counted_downtime: false,
                         },
                     ));
                     by_id.insert(m.id, self.events.len() - 1);
@@ -409,11 +419,25 @@ impl State {
             }
             slot.record = record;
             if m.level == Light::Red && !slot.counted_red {
+                // Counted at once, so an alert need not wait for the
+                // estimate to settle.
                 slot.counted_red = true;
                 self.migrations_total += 1;
+            }
+            let newest_red = m.level == Light::Red && m.start_us >= newest_red_us;
+            if newest_red {
+                // The gauges follow the newest migration's estimate as the
+                // guest clock refines it.
+                newest_red_us = m.start_us;
                 self.last_migration_s = slot.record.start_s;
+                self.last_downtime_s = slot.record.downtime_ms / 1000.0;
+            }
+            if slot.counted_red
+                && !slot.counted_downtime
+                && now_us.saturating_sub(m.decided_us) >= DOWNTIME_SETTLE_US
+            {
+                slot.counted_downtime = true;
                 let d = slot.record.downtime_ms / 1000.0;
-                self.last_downtime_s = d;
                 self.downtime_sum_s += d;
                 let i = DOWNTIME_BUCKETS
                     .iter()
