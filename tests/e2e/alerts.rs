@@ -1,0 +1,344 @@
+//! Alerting end to end, with the real parts: one sidecar watching two
+//! namespace targets (scripted guests, `mw-responder`), real Prometheus
+//! scraping it every second with the shipped rules
+//! (`deploy/prometheus/migwatch-rules.yml`), real Alertmanager with the
+//! shipped route (`deploy/alertmanager/alertmanager.yml`), and a webhook
+//! receiver in the test. A scripted migration of one guest fires
+//! MigwatchMigrationDetected at the webhook with that guest's `target`; a
+//! plain outage of the other fires nothing. It prints the latency from the
+//! guest's resume to the webhook.
+
+use crate::app_common::GuestResponder;
+use crate::require_root;
+use anyhow::{bail, Context, Result};
+use migwatch_tests::netns::TargetNs;
+use migwatch_tests::promstack::{Alertmanager, Prometheus, TempDir};
+use migwatch_tests::webhook::{Notification, Webhook};
+use migwatch_tests::{repo_root, wait_for};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Prometheus' scrape and evaluation interval in these tests.
+const EVERY: Duration = Duration::from_secs(1);
+/// The scripted migration's stop-and-copy.
+const STOP_MS: u64 = 300;
+
+/// The sidecar started with `--targets-file`, killed by PID on drop.
+struct MultiSidecar {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl MultiSidecar {
+    fn start(targets_file: &Path, log: std::path::PathBuf) -> Result<MultiSidecar> {
+        let mut child = Command::new(migwatch_tests::sidecar::binary()?)
+            .arg("--targets-file")
+            .arg(targets_file)
+            .args(["--listen", "127.0.0.1:0", "--interval", "10ms"])
+            .args(["--timeout", "500ms", "--clock-interval", "100ms"])
+            .current_dir(repo_root())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .context("cannot start the sidecar")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("migwatch: open ") {
+                    let _ = tx.send(url.trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let mut sc = MultiSidecar {
+            child,
+            base: String::new(),
+            log,
+        };
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(base) => sc.base = base,
+            Err(_) => bail!(
+                "the sidecar did not start within 10 s; its log: {}",
+                sc.log()
+            ),
+        }
+        Ok(sc)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `host:port`, for Prometheus.
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+}
+
+impl Drop for MultiSidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The firing alerts named `alertname` in a notification, by `target`.
+fn firing<'a>(n: &'a Notification, alertname: &str) -> Vec<&'a Value> {
+    n.alerts()
+        .into_iter()
+        .filter(|a| a["status"] == "firing" && a["labels"]["alertname"] == alertname)
+        .collect()
+}
+
+/// The milliseconds in "... downtime 301.2ms".
+fn summary_downtime_ms(summary: &str) -> Option<f64> {
+    summary
+        .rsplit("downtime ")
+        .next()?
+        .strip_suffix("ms")?
+        .parse()
+        .ok()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+fn since(later: SystemTime, earlier: SystemTime) -> Duration {
+    later.duration_since(earlier).unwrap_or_default()
+}
+
+#[test]
+fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outage_does_not(
+) -> Result<()> {
+    require_root!();
+    let dir = TempDir::new("alerts")?;
+    let (ns_a, ns_b) = (TargetNs::create()?, TargetNs::create()?);
+    let mut guest_a = GuestResponder::start(&ns_a)?;
+    let mut guest_b = GuestResponder::start(&ns_b)?;
+    let targets = dir.0.join("targets.toml");
+    std::fs::write(
+        &targets,
+        format!(
+            "[[target]]\naddress = \"{}\"\nname = \"vm-a\"\nlabels = {{ role = \"migrates\" }}\n\n\
+             [[target]]\naddress = \"{}\"\nname = \"vm-b\"\nlabels = {{ role = \"outage\" }}\n",
+            ns_a.target, ns_b.target
+        ),
+    )?;
+    let sc = MultiSidecar::start(&targets, dir.0.join("sidecar.log"))?;
+
+    // The real exposition passes promtool, and names every metric the
+    // dashboard queries.
+    let metrics = ureq::get(&format!("{}/metrics", sc.base))
+        .call()?
+        .into_string()?;
+    let metrics_file = dir.0.join("metrics.txt");
+    std::fs::write(&metrics_file, &metrics)?;
+    check_exposition(&metrics_file)?;
+
+    let hook = Webhook::start()?;
+    let am = Alertmanager::start(&format!("{}/migwatch", hook.base))?;
+    let rules = repo_root().join("deploy/prometheus/migwatch-rules.yml");
+    let prom = Prometheus::start(&[sc.addr().to_string()], &rules, &am.addr, EVERY)?;
+
+    // Prometheus has both targets' counters, with a few samples each, so
+    // increase() has something to compare with.
+    wait_for(
+        "Prometheus to hold 3 samples of each target's migrations counter",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let r = prom
+                .query("count_over_time(migwatch_migrations_total[1m]) >= 3")
+                .ok()?;
+            (r.len() == 2).then_some(())
+        },
+    )
+    .with_context(|| format!("prometheus log:\n{}", prom.log()))?;
+
+    // 1. A plain outage of vm-b: the detector calls it an outage (its clock
+    // kept time), Prometheus records it, and the rules are evaluated on it.
+    guest_b.cmd("blackout 400")?;
+    wait_for(
+        "Prometheus to see vm-b's outage in migwatch_outages_total",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let r = prom
+                .query(r#"migwatch_outages_total{target="vm-b"} >= 1"#)
+                .ok()?;
+            (!r.is_empty()).then_some(())
+        },
+    )
+    .with_context(|| format!("sidecar log:\n{}", sc.log()))?;
+    let seen = SystemTime::now();
+    wait_for(
+        "two rule evaluations after the outage was scraped",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let t = prom.last_evaluation("migwatch").ok()??;
+            (t > seen + EVERY).then_some(())
+        },
+    )?;
+    let alerts = prom.alerts()?;
+    assert!(
+        alerts.is_empty(),
+        "an outage fired or pended alerts: {alerts:?}"
+    );
+    let migrations = prom.query("sum(migwatch_migrations_total)")?;
+    assert_eq!(migrations.first().map(|m| m.1), Some(0.0), "{migrations:?}");
+
+    // 2. A scripted live migration of vm-a: loss, a reply held across the
+    // stop, the sawtooth, the guest clock lagging by the stop, announces.
+    guest_a.cmd(&format!("migrate {STOP_MS}"))?;
+    // The responder set the resume time just before it answered ok.
+    let resume = SystemTime::now() + Duration::from_millis(STOP_MS);
+    let (at, alert) = hook
+        .wait_for(
+            "MigwatchMigrationDetected for vm-a at the webhook",
+            Duration::from_secs(30),
+            |n| {
+                firing(n, "MigwatchMigrationDetected")
+                    .first()
+                    .map(|a| (n.at, (*a).clone()))
+            },
+        )
+        .with_context(|| {
+            format!(
+                "sidecar log:\n{}\nprometheus log:\n{}\nalertmanager log:\n{}",
+                sc.log(),
+                prom.log(),
+                am.log()
+            )
+        })?;
+    assert_eq!(alert["labels"]["target"], "vm-a", "{alert}");
+    assert_eq!(alert["labels"]["job"], "migwatch", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "warning", "{alert}");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    let downtime = summary_downtime_ms(summary);
+    assert!(
+        summary.starts_with("vm-a was live-migrated, downtime ")
+            && downtime.is_some_and(|d| (d - STOP_MS as f64).abs() <= 15.0),
+        "summary {summary:?}"
+    );
+    let starts = alert["startsAt"]
+        .as_str()
+        .and_then(migwatch_tests::promstack::parse_rfc3339)
+        .context("startsAt")?;
+    eprintln!(
+        "alert latency: resume -> webhook {} ms (resume -> Prometheus fired {} ms, -> webhook {} ms more); \
+         scrape and evaluation every {EVERY:?}, Alertmanager group_wait 1s; downtime in the alert {summary:?}",
+        ms(since(at, resume)),
+        ms(since(starts, resume)),
+        ms(since(at, starts)),
+    );
+    // 1 s scrape + 1 s evaluation + 1 s group_wait, plus the detector's
+    // decision (it waits for clock readings after the resume).
+    assert!(
+        since(at, resume) < Duration::from_secs(8),
+        "{} ms from resume to webhook",
+        ms(since(at, resume))
+    );
+
+    // Nothing ever fired for vm-b, in Prometheus' own record of its alerts
+    // or at the webhook.
+    let ever = prom.query(r#"max_over_time(ALERTS{target="vm-b"}[10m])"#)?;
+    assert!(ever.is_empty(), "alerts for vm-b: {ever:?}");
+    let for_b: Vec<Value> = hook
+        .all()
+        .iter()
+        .flat_map(|n| n.alerts().into_iter().cloned())
+        .filter(|a| a["labels"]["target"] == "vm-b")
+        .collect();
+    assert!(for_b.is_empty(), "notifications for vm-b: {for_b:?}");
+    assert!(hook.errors().is_empty(), "{:?}", hook.errors());
+    Ok(())
+}
+
+/// `promtool check metrics` on a real exposition, and the dashboard's
+/// queries checked against the names in it.
+fn check_exposition(file: &Path) -> Result<()> {
+    let text = std::fs::read(file)?;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run promtool (scripts/check-deploy.sh installs it)")?;
+    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, &text)?;
+    let out = child.wait_with_output()?;
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("python3")
+        .arg(repo_root().join("deploy/grafana/check_dashboard.py"))
+        .arg("--metrics")
+        .arg(file)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "the dashboard queries metrics the sidecar does not export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Alertmanager with the shipped config delivers a migwatch alert to the
+/// webhook about `group_wait` (1 s) after it gets it, and keeps other
+/// alerts away from it. No sidecar and no root needed.
+#[test]
+fn alerts_alertmanager_routes_a_migwatch_alert_to_the_webhook() -> Result<()> {
+    let hook = Webhook::start()?;
+    let am = Alertmanager::start(&format!("{}/migwatch", hook.base))?;
+    let sent = Instant::now();
+    let sent_at = SystemTime::now();
+    am.post_alerts(&json!([
+        {"labels": {"alertname": "SomethingElse", "target": "vm-x"}},
+        {"labels": {"alertname": "MigwatchMigrationDetected", "target": "vm-z",
+                    "instance": "127.0.0.1:1", "job": "migwatch", "severity": "warning"},
+         "annotations": {"summary": "vm-z was live-migrated, downtime 312ms"}},
+    ]))?;
+    let (at, n) = hook
+        .wait_for(
+            "the migwatch alert at the webhook",
+            Duration::from_secs(15),
+            |n| (!firing(n, "MigwatchMigrationDetected").is_empty()).then(|| (n.at, n.clone())),
+        )
+        .with_context(|| format!("alertmanager log:\n{}", am.log()))?;
+    eprintln!(
+        "alertmanager: alert posted -> webhook in {} ms (group_wait 1s)",
+        ms(since(at, sent_at))
+    );
+    assert_eq!(n.path, "/migwatch");
+    assert_eq!(n.body["receiver"], "migwatch-webhook", "{}", n.body);
+    let alerts = n.alerts();
+    assert_eq!(alerts.len(), 1, "{}", n.body);
+    assert_eq!(alerts[0]["labels"]["target"], "vm-z");
+    assert_eq!(
+        alerts[0]["annotations"]["summary"],
+        "vm-z was live-migrated, downtime 312ms"
+    );
+    // group_wait is 1 s: not sooner (it batches), not much later.
+    let took = sent.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // The other alert goes to the null receiver: by the time the migwatch
+    // one came, it had been routed too (both were posted together).
+    assert!(
+        hook.all().iter().all(|n| n
+            .alerts()
+            .iter()
+            .all(|a| a["labels"]["alertname"] != "SomethingElse")),
+        "{:?}",
+        hook.all()
+    );
+    Ok(())
+}
