@@ -46,6 +46,8 @@ SIDECAR_METRICS = {
     "migwatch_dropped_events_total",
     "migwatch_overflow_disconnects_total",
     "migwatch_clients",
+    "migwatch_targets",
+    "migwatch_reload_errors_total",
     "migwatch_rtt_seconds",
     "migwatch_send_lateness_seconds",
     "migwatch_build_info",
