@@ -19,6 +19,18 @@ if dpkg-query -W -f='${Status}' migwatch-sidecar 2>/dev/null | grep -q "installe
     fail "migwatch-sidecar is already installed here; this test would remove it"
 fi
 
+# Debian tools: dpkg-shlibdeps (dpkg-dev) for the package's Depends, curl,
+# python3 (a free port).
+missing=()
+for pair in dpkg-dev:/usr/bin/dpkg-shlibdeps curl:/usr/bin/curl python3:/usr/bin/python3; do
+    [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 # cargo-deb from crates.io, once (about 5 min to build).
 if ! cargo deb --version >/dev/null 2>&1; then
     say "installing cargo-deb (cargo install cargo-deb --locked)"
