@@ -264,6 +264,17 @@ impl Alertmanager {
         std::fs::read_to_string(&self.proc.log).unwrap_or_default()
     }
 
+    /// The alerts it holds now, each with `labels` and `status`
+    /// (`state`, `inhibitedBy`, `silencedBy`).
+    pub fn alerts(&self) -> Result<Vec<Value>> {
+        let v: Value = ureq::get(&format!("{}/api/v2/alerts", self.base))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .context("GET /api/v2/alerts")?
+            .into_json()?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
     /// Posts alerts to its API, as Prometheus does (`alerts` is a JSON array
     /// of `{labels, annotations, startsAt?}`).
     pub fn post_alerts(&self, alerts: &Value) -> Result<()> {

@@ -5,8 +5,9 @@
 //! shipped route (`deploy/alertmanager/alertmanager.yml`), and a webhook
 //! receiver in the test. A scripted migration of one guest fires
 //! MigwatchMigrationDetected at the webhook with that guest's `target`; a
-//! plain outage of the other fires nothing. It prints the latency from the
-//! guest's resume to the webhook.
+//! plain outage of another fires nothing; a long migration of a third fires
+//! MigwatchLongDowntime, which inhibits its MigwatchMigrationDetected. It
+//! prints the latency from the guest's resume to the webhook.
 
 use crate::app_common::GuestResponder;
 use crate::require_root;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 const EVERY: Duration = Duration::from_secs(1);
 /// The scripted migration's stop-and-copy.
 const STOP_MS: u64 = 300;
+/// The long one's, over the rules' 0.5 s.
+const LONG_STOP_MS: u64 = 700;
 
 /// The sidecar started with `--targets-file`, killed by PID on drop.
 struct MultiSidecar {
@@ -117,16 +120,22 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
 ) -> Result<()> {
     require_root!();
     let dir = TempDir::new("alerts")?;
-    let (ns_a, ns_b) = (TargetNs::create()?, TargetNs::create()?);
+    let (ns_a, ns_b, ns_c) = (
+        TargetNs::create()?,
+        TargetNs::create()?,
+        TargetNs::create()?,
+    );
     let mut guest_a = GuestResponder::start(&ns_a)?;
     let mut guest_b = GuestResponder::start(&ns_b)?;
+    let mut guest_c = GuestResponder::start(&ns_c)?;
     let targets = dir.0.join("targets.toml");
     std::fs::write(
         &targets,
         format!(
             "[[target]]\naddress = \"{}\"\nname = \"vm-a\"\nlabels = {{ role = \"migrates\" }}\n\n\
-             [[target]]\naddress = \"{}\"\nname = \"vm-b\"\nlabels = {{ role = \"outage\" }}\n",
-            ns_a.target, ns_b.target
+             [[target]]\naddress = \"{}\"\nname = \"vm-b\"\nlabels = {{ role = \"outage\" }}\n\n\
+             [[target]]\naddress = \"{}\"\nname = \"vm-c\"\nlabels = {{ role = \"long\" }}\n",
+            ns_a.target, ns_b.target, ns_c.target
         ),
     )?;
     let sc = MultiSidecar::start(&targets, dir.0.join("sidecar.log"))?;
@@ -145,7 +154,7 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
     let rules = repo_root().join("deploy/prometheus/migwatch-rules.yml");
     let prom = Prometheus::start(&[sc.addr().to_string()], &rules, &am.addr, EVERY)?;
 
-    // Prometheus has both targets' counters, with a few samples each, so
+    // Prometheus has every target's counters, with a few samples each, so
     // increase() has something to compare with.
     wait_for(
         "Prometheus to hold 3 samples of each target's migrations counter",
@@ -155,7 +164,7 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
             let r = prom
                 .query("count_over_time(migwatch_migrations_total[1m]) >= 3")
                 .ok()?;
-            (r.len() == 2).then_some(())
+            (r.len() == 3).then_some(())
         },
     )
     .with_context(|| format!("prometheus log:\n{}", prom.log()))?;
@@ -244,6 +253,70 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
         "{} ms from resume to webhook",
         ms(since(at, resume))
     );
+
+    // 3. A long migration of vm-c: MigwatchLongDowntime (critical) from the
+    // downtime histogram; Prometheus fires MigwatchMigrationDetected too,
+    // but Alertmanager's inhibit rule holds that one back.
+    guest_c.cmd(&format!("migrate {LONG_STOP_MS}"))?;
+    let long = hook.wait_for(
+        "MigwatchLongDowntime for vm-c at the webhook",
+        Duration::from_secs(30),
+        |n| {
+            firing(n, "MigwatchLongDowntime")
+                .first()
+                .map(|a| (*a).clone())
+        },
+    )?;
+    assert_eq!(long["labels"]["target"], "vm-c", "{long}");
+    assert_eq!(long["labels"]["severity"], "critical", "{long}");
+    let summary = long["annotations"]["summary"].as_str().unwrap_or_default();
+    let downtime = summary
+        .strip_prefix("vm-c was stopped for ")
+        .and_then(|r| r.strip_suffix("ms by a live migration"))
+        .and_then(|d| d.parse::<f64>().ok());
+    assert!(
+        downtime.is_some_and(|d| (d - LONG_STOP_MS as f64).abs() <= 30.0),
+        "summary {summary:?}"
+    );
+    eprintln!("long migration ({LONG_STOP_MS} ms stop): {summary:?}");
+    wait_for(
+        "Alertmanager to hold vm-c's MigwatchMigrationDetected inhibited",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            am.alerts().ok()?.iter().find_map(|a| {
+                (a["labels"]["alertname"] == "MigwatchMigrationDetected"
+                    && a["labels"]["target"] == "vm-c"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|i| !i.is_empty()))
+                .then_some(())
+            })
+        },
+    )?;
+    // A sentinel through the same route: once it is delivered (after its
+    // own group_wait), every notification decided before it has been too.
+    am.post_alerts(
+        &json!([{"labels": {"alertname": "MigwatchMigrationDetected",
+        "target": "sentinel", "instance": "test", "job": "migwatch"}}]),
+    )?;
+    hook.wait_for(
+        "the sentinel at the webhook",
+        Duration::from_secs(10),
+        |n| {
+            n.alerts()
+                .iter()
+                .any(|a| a["labels"]["target"] == "sentinel")
+                .then_some(())
+        },
+    )?;
+    let c_migrated: Vec<Value> = hook
+        .all()
+        .iter()
+        .flat_map(|n| firing(n, "MigwatchMigrationDetected").into_iter().cloned())
+        .filter(|a| a["labels"]["target"] == "vm-c")
+        .collect();
+    assert!(c_migrated.is_empty(), "not inhibited: {c_migrated:?}");
 
     // Nothing ever fired for vm-b, in Prometheus' own record of its alerts
     // or at the webhook.
