@@ -145,6 +145,11 @@ impl Verdicts {
         std::mem::take(&mut lock(&self.state).fresh)
     }
 
+    /// The detector's baseline, once it has one (`watch` says when).
+    pub fn baseline(&self) -> Option<migwatch_shared::detector::BaselineInfo> {
+        lock(&self.state).detector.baseline()
+    }
+
     /// The light now.
     pub fn light(&self) -> Light {
         lock(&self.state).light
