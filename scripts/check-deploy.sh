@@ -6,6 +6,8 @@
 #   * Alertmanager: `amtool check-config`, and where each alert is routed;
 #   * Grafana: the dashboard's structure and PromQL (deploy/grafana/check_dashboard.py);
 #   * systemd: `systemd-analyze verify` on the unit, and its exposure score.
+#   scripts/check-deploy.sh --deb   also build the .deb and test it (deploy/test-deb.sh:
+#                                   a release build, dpkg -i, the unit's ExecStart, dpkg -r)
 # Exits non-zero on the first failing check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +87,11 @@ systemd-analyze verify "$tmp/migwatch-sidecar.service"
 echo "systemd-analyze verify: ok"
 # Exposure score (0 = locked down, 10 = none): fail above 3.0 (units of 0.1).
 systemd-analyze security --offline=yes --threshold=30 "$tmp/migwatch-sidecar.service" | tail -1
+
+if [ "${1:-}" = "--deb" ]; then
+    step "the Debian package (deploy/test-deb.sh)"
+    deploy/test-deb.sh
+fi
 
 echo
 echo "check-deploy: all deployment checks passed"

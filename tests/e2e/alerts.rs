@@ -228,6 +228,10 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
     assert_eq!(alert["labels"]["target"], "vm-a", "{alert}");
     assert_eq!(alert["labels"]["job"], "migwatch", "{alert}");
     assert_eq!(alert["labels"]["severity"], "warning", "{alert}");
+    // The summary gives migwatch_last_migration_downtime_seconds as the
+    // rule saw it: the detector's first estimate (289-295 ms here for a
+    // 300 ms stop), which the sidecar's record later refines from the clock
+    // step (to within 1 ms) while the gauge keeps the first value.
     let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
     let downtime = summary_downtime_ms(summary);
     assert!(
@@ -245,6 +249,16 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
         ms(since(at, resume)),
         ms(since(starts, resume)),
         ms(since(at, starts)),
+    );
+    // What the sidecar's own record says (the alert shows the gauge as it
+    // was when the rule fired).
+    let record: Value = ureq::get(&format!("{}/targets/vm-a/migrations", sc.base))
+        .call()?
+        .into_json()?;
+    eprintln!(
+        "the sidecar's record: {}; its gauge in Prometheus now: {:?}",
+        record["migrations"][0],
+        prom.query(r#"migwatch_last_migration_downtime_seconds{target="vm-a"}"#)?
     );
     // 1 s scrape + 1 s evaluation + 1 s group_wait, plus the detector's
     // decision (it waits for clock readings after the resume).
