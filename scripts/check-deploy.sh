@@ -13,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { echo "check-deploy: $*" >&2; }
+case "${1:-}" in
+    "" | --deb) ;;
+    *) say "unknown argument '$1' (usage: scripts/check-deploy.sh [--deb])"; exit 2 ;;
+esac
 step() { echo; echo "-- $*"; }
 
 as_root() {
