@@ -332,6 +332,9 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
         .collect();
     assert!(c_migrated.is_empty(), "not inhibited: {c_migrated:?}");
 
+    // Every query of the Grafana dashboard answers with real data now.
+    dashboard_queries_answer(&prom)?;
+
     // Nothing ever fired for vm-b, in Prometheus' own record of its alerts
     // or at the webhook.
     let ever = prom.query(r#"max_over_time(ALERTS{target="vm-b"}[10m])"#)?;
@@ -344,6 +347,41 @@ fn alerts_a_scripted_migration_fires_at_the_webhook_with_its_target_and_an_outag
         .collect();
     assert!(for_b.is_empty(), "notifications for vm-b: {for_b:?}");
     assert!(hook.errors().is_empty(), "{:?}", hook.errors());
+    Ok(())
+}
+
+/// Runs every PromQL expression of `deploy/grafana/migwatch-dashboard.json`
+/// (panels, annotations) against the real Prometheus, with Grafana's
+/// variables given values, and requires each to return series: after the
+/// test's outage and migrations, every panel has something to draw.
+fn dashboard_queries_answer(prom: &Prometheus) -> Result<()> {
+    let path = repo_root().join("deploy/grafana/migwatch-dashboard.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for p in dash["panels"].as_array().into_iter().flatten() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            if let Some(e) = t["expr"].as_str() {
+                exprs.push((format!("panel {:?} {}", p["title"], t["refId"]), e.into()));
+            }
+        }
+    }
+    for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
+        if let Some(e) = a["expr"].as_str() {
+            exprs.push((format!("annotation {:?}", a["name"]), e.into()));
+        }
+    }
+    assert!(exprs.len() >= 10, "only {} expressions", exprs.len());
+    for (where_, e) in exprs {
+        // $__rate_interval is at least 4 scrape intervals in Grafana.
+        let q = e
+            .replace("$__rate_interval", "4s")
+            .replace("$__range", "5m")
+            .replace("$job", "migwatch")
+            .replace("$target", ".+");
+        let got = prom.query(&q).with_context(|| format!("{where_}: {q}"))?;
+        assert!(!got.is_empty(), "{where_}: no data for {q}");
+    }
     Ok(())
 }
 
