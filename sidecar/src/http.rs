@@ -214,6 +214,30 @@ pub fn routes(
             warp::reply::json(&list)
         });
 
+    let st = state.clone();
+    let overview = warp::path!("overview")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .and(query())
+        .map(move |q: HashMap<String, String>| {
+            let seconds = q
+                .get("seconds")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(30);
+            let body = migwatch_shared::report::Overview {
+                at_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                targets: st
+                    .fleet
+                    .list()
+                    .iter()
+                    .map(|t| t.verdicts.summary(&t.spec.name, seconds))
+                    .collect(),
+            };
+            warp::reply::json(&body)
+        });
+
     let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok\n");
 
     let st = state.clone();
@@ -266,6 +290,7 @@ pub fn routes(
         .or(info)
         .or(migrations)
         .or(targets)
+        .or(overview)
         .or(healthz)
         .or(metrics)
         .or(page)
