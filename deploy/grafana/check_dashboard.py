@@ -42,7 +42,6 @@ SIDECAR_METRICS = {
     "migwatch_foreign_packets_total",
     "migwatch_skipped_total",
     "migwatch_receive_errors_total",
-    "migwatch_dropped_replies_total",
     "migwatch_dropped_events_total",
     "migwatch_overflow_disconnects_total",
     "migwatch_clients",
