@@ -4,6 +4,7 @@
 //! They need root (namespaces, raw sockets). Run them with `scripts/test.sh`,
 //! which installs and builds what they need first.
 
+mod alerts;
 mod app_bench;
 mod app_common;
 mod app_multi;
