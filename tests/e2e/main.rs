@@ -10,6 +10,7 @@ mod app_multi;
 mod app_replay;
 mod app_resume;
 mod app_signals;
+mod faults;
 mod icmp;
 mod page;
 mod stream;
