@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod fleet;
 pub mod netns;
 pub mod procstat;
 pub mod sidecar;

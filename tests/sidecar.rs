@@ -39,15 +39,23 @@ impl Sidecar {
     /// Starts the sidecar with these extra flags, on a free loopback port,
     /// and waits until it prints the URL it serves.
     pub fn start(target: &str, flags: &[&str]) -> Result<Sidecar> {
+        let mut args = vec!["--target", target];
+        args.extend_from_slice(flags);
+        Sidecar::start_with(target, &args)
+    }
+
+    /// Starts the sidecar with exactly these flags (plus a free loopback
+    /// port); `tag` names its log file.
+    pub fn start_with(tag: &str, flags: &[&str]) -> Result<Sidecar> {
         let log = crate::out_dir().join(format!(
             "sidecar-{}-{}.log",
-            target,
+            tag,
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros())
         ));
         let mut child = Command::new(binary()?)
-            .args(["--target", target, "--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"])
             .args(flags)
             .current_dir(crate::repo_root())
             .stdout(Stdio::piped())
@@ -81,6 +89,12 @@ impl Sidecar {
     /// The sidecar's stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`HUP`, `STOP`, `CONT`, ...) to it.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        crate::netns::sh(&["kill", &format!("-{name}"), &self.child.id().to_string()])?;
+        Ok(())
     }
 
     /// Its PID.

@@ -8,6 +8,7 @@
 //! ARP from the target's address names it (our echo replies do, within the
 //! first probe interval).
 
+use crate::targets::{Fleet, Target};
 use migwatch_shared::wire::{Announce, AnnounceKind as WireKind, Event, Mac};
 use pnet::datalink::{self, Channel, Config, DataLinkReceiver, NetworkInterface};
 use pnet::packet::arp::{ArpOperations, ArpPacket};
@@ -15,6 +16,7 @@ use pnet::packet::ethernet::{EtherType, EtherTypes, EthernetPacket};
 use pnet::packet::ipv4::Ipv4Packet;
 use pnet::packet::Packet;
 use pnet::util::MacAddr;
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -141,18 +143,35 @@ pub fn open(name: &str) -> Result<Capture, CaptureError> {
     }
 }
 
+/// The address a frame may be about: its IPv4 source, an ARP's sender
+/// address, or for RARP (which carries no IP) the target whose MAC sent
+/// it. The target's own [`classify`] decides what the frame means.
+pub fn about(frame: &[u8], mac_owner: &HashMap<MacAddr, Ipv4Addr>) -> Option<Ipv4Addr> {
+    let eth = EthernetPacket::new(frame)?;
+    match eth.get_ethertype() {
+        EtherTypes::Ipv4 => Ipv4Packet::new(eth.payload()).map(|ip| ip.get_source()),
+        EtherTypes::Arp => ArpPacket::new(eth.payload()).map(|a| a.get_sender_proto_addr()),
+        t if t == RARP => mac_owner.get(&eth.get_source()).copied(),
+        _ => None,
+    }
+}
+
 /// Reads frames until `stop`, emitting an `announce` event for each
-/// announce of `target`. Runs on its own thread: pnet's receive blocks.
+/// announce of any target in `fleet` (looked up per frame, so targets
+/// added by a reload are watched at once). Runs on its own thread: pnet's
+/// receive blocks. A target's MAC is learned from its own frames; a new
+/// MAC at the same address (a new VM there) replaces the old one.
 pub fn start(
     mut cap: Capture,
-    target: Ipv4Addr,
-    out: SyncSender<Event>,
+    fleet: Arc<Fleet>,
+    out: SyncSender<(Arc<Target>, Event)>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
-            let mut known: Option<MacAddr> = None;
+            let mut mac_of: HashMap<Ipv4Addr, MacAddr> = HashMap::new();
+            let mut mac_owner: HashMap<MacAddr, Ipv4Addr> = HashMap::new();
             while !stop.load(Ordering::Relaxed) {
                 let frame = match cap.rx.next() {
                     Ok(f) => f,
@@ -172,8 +191,19 @@ pub fn start(
                         return;
                     }
                 };
-                match classify(frame, target, known) {
-                    Some(Seen::Mac(m)) => known = Some(m),
+                let Some(addr) = about(frame, &mac_owner) else {
+                    continue;
+                };
+                let Some(target) = fleet.by_address(addr) else {
+                    continue;
+                };
+                match classify(frame, addr, mac_of.get(&addr).copied()) {
+                    Some(Seen::Mac(m)) => {
+                        if let Some(old) = mac_of.insert(addr, m) {
+                            mac_owner.remove(&old);
+                        }
+                        mac_owner.insert(m, addr);
+                    }
                     Some(Seen::Announce(kind, m)) => {
                         let at_us = SystemTime::now()
                             .duration_since(UNIX_EPOCH)
@@ -182,13 +212,15 @@ pub fn start(
                             AnnounceKind::Rarp => WireKind::Rarp,
                             AnnounceKind::Garp => WireKind::Garp,
                         };
-                        // Never blocks: a full channel drops the event, and
-                        // the hub counts what it gets.
-                        let _ = out.try_send(Event::Announce(Announce {
-                            at_us,
-                            kind,
-                            mac: Mac(m.octets()),
-                        }));
+                        // Never blocks: a full channel drops the event.
+                        let _ = out.try_send((
+                            target,
+                            Event::Announce(Announce {
+                                at_us,
+                                kind,
+                                mac: Mac(m.octets()),
+                            }),
+                        ));
                     }
                     None => {}
                 }

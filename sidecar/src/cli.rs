@@ -38,6 +38,10 @@ pub enum Command {
     Eval(crate::detect::EvalArgs),
     /// Write seeded synthetic labelled traces (migrations and decoys).
     Synth(crate::detect::SynthArgs),
+    /// Probe and detect in the foreground, printing each migration (and
+    /// outage) as a JSON line as it is detected: what a migration test
+    /// pipeline calls instead of `ping`.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// Flags of the probing sidecar.
@@ -49,10 +53,17 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// The IPv4 address to watch. Fixed for the life of the process: no
-    /// request can change it.
-    #[arg(long, value_name = "ADDR", value_parser = parse_target, required = true)]
-    pub target: Option<Ipv4Addr>,
+    /// An IPv4 address to watch (repeatable). Fixed for the life of the
+    /// process: no request can change it. Its name is the address.
+    #[arg(long, value_name = "ADDR", value_parser = parse_target, required_unless_present = "targets_file")]
+    pub target: Vec<Ipv4Addr>,
+
+    /// A TOML file of `[[target]]` entries (address, and optionally name,
+    /// labels, interval, clock_interval, timeout); the flags below are
+    /// their defaults. SIGHUP re-reads it: added targets start, removed
+    /// ones stop, unchanged ones go on.
+    #[arg(long, value_name = "FILE")]
+    pub targets_file: Option<PathBuf>,
 
     /// Time between probes, from 50us (20 kHz) to 10s (units: us, ms, s, m).
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_interval)]
@@ -118,9 +129,16 @@ pub struct Args {
     #[arg(long, value_name = "USER", default_value = "nobody")]
     pub user: String,
 
-    /// How much history to keep for clients that resume (units as above).
+    /// How much history to keep per target for clients that resume (units
+    /// as above), within --history-memory.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub history: Duration,
+
+    /// The most memory all targets' histories may take together, in MiB:
+    /// with many targets each keeps less than --history (1000 targets at
+    /// 10 Hz keep about 3 minutes each with the default).
+    #[arg(long, value_name = "MIB", default_value = "64", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub history_memory: u32,
 
     /// Chunks (of up to 10 ms of events each) queued per client before a
     /// client that stopped reading is cut off with `event: overflow`.
@@ -155,7 +173,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_interval(s: &str) -> Result<Duration, String> {
+/// Parses a probe interval, 50us..10s.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_micros(50) || d > Duration::from_secs(10) {
         return Err(format!("interval {s} is outside 50us..10s"));
@@ -167,7 +186,8 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClockEvery(pub Option<Duration>);
 
-fn parse_clock_interval(s: &str) -> Result<ClockEvery, String> {
+/// Parses a timestamp-probe interval, 10ms..60s, or `off`.
+pub fn parse_clock_interval(s: &str) -> Result<ClockEvery, String> {
     if s.trim() == "off" {
         return Ok(ClockEvery(None));
     }
@@ -180,7 +200,8 @@ fn parse_clock_interval(s: &str) -> Result<ClockEvery, String> {
     Ok(ClockEvery(Some(d)))
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+/// Parses a probe timeout, 1ms..60s.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(1) || d > Duration::from_secs(60) {
         return Err(format!("timeout {s} is outside 1ms..60s"));
@@ -204,6 +225,11 @@ impl Args {
     pub fn validate(&self) -> Result<(), String> {
         // The outstanding-probe table holds 65 536 probes; a timeout must fit
         // well inside it so a late reply is still recognised.
+        if self.target.is_empty() && self.targets_file.is_none() {
+            return Err(
+                "nothing to watch: give --target ADDR (repeatable) or --targets-file FILE".into(),
+            );
+        }
         let slots = self.timeout.as_secs_f64() / self.interval.as_secs_f64();
         if slots > 32_768.0 {
             return Err(format!(
@@ -212,6 +238,35 @@ impl Args {
             ));
         }
         Ok(())
+    }
+}
+
+impl Args {
+    /// What to start, from the flags (the targets file made absolute, as
+    /// the process later moves into --web-root).
+    pub fn setup(&self) -> Result<crate::service::Setup, String> {
+        let targets_file = match &self.targets_file {
+            Some(p) => Some(
+                std::fs::canonicalize(p)
+                    .map_err(|e| format!("cannot read --targets-file {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(crate::service::Setup {
+            targets: self.target.clone(),
+            targets_file,
+            defaults: crate::targets::Defaults {
+                interval: self.interval,
+                timeout: self.timeout,
+                clock_interval: self.clock_interval.0,
+            },
+            capture_iface: self.capture_iface.clone(),
+            probe_priority: self.probe_priority,
+            user: self.user.clone(),
+            history: self.history,
+            history_memory: self.history_memory as usize * (1 << 20),
+            client_queue: self.client_queue as usize,
+        })
     }
 }
 
@@ -238,8 +293,10 @@ impl ProbePriority {
 }
 
 /// Keys a config file may hold: the flags, without `--`.
-const CONFIG_KEYS: [&str; 14] = [
+const CONFIG_KEYS: [&str; 16] = [
     "target",
+    "targets-file",
+    "history-memory",
     "interval",
     "timeout",
     "clock-interval",
@@ -271,7 +328,7 @@ pub fn config_to_flags(path: &str, text: &str) -> Result<Vec<String>, String> {
             ));
         }
         let values: Vec<String> = match value {
-            toml::Value::Array(items) if flag == "allow-origin" => items
+            toml::Value::Array(items) if flag == "allow-origin" || flag == "target" => items
                 .iter()
                 .map(|v| scalar(v).ok_or_else(|| format!("config {path}: field `{key}` must be a list of strings")))
                 .collect::<Result<_, _>>()?,
@@ -411,7 +468,7 @@ mod tests {
         argv.extend(flags);
         argv.extend(["--interval".to_string(), "20ms".to_string()]);
         let a = Cli::try_parse_from(&argv).unwrap().serve;
-        assert_eq!(a.target, Some("198.18.0.2".parse().unwrap()));
+        assert_eq!(a.target, vec!["198.18.0.2".parse::<Ipv4Addr>().unwrap()]);
         assert_eq!(a.interval, Duration::from_millis(20));
         assert_eq!(a.allow_origin, vec!["http://a", "http://b"]);
         assert_eq!(a.client_queue, 16);

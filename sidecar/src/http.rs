@@ -4,7 +4,8 @@
 //! Nothing here can change what is probed: the target is fixed at start.
 
 use crate::metrics::Metrics;
-use crate::stream::{Hub, Start};
+use crate::stream::Start;
+use crate::targets::{verdict, Fleet, Target};
 use migwatch_shared::wire::Info;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,12 +17,10 @@ use warp::{Filter, Rejection, Reply};
 /// Everything the routes need.
 #[derive(Clone)]
 pub struct AppState {
-    /// The event hub.
-    pub hub: Arc<Hub>,
-    /// Counters.
+    /// The targets being probed.
+    pub fleet: Arc<Fleet>,
+    /// Process-wide counters.
     pub metrics: Arc<Metrics>,
-    /// What `/info` says.
-    pub info: Arc<Info>,
     /// Flips to true on shutdown; every stream ends then.
     pub shutdown: watch::Receiver<bool>,
     /// The built page, served at `/`.
@@ -46,6 +45,59 @@ impl warp::reject::Reject for BadToken {}
 #[derive(Debug)]
 struct BadSince;
 impl warp::reject::Reject for BadSince {}
+
+/// A `/targets/{name}/...` for a name no target has.
+#[derive(Debug)]
+struct UnknownTarget(String);
+impl warp::reject::Reject for UnknownTarget {}
+
+/// `%XX` escapes decoded (a browser's `encodeURIComponent` turns `:` into
+/// `%3A`); target names have no `%` of their own.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The target a path names: `Some(name)` from `/targets/{name}/...`, `None`
+/// for the first target (`/events`, `/info`, `/migrations`).
+fn find(fleet: &Fleet, name: Option<&str>) -> Result<Arc<Target>, Rejection> {
+    match name {
+        Some(n) => {
+            let n = percent_decode(n);
+            fleet
+                .get(&n)
+                .ok_or_else(|| warp::reject::custom(UnknownTarget(n)))
+        }
+        None => fleet
+            .first()
+            .ok_or_else(|| warp::reject::custom(UnknownTarget(String::new()))),
+    }
+}
+
+/// `GET /targets/{name}/migrations`: the sidecar detector's events.
+#[derive(serde::Serialize)]
+struct Migrations {
+    migrations: Vec<migwatch_shared::report::MigrationRecord>,
+}
 
 fn with_token(token: Option<Arc<str>>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::query::<HashMap<String, String>>()
@@ -83,58 +135,109 @@ pub fn start_from(
     }
 }
 
+/// The query string as a map (empty when absent or unparsable: the token
+/// check then refuses, and `since` is absent).
+fn query(
+) -> impl Filter<Extract = (HashMap<String, String>,), Error = std::convert::Infallible> + Clone {
+    warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify()
+}
+
 /// All routes, with CORS for `allowed_origins` (`*` means any origin).
 pub fn routes(
     state: AppState,
     allowed_origins: &[String],
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    // `/targets/{name}/X` and the first target's `/X` share one handler.
+    let named = |leaf: &'static str| {
+        warp::path("targets")
+            .and(warp::path::param::<String>())
+            .and(warp::path(leaf))
+            .and(warp::path::end())
+            .map(Some)
+            .or(warp::path(leaf).and(warp::path::end()).map(|| None))
+            .unify()
+    };
     let st = state.clone();
-    let events = warp::path!("events")
+    let events = named("events")
         .and(warp::get())
         .and(with_token(state.token.clone()))
         .and(warp::header::optional::<String>("last-event-id"))
-        .and(
-            warp::query::<HashMap<String, String>>()
-                .or(warp::any().map(HashMap::new))
-                .unify(),
-        )
-        .and_then(move |last: Option<String>, q: HashMap<String, String>| {
+        .and(query())
+        .and_then(
+            move |name: Option<String>, last: Option<String>, q: HashMap<String, String>| {
+                let st = st.clone();
+                async move {
+                    let t = find(&st.fleet, name.as_deref())?;
+                    let start = start_from(last, &q)?;
+                    let body = t.hub.subscribe(start, t.closing(), st.metrics.clone());
+                    let reply = warp::reply::stream(body);
+                    let reply =
+                        warp::reply::with_header(reply, header::CONTENT_TYPE, "text/event-stream");
+                    let reply = warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store");
+                    // Tells nginx-style proxies not to buffer the stream.
+                    Ok::<_, Rejection>(warp::reply::with_header(reply, "x-accel-buffering", "no"))
+                }
+            },
+        );
+
+    let st = state.clone();
+    let info = named("info")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .and_then(move |name: Option<String>| {
             let st = st.clone();
             async move {
-                let start = start_from(last, &q)?;
-                let body = st
-                    .hub
-                    .subscribe(start, st.shutdown.clone(), st.metrics.clone());
-                let reply = warp::reply::stream(body);
-                let reply =
-                    warp::reply::with_header(reply, header::CONTENT_TYPE, "text/event-stream");
-                let reply = warp::reply::with_header(reply, header::CACHE_CONTROL, "no-store");
-                // Tells nginx-style proxies not to buffer the stream.
-                Ok::<_, Rejection>(warp::reply::with_header(reply, "x-accel-buffering", "no"))
+                let t = find(&st.fleet, name.as_deref())?;
+                Ok::<_, Rejection>(warp::reply::json(&t.info))
             }
         });
 
-    let info_state = state.info.clone();
-    let info = warp::path!("info")
+    let st = state.clone();
+    let migrations = named("migrations")
         .and(warp::get())
         .and(with_token(state.token.clone()))
-        .map(move || warp::reply::json(&*info_state));
+        .and_then(move |name: Option<String>| {
+            let st = st.clone();
+            async move {
+                let t = find(&st.fleet, name.as_deref())?;
+                let body = Migrations {
+                    migrations: t.verdicts.records(),
+                };
+                Ok::<_, Rejection>(warp::reply::json(&body))
+            }
+        });
+
+    let st = state.clone();
+    let targets = warp::path!("targets")
+        .and(warp::get())
+        .and(with_token(state.token.clone()))
+        .map(move || {
+            let list: Vec<Info> = st.fleet.list().iter().map(|t| t.info.clone()).collect();
+            warp::reply::json(&list)
+        });
 
     let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok\n");
 
-    let m = state.metrics.clone();
-    let info_m = state.info.clone();
+    let st = state.clone();
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_token(state.token.clone()))
         .map(move || {
-            warp::reply::with_header(
-                m.render(&info_m.version, &info_m.target),
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4",
-            )
+            let list = st.fleet.list();
+            let names: Vec<String> = list
+                .iter()
+                .map(|t| crate::metrics::escape(&t.spec.name))
+                .collect();
+            let per: Vec<(String, &crate::metrics::TargetMetrics)> = names
+                .into_iter()
+                .zip(list.iter().map(|t| &t.metrics))
+                .collect();
+            let mut text = st.metrics.render(env!("CARGO_PKG_VERSION"), &per);
+            verdict::render_all(&list, &mut text);
+            warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
         });
-
     let page = match state.web_root.clone() {
         Some(root) => warp::get()
             .and(warp::fs::dir(root))
@@ -165,6 +268,8 @@ pub fn routes(
 
     events
         .or(info)
+        .or(migrations)
+        .or(targets)
         .or(healthz)
         .or(metrics)
         .or(page)
@@ -179,6 +284,15 @@ async fn handle_rejection(
         (
             StatusCode::UNAUTHORIZED,
             "missing or wrong ?token=".to_string(),
+        )
+    } else if let Some(UnknownTarget(name)) = err.find::<UnknownTarget>() {
+        (
+            StatusCode::NOT_FOUND,
+            if name.is_empty() {
+                "this sidecar has no targets now; see /targets".to_string()
+            } else {
+                format!("no target named {name:?}; the list is at /targets")
+            },
         )
     } else if err.find::<BadSince>().is_some() {
         (

@@ -5,57 +5,16 @@
 //! privileged, drop privileges, and only then start threads and serve.
 #![deny(unsafe_code)]
 
-use migwatch_sidecar::{capture, cli, detect, http, metrics, privilege, probe, stream, sys};
+use migwatch_sidecar::{cli, detect, http, service, sys, watch};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use cli::ProbePriority;
-use migwatch_shared::wire::{Event, Info};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Nice value of the HTTP side (the main thread and tokio's workers); the
 /// prober keeps the default 0.
 const HTTP_NICE: i32 = 10;
-
-/// Nice value of the hub's pump, which renders the prober's batches.
-const PUMP_NICE: i32 = 5;
-/// The prober's nice value with `--probe-priority high`.
-const PROBE_NICE: i32 = -10;
-
-/// Gives the calling thread the prober's scheduling (inherited by the
-/// probe thread spawned next) while the privilege to do so is still held.
-/// Returns what it got.
-fn raise_for_prober(want: ProbePriority) -> ProbePriority {
-    let got = match want {
-        ProbePriority::Realtime => sys::set_thread_fifo(Some(1)),
-        ProbePriority::High => sys::set_thread_nice(PROBE_NICE),
-        ProbePriority::Normal => return want,
-    };
-    match got {
-        Ok(()) => want,
-        Err(e) => {
-            eprintln!(
-                "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
-                 {}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
-                 many clients are served",
-                want.name()
-            );
-            ProbePriority::Normal
-        }
-    }
-}
-
-/// Puts the calling thread back to normal scheduling after
-/// [`raise_for_prober`] gave it `got` (lowering needs no privilege).
-fn lower_after_prober(got: ProbePriority) -> std::io::Result<()> {
-    match got {
-        ProbePriority::Realtime => sys::set_thread_fifo(None),
-        ProbePriority::High => sys::set_thread_nice(0),
-        ProbePriority::Normal => Ok(()),
-    }
-}
 
 /// Kernel send buffer per client connection (the kernel doubles it).
 const SEND_BUFFER: usize = 128 * 1024;
@@ -77,6 +36,10 @@ fn main() {
         Some(cli::Command::Detect(a)) => detect::run_detect(a),
         Some(cli::Command::Eval(a)) => detect::run_eval(a),
         Some(cli::Command::Synth(a)) => detect::run_synth(a),
+        Some(cli::Command::Watch(a)) => match watch::run(a) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
         None => run(cli.serve),
     };
     if let Err(e) = result {
@@ -105,18 +68,11 @@ fn read_token(args: &cli::Args) -> Result<Option<Arc<str>>> {
 
 fn run(args: cli::Args) -> Result<()> {
     args.validate().map_err(anyhow::Error::msg)?;
-    let target = args
-        .target
-        .context("--target ADDR is required: the address of the VM to watch")?;
     let token = read_token(&args)?;
 
-    // 1. Privileged steps: the raw socket and the listening port.
-    let socket = probe::Socket::open()?;
-    let rcvbuf = socket.rcvbuf;
-    let capture = match &args.capture_iface {
-        Some(name) => Some(capture::open(name)?),
-        None => None,
-    };
+    // 1. Privileged steps: the raw socket, the capture, the listening port.
+    let opened = service::open(args.setup().map_err(anyhow::Error::msg)?)?;
+    let rcvbuf = opened.rcvbuf;
     let listener = std::net::TcpListener::bind(args.listen).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "{} is already in use (another sidecar?): pick a free port with --listen 127.0.0.1:PORT",
@@ -148,89 +104,8 @@ fn run(args: cli::Args) -> Result<()> {
         None
     };
 
-    // The prober inherits this thread's scheduling, and raising it needs a
-    // privilege that is about to go: raise it now (the threads spawned
-    // after the prober drop back, which needs none). The prober sleeps
-    // between probes, so even as a real-time thread it takes little; the
-    // kernel's real-time throttling bounds it anyway.
-    let probe_priority = raise_for_prober(args.probe_priority);
-
-    // 2. Give up root and every capability before anything else runs.
-    let dropped = privilege::drop_privileges(&args.user)?;
-    let caps = privilege::effective_capabilities()?;
-    if caps != 0 {
-        bail!("capabilities {caps:#x} are still in effect after the privilege drop; refusing to serve");
-    }
-
-    let keys = probe::RunKeys::random().context("no randomness for the run keys")?;
-    let run_id = format!(
-        "{:016x}",
-        getrandom::u64().context("no randomness for the run id")?
-    );
-    let info = Arc::new(Info {
-        target: target.to_string(),
-        interval_ms: args.interval.as_secs_f64() * 1e3,
-        timeout_ms: args.timeout.as_secs_f64() * 1e3,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        run_id,
-        clock_interval_ms: args.clock_interval.0.map(|d| d.as_secs_f64() * 1e3),
-        capture_iface: args.capture_iface.clone(),
-        name: target.to_string(),
-        labels: Default::default(),
-    });
-    let metrics = Arc::new(metrics::Metrics::default());
-    let mut hub_cfg = stream::HubConfig::for_interval(args.interval);
-    hub_cfg.capacity = ((args.history.as_secs_f64() / args.interval.as_secs_f64()) as usize)
-        .clamp(1000, 20_000_000);
-    hub_cfg.client_queue = args.client_queue as usize;
-    let hub = stream::Hub::new(hub_cfg);
-
-    // 3. The prober and the thread that moves its batches into the hub
-    //    (rendering each event's SSE text once there, for every client).
-    let stop = Arc::new(AtomicBool::new(false));
-    // Up to 256 batches (about 2.5 s of events) wait for the pump.
-    let (feed, pump) = stream::feed(hub.clone(), 256);
-    let prober = probe::start(
-        socket,
-        probe::ProbeConfig {
-            target,
-            interval: args.interval,
-            timeout: args.timeout,
-            clock_interval: args.clock_interval.0,
-        },
-        keys,
-        feed,
-        metrics.clone(),
-        stop.clone(),
-    )?;
-    if let Err(e) = lower_after_prober(probe_priority) {
-        bail!("cannot give up the prober's priority for the other threads: {e}");
-    }
-    let capture_thread = match capture {
-        Some(c) => {
-            // Announces are rare: one at a time, straight into the hub.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(1024);
-            let hub = hub.clone();
-            std::thread::Builder::new()
-                .name("capture-pump".into())
-                .spawn(move || {
-                    for ev in rx {
-                        hub.push(ev);
-                    }
-                })?;
-            Some(capture::start(c, target, tx, stop.clone())?)
-        }
-        None => None,
-    };
-    let pump = std::thread::Builder::new()
-        .name("hub-pump".into())
-        .spawn(move || {
-            // Below the prober, so waking this thread never preempts it
-            // (the channel holds seconds of batches).
-            let _ = sys::set_thread_nice(PUMP_NICE);
-            // Ends when the prober drops its feed.
-            pump.run();
-        })?;
+    // 2. Give up root and every capability, then start the threads.
+    let svc = Arc::new(opened.start()?);
 
     // 4. Serve until SIGINT/SIGTERM. Serving yields to probing: this
     //    thread and the runtime's workers (which inherit its nice value)
@@ -247,9 +122,8 @@ fn run(args: cli::Args) -> Result<()> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let shutdown_watch = shutdown_rx.clone();
     let state = http::AppState {
-        hub,
-        metrics,
-        info: info.clone(),
+        fleet: svc.fleet.clone(),
+        metrics: svc.metrics.clone(),
         shutdown: shutdown_rx,
         web_root,
         token,
@@ -261,16 +135,20 @@ fn run(args: cli::Args) -> Result<()> {
     }
     let routes = http::routes(state, &origins);
 
+    let list = svc.fleet.list();
+    let first = &list[0].spec;
     eprintln!(
-        "migwatch-sidecar {}: probing {} every {:?} (timeout {:?}, receive buffer {} KiB, {} priority), running as uid {} with no capabilities{}",
-        info.version,
-        info.target,
-        args.interval,
-        args.timeout,
+        "migwatch-sidecar {}: probing {} ({}{}) every {:?} (timeout {:?}, receive buffer {} KiB, {} priority), running as uid {} with no capabilities{}",
+        env!("CARGO_PKG_VERSION"),
+        if list.len() == 1 { "1 target".to_string() } else { format!("{} targets", list.len()) },
+        first.name,
+        if list.len() > 1 { ", ..." } else { "" },
+        first.interval,
+        first.timeout,
         rcvbuf / 1024,
-        probe_priority.name(),
-        dropped.uid,
-        if dropped.switched_user {
+        svc.probe_priority.name(),
+        svc.dropped.uid,
+        if svc.dropped.switched_user {
             format!(" ({})", args.user)
         } else {
             String::new()
@@ -278,13 +156,15 @@ fn run(args: cli::Args) -> Result<()> {
     );
     println!("migwatch: open http://{local}/");
 
+    let svc_sig = svc.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let signal = async move {
-            wait_for_signal().await;
+            wait_for_signal(&svc_sig).await;
             eprintln!("migwatch-sidecar: shutting down");
             // Ends every SSE stream, which lets the graceful shutdown finish.
             shutdown_tx.send_replace(true);
+            svc_sig.fleet.close_all();
         };
         let mut stopping = shutdown_watch;
         let server = warp::serve(routes)
@@ -305,29 +185,33 @@ fn run(args: cli::Args) -> Result<()> {
     // Connections still open (a client that never reads) must not hold the
     // exit: the runtime is dropped with a short deadline.
     rt.shutdown_timeout(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    prober.join();
-    if let Some(t) = capture_thread {
-        let _ = t.join();
-    }
-    let _ = pump.join();
+    svc.stop();
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM; re-reads the targets file on each SIGHUP
+/// meanwhile (a bad file changes nothing, and says why).
+async fn wait_for_signal(svc: &service::Service) {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = int.recv() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => match svc.reload() {
+                Ok(r) => eprintln!(
+                    "migwatch-sidecar: reloaded the targets: {} now; started {:?}, stopped {:?}",
+                    r.total, r.added, r.removed
+                ),
+                Err(e) => eprintln!("migwatch-sidecar: reload failed: {e:#}"),
+            },
         }
     }
 }

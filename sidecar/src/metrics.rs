@@ -1,5 +1,9 @@
 //! Counters and histograms, lock-free so the prober can update them on its
 //! hot path, rendered as Prometheus text for `GET /metrics`.
+//!
+//! Two scopes: [`TargetMetrics`] per target (every series labelled
+//! `target="NAME"`, so one scrape covers the fleet) and [`Metrics`] for the
+//! process (the socket, the schedule, the clients).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,23 +34,53 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
-    fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    /// The series of this histogram for one label set (`labels` is empty
+    /// or `k="v",...` without braces).
+    pub fn render_series(&self, name: &str, labels: &str, out: &mut String) {
+        let sep = if labels.is_empty() { "" } else { "," };
         let mut cum = 0;
         for (i, b) in BUCKETS_US.iter().enumerate() {
             cum += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cum}", *b as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cum}",
+                *b as f64 / 1e6
+            );
         }
         cum += self.counts[BUCKETS_US.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cum}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cum}");
         let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cum}");
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{} {sum}\n{name}_count{} {cum}",
+            braces(labels),
+            braces(labels)
+        );
     }
 }
 
-/// Everything the sidecar counts.
+/// Writes a metric family's `# HELP` and `# TYPE` lines.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value escaped for the text format (`\`, `"` and newlines).
+pub fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// What the prober counts for one target.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub struct TargetMetrics {
     /// Echo requests sent.
     pub sent: AtomicU64,
     /// ICMP Timestamp requests sent.
@@ -63,15 +97,65 @@ pub struct Metrics {
     pub late: AtomicU64,
     /// Second replies to one probe.
     pub duplicates: AtomicU64,
-    /// Packets the raw socket saw that were not replies to our probes.
+    /// Packets from this target that were not replies to our probes.
     pub foreign: AtomicU64,
-    /// Schedule slots skipped after a stall.
+    /// Schedule slots skipped after a stall (reported in `skip` events).
     pub skipped: AtomicU64,
+    /// Round-trip times of in-time replies.
+    pub rtt: Histogram,
+}
+
+/// The per-target counters, in the order rendered: name, help, field.
+type CounterRow = (&'static str, &'static str, fn(&TargetMetrics) -> &AtomicU64);
+
+const TARGET_COUNTERS: [CounterRow; 10] = [
+    ("probes_sent_total", "Echo requests sent.", |m| &m.sent),
+    (
+        "clock_probes_sent_total",
+        "ICMP Timestamp requests sent.",
+        |m| &m.clock_sent,
+    ),
+    (
+        "clock_replies_total",
+        "Timestamp replies used as clock readings.",
+        |m| &m.clock_replies,
+    ),
+    (
+        "probe_send_errors_total",
+        "Sends the kernel refused (counted as lost probes too).",
+        |m| &m.send_errors,
+    ),
+    ("replies_total", "Replies within the timeout.", |m| {
+        &m.replies
+    }),
+    (
+        "lost_total",
+        "Probes with no reply within the timeout.",
+        |m| &m.lost,
+    ),
+    ("late_total", "Replies after the timeout.", |m| &m.late),
+    ("duplicate_total", "Duplicate replies.", |m| &m.duplicates),
+    (
+        "foreign_packets_total",
+        "Packets that were not replies to our probes (per target: from its address; \
+         target=\"\": from no target's address).",
+        |m| &m.foreign,
+    ),
+    (
+        "skipped_total",
+        "Schedule slots never sent after a stall, reported as skip events.",
+        |m| &m.skipped,
+    ),
+];
+
+/// Everything the sidecar counts for the process as a whole.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Packets from addresses that are no target's.
+    pub foreign: AtomicU64,
     /// Receive errors other than timeouts.
     pub receive_errors: AtomicU64,
-    /// Replies dropped between the receiver and scheduler threads.
-    pub dropped_replies: AtomicU64,
-    /// Events dropped because the stream hub was not keeping up.
+    /// Events dropped because the stream hubs were not keeping up.
     pub dropped_events: AtomicU64,
     /// Replies timed by the monotonic clock because the wall clock stepped.
     pub clock_fallbacks: AtomicU64,
@@ -79,9 +163,11 @@ pub struct Metrics {
     pub clients: AtomicU64,
     /// Clients cut off for falling behind.
     pub overflows: AtomicU64,
-    /// Round-trip times of in-time replies.
-    pub rtt: Histogram,
-    /// How late each send was against its schedule.
+    /// Targets being probed now.
+    pub targets: AtomicU64,
+    /// Targets-file reloads that failed (the old set stayed).
+    pub reload_errors: AtomicU64,
+    /// How late each send was against its schedule (all targets).
     pub send_lateness: Histogram,
 }
 
@@ -96,99 +182,89 @@ impl Metrics {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Stores the prober's final clock-fallback count.
-    pub fn set_clock_fallbacks(&self, n: u64) {
-        self.clock_fallbacks.store(n, Ordering::Relaxed);
-    }
-
-    /// Prometheus text exposition.
-    pub fn render(&self, version: &str, target: &str) -> String {
-        let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 14] = [
-            (
-                "clock_probes_sent_total",
-                "ICMP Timestamp requests sent.",
-                &self.clock_sent,
-            ),
-            (
-                "clock_replies_total",
-                "Timestamp replies used as clock readings.",
-                &self.clock_replies,
-            ),
-            ("probes_sent_total", "Echo requests sent.", &self.sent),
-            (
-                "probe_send_errors_total",
-                "Sends the kernel refused.",
-                &self.send_errors,
-            ),
-            (
-                "replies_total",
-                "Replies within the timeout.",
-                &self.replies,
-            ),
-            (
-                "lost_total",
-                "Probes with no reply within the timeout.",
-                &self.lost,
-            ),
-            ("late_total", "Replies after the timeout.", &self.late),
-            ("duplicate_total", "Duplicate replies.", &self.duplicates),
-            (
-                "foreign_packets_total",
-                "Packets that were not replies to our probes.",
-                &self.foreign,
-            ),
-            (
-                "skipped_total",
-                "Schedule slots skipped after a stall.",
-                &self.skipped,
-            ),
+    /// Prometheus text exposition of the process-wide series and of every
+    /// target's (`targets`: each target's escaped name and its counters).
+    pub fn render(&self, version: &str, targets: &[(String, &TargetMetrics)]) -> String {
+        let mut out = String::with_capacity(4096 + targets.len() * 4096);
+        for (name, help, field) in TARGET_COUNTERS {
+            let full = format!("migwatch_{name}");
+            family(&mut out, &full, "counter", help);
+            if name == "foreign_packets_total" {
+                let _ = writeln!(
+                    out,
+                    "{full}{{target=\"\"}} {}",
+                    self.foreign.load(Ordering::Relaxed)
+                );
+            }
+            for (t, m) in targets {
+                let _ = writeln!(
+                    out,
+                    "{full}{{target=\"{t}\"}} {}",
+                    field(m).load(Ordering::Relaxed)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "migwatch_rtt_seconds",
+            "histogram",
+            "Round-trip time of in-time replies.",
+        );
+        for (t, m) in targets {
+            m.rtt
+                .render_series("migwatch_rtt_seconds", &format!("target=\"{t}\""), &mut out);
+        }
+        let process: [(&str, &str, &str, &AtomicU64); 6] = [
             (
                 "receive_errors_total",
+                "counter",
                 "Socket receive errors.",
                 &self.receive_errors,
             ),
             (
-                "dropped_replies_total",
-                "Replies dropped inside the prober.",
-                &self.dropped_replies,
-            ),
-            (
                 "dropped_events_total",
-                "Events the stream hub could not take.",
+                "counter",
+                "Events the stream hubs could not take.",
                 &self.dropped_events,
             ),
             (
                 "overflow_disconnects_total",
+                "counter",
                 "Clients cut off for falling behind.",
                 &self.overflows,
             ),
+            (
+                "reload_errors_total",
+                "counter",
+                "Targets-file reloads that failed (the old set stayed).",
+                &self.reload_errors,
+            ),
+            ("clients", "gauge", "Connected SSE clients.", &self.clients),
+            ("targets", "gauge", "Targets being probed.", &self.targets),
         ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP migwatch_{name} {help}\n# TYPE migwatch_{name} counter\nmigwatch_{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+        for (name, kind, help, c) in process {
+            let full = format!("migwatch_{name}");
+            family(&mut out, &full, kind, help);
+            let _ = writeln!(out, "{full} {}", c.load(Ordering::Relaxed));
         }
-        let _ = writeln!(
-            out,
-            "# HELP migwatch_clients Connected SSE clients.\n# TYPE migwatch_clients gauge\nmigwatch_clients {}",
-            self.clients.load(Ordering::Relaxed)
-        );
-        self.rtt.render(
-            "migwatch_rtt_seconds",
-            "Round-trip time of in-time replies.",
+        family(
             &mut out,
-        );
-        self.send_lateness.render(
             "migwatch_send_lateness_seconds",
-            "How late each probe left against its schedule.",
+            "histogram",
+            "How late each probe left against its schedule (all targets).",
+        );
+        self.send_lateness
+            .render_series("migwatch_send_lateness_seconds", "", &mut out);
+        family(
             &mut out,
+            "migwatch_build_info",
+            "gauge",
+            "Build information.",
         );
         let _ = writeln!(
             out,
-            "# HELP migwatch_build_info Build information.\n# TYPE migwatch_build_info gauge\nmigwatch_build_info{{version=\"{version}\",target=\"{target}\"}} 1"
+            "migwatch_build_info{{version=\"{}\"}} 1",
+            escape(version)
         );
         out
     }
@@ -199,15 +275,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative() {
+    fn histogram_buckets_are_cumulative_and_labelled() {
         let m = Metrics::default();
-        m.rtt.observe(Duration::from_micros(5));
-        m.rtt.observe(Duration::from_micros(300));
-        m.rtt.observe(Duration::from_secs(10));
-        let text = m.render("0.1.0", "127.0.0.1");
-        assert!(text.contains("migwatch_rtt_seconds_bucket{le=\"0.00001\"} 1"));
-        assert!(text.contains("migwatch_rtt_seconds_bucket{le=\"0.0005\"} 2"));
-        assert!(text.contains("migwatch_rtt_seconds_bucket{le=\"+Inf\"} 3"));
-        assert!(text.contains("migwatch_rtt_seconds_count 3"));
+        let t = TargetMetrics::default();
+        t.rtt.observe(Duration::from_micros(5));
+        t.rtt.observe(Duration::from_micros(300));
+        t.rtt.observe(Duration::from_secs(10));
+        let text = m.render("0.1.0", &[("vm-1".into(), &t)]);
+        assert!(text.contains("migwatch_rtt_seconds_bucket{target=\"vm-1\",le=\"0.00001\"} 1"));
+        assert!(text.contains("migwatch_rtt_seconds_bucket{target=\"vm-1\",le=\"0.0005\"} 2"));
+        assert!(text.contains("migwatch_rtt_seconds_bucket{target=\"vm-1\",le=\"+Inf\"} 3"));
+        assert!(text.contains("migwatch_rtt_seconds_count{target=\"vm-1\"} 3"));
+        assert!(text.contains("migwatch_send_lateness_seconds_count 0"));
+    }
+
+    #[test]
+    fn every_target_gets_every_counter_under_one_family() {
+        let m = Metrics::default();
+        let (a, b) = (TargetMetrics::default(), TargetMetrics::default());
+        b.lost.fetch_add(7, Ordering::Relaxed);
+        let text = m.render("0.1.0", &[("a".into(), &a), ("b".into(), &b)]);
+        assert!(text.contains(
+            "migwatch_lost_total{target=\"a\"} 0\nmigwatch_lost_total{target=\"b\"} 7\n"
+        ));
+        assert_eq!(
+            text.matches("# TYPE migwatch_lost_total counter").count(),
+            1
+        );
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -23,19 +23,18 @@
 //!   and sends everything new as one chunk, so 1 kHz probing is not 1000
 //!   writes per second per client.
 //!
-//! The prober hands events over in batches through a [`Feed`]: a bounded
-//! channel that a plain thread ([`Pump`]) drains into [`Hub::push_batch`],
-//! or, for a small batch when the hub is free, straight in with
-//! `try_lock` (it never waits). The ring lock is only ever held for a
+//! The prober hands events over in batches through a
+//! [`Feed`](crate::feed::Feed): a bounded channel that a plain thread
+//! drains into [`Hub::push_batch`], or, for a small batch when the hub is
+//! free, straight in with [`Hub::try_push_batch`] (it never waits). The ring lock is only ever held for a
 //! copy or a small render, never across I/O or an await.
 
 use crate::metrics::Metrics;
 use bytes::{BufMut, Bytes, BytesMut};
-use migwatch_shared::wire::{Event, Gap, Overflow, Sample};
+use migwatch_shared::wire::{Clock, Event, Gap, Overflow, Sample};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
@@ -97,6 +96,15 @@ impl HubConfig {
 enum Entry {
     /// A `sample`; `rtt_us` is `u32::MAX` for a lost probe.
     Sample { seq: u64, sent_us: i64, rtt_us: u32 },
+    /// A `clock` reading whose seq and offset fit 32 bits (all of them but
+    /// a guest hours off or years of readings): 5 a second per target, so
+    /// boxing them would cost a fleet's ring more than its samples.
+    Clock {
+        sent_us: i64,
+        seq: u32,
+        rtt_us: u32,
+        offset_us: i32,
+    },
     /// Any other event (a sample with an RTT of `u32::MAX` µs too).
     Other(Box<Event>),
 }
@@ -110,6 +118,15 @@ impl Entry {
                 seq: s.seq,
                 sent_us: s.sent_us,
                 rtt_us: s.rtt_us.unwrap_or(Entry::LOST),
+            },
+            Event::Clock(c) => match (u32::try_from(c.seq), i32::try_from(c.offset_us)) {
+                (Ok(seq), Ok(offset_us)) => Entry::Clock {
+                    sent_us: c.sent_us,
+                    seq,
+                    rtt_us: c.rtt_us,
+                    offset_us,
+                },
+                _ => Entry::Other(Box::new(*ev)),
             },
             ev => Entry::Other(Box::new(ev)),
         }
@@ -125,6 +142,17 @@ impl Entry {
                 seq: *seq,
                 sent_us: *sent_us,
                 rtt_us: (*rtt_us != Entry::LOST).then_some(*rtt_us),
+            }),
+            Entry::Clock {
+                sent_us,
+                seq,
+                rtt_us,
+                offset_us,
+            } => Event::Clock(Clock {
+                seq: u64::from(*seq),
+                sent_us: *sent_us,
+                rtt_us: *rtt_us,
+                offset_us: i64::from(*offset_us),
             }),
             Entry::Other(ev) => **ev,
         }
@@ -156,6 +184,8 @@ struct Ring {
     /// The newest events' text, ending at `next_id - 1`.
     chunks: VecDeque<Chunk>,
     chunk_bytes: usize,
+    /// Events kept ([`HubConfig::capacity`], or as set since).
+    capacity: usize,
 }
 
 /// The event hub. Cheap to share behind an `Arc`.
@@ -219,70 +249,6 @@ fn render(first: u64, evs: &[Event]) -> Chunk {
     }
 }
 
-/// The prober's way into the hub; it never blocks. A small batch goes
-/// straight in when no lock is taken and nothing is queued (saving a
-/// thread wake-up per batch at low rates); anything else goes through a
-/// bounded channel to [`Pump`], in order.
-pub struct Feed {
-    hub: Arc<Hub>,
-    tx: SyncSender<Vec<Event>>,
-    /// Batches in the channel and not yet pushed: while there are any, a
-    /// batch must queue behind them to keep the order.
-    queued: Arc<AtomicUsize>,
-}
-
-/// The thread side of [`Feed`]: pushes queued batches into the hub.
-pub struct Pump {
-    hub: Arc<Hub>,
-    rx: Receiver<Vec<Event>>,
-    queued: Arc<AtomicUsize>,
-}
-
-/// A feed into `hub` whose channel holds up to `bound` batches.
-pub fn feed(hub: Arc<Hub>, bound: usize) -> (Feed, Pump) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(bound);
-    let queued = Arc::new(AtomicUsize::new(0));
-    (
-        Feed {
-            hub: hub.clone(),
-            tx,
-            queued: queued.clone(),
-        },
-        Pump { hub, rx, queued },
-    )
-}
-
-impl Feed {
-    /// Hands a batch over, straight into the hub if `direct` (the caller
-    /// has time to render it) and the hub is free, else through the
-    /// channel. Returns the number of events dropped because the channel
-    /// was full (the pump is not keeping up) or closed.
-    pub fn send(&self, batch: Vec<Event>, direct: bool) -> usize {
-        if direct && self.queued.load(Ordering::Acquire) == 0 && self.hub.try_push_batch(&batch) {
-            return 0;
-        }
-        let n = batch.len();
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        match self.tx.try_send(batch) {
-            Ok(()) => 0,
-            Err(_) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                n
-            }
-        }
-    }
-}
-
-impl Pump {
-    /// Pushes batches until every [`Feed`] is gone.
-    pub fn run(self) {
-        for batch in self.rx {
-            self.hub.push_batch(&batch);
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
-
 impl Hub {
     /// An empty hub.
     pub fn new(cfg: HubConfig) -> Arc<Hub> {
@@ -298,6 +264,7 @@ impl Hub {
                 next_id: 1,
                 chunks: VecDeque::new(),
                 chunk_bytes: 0,
+                capacity: cfg.capacity,
             }),
             writer: Mutex::new(()),
             latest: watch::Sender::new(0),
@@ -358,7 +325,7 @@ impl Hub {
     /// events). Returns the last id.
     fn append(&self, r: &mut Ring, evs: &[Event], chunk: Option<Chunk>) -> u64 {
         for ev in evs {
-            if r.events.len() >= self.cfg.capacity {
+            if r.events.len() >= r.capacity {
                 r.events.pop_front();
                 r.first_id += 1;
             }
@@ -386,6 +353,41 @@ impl Hub {
     /// The id of the newest event, 0 before any.
     pub fn latest_id(&self) -> u64 {
         *self.latest.borrow()
+    }
+
+    /// Copies up to `max` events after id `after` into `out`, for an
+    /// in-process reader (the sidecar's own detector), and returns the id
+    /// of the last one copied (`after` if none) and the gap, if events
+    /// after `after` already left the ring.
+    pub fn events_after(&self, after: u64, max: usize, out: &mut Vec<Event>) -> (u64, Option<Gap>) {
+        let r = lock(&self.ring);
+        let first = r.first_id;
+        let gap = (after + 1 < first).then(|| Gap {
+            from_id: after + 1,
+            to_id: first - 1,
+            missing: first - 1 - after,
+        });
+        let from = (after + 1).max(first);
+        let start = usize::try_from(from - first).unwrap_or(usize::MAX);
+        let before = out.len();
+        out.extend(r.events.iter().skip(start).take(max).map(Entry::event));
+        let n = (out.len() - before) as u64;
+        let last = if n > 0 { from + n - 1 } else { from - 1 };
+        (last.max(after), gap)
+    }
+
+    /// Shrinks (or grows) how many events the ring keeps, dropping the
+    /// oldest at once: a reload that adds targets keeps every ring within
+    /// the history memory budget.
+    pub fn set_capacity(&self, capacity: usize) {
+        let mut r = lock(&self.ring);
+        let capacity = capacity.max(1);
+        while r.events.len() > capacity {
+            r.events.pop_front();
+            r.first_id += 1;
+        }
+        r.events.shrink_to(capacity);
+        r.capacity = capacity;
     }
 
     /// Reads what follows id `after` into `out`: the shared text if it

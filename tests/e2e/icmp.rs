@@ -151,12 +151,25 @@ fn thread_sched(pid: u32) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
     Ok(out)
 }
 
-/// Reads one counter from the sidecar's `/metrics`.
+/// Reads one counter from the sidecar's `/metrics`, summed over its
+/// label sets (one per target).
 pub fn metric(sc: &Sidecar, name: &str) -> anyhow::Result<f64> {
     let text = sc.get("/metrics")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no metric {name} in /metrics"))
+    let values: Vec<f64> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            rest.trim().parse().ok()
+        })
+        .collect();
+    if values.is_empty() {
+        anyhow::bail!("no metric {name} in /metrics");
+    }
+    Ok(values.iter().sum())
 }
 
 #[test]

@@ -11,9 +11,11 @@ mod app_replay;
 mod app_resume;
 mod app_signals;
 mod faults;
+mod fleet;
 mod icmp;
 mod page;
 mod stream;
+mod watch;
 
 /// Fails the test at once when not root: these tests must never pass
 /// vacuously.
