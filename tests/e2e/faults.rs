@@ -440,7 +440,6 @@ fn check_every_seq_accounted(evs: &[Received], unsettled: u64) -> Result<(u64, u
 }
 
 #[test]
-#[ignore = "needs the prober's `skip` event (lead, issue 13); run after merging main"]
 fn a_sidecar_frozen_for_3_s_accounts_for_every_seq() -> Result<()> {
     require_root!();
     let ns = TargetNs::create()?;
