@@ -48,5 +48,9 @@ fuzz_target!(|data: &[u8]| {
     trace::write_csv(&events, &mut written).expect("writing to a String");
     let again = trace::read_as(Format::Csv, &written)
         .unwrap_or_else(|e| panic!("own output does not read back: {e}\n{written}"));
-    assert_eq!(rows(&again), rows(&events), "round trip changed the probes\n{written}");
+    assert_eq!(
+        rows(&again),
+        rows(&events),
+        "round trip changed the probes\n{written}"
+    );
 });
