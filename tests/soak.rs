@@ -247,14 +247,19 @@ fn lateness_q(a: &Scrape, b: &Scrape, q: f64) -> f64 {
     f64::INFINITY
 }
 
-/// (RSS in KiB, CPU seconds used) of a process.
-fn proc_usage(pid: u32) -> Result<(i64, f64)> {
+/// Memory of a process in KiB: (RSS, its anonymous part, CPU seconds
+/// used). The rest of RSS is file pages (the binary's code, libraries),
+/// which grow in steps as code first runs and are bounded by file sizes.
+fn proc_usage(pid: u32) -> Result<(i64, i64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS")?;
+    let kb = |key: &str| -> Result<i64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {key} in /proc/{pid}/status"))
+    };
+    let (rss, anon) = (kb("VmRSS:")?, kb("RssAnon:")?);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let rest = stat.rsplit_once(')').context("odd stat")?.1;
     let f: Vec<f64> = rest
@@ -263,13 +268,14 @@ fn proc_usage(pid: u32) -> Result<(i64, f64)> {
         .collect();
     // utime and stime are fields 14 and 15, in USER_HZ (100 on Linux).
     let cpu = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0;
-    Ok((rss, cpu))
+    Ok((rss, anon, cpu))
 }
 
 /// One minute's figures.
 struct Row {
     minute: usize,
     rss_kb: i64,
+    anon_kb: i64,
     cpu_pct: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -325,13 +331,13 @@ fn main() -> Result<()> {
         ),
         None => Box::new(std::io::sink()),
     };
-    let header = "| minute | RSS KiB | CPU % | lateness p50 ms | p99 ms | probes sent | lost | skipped | reader events | stalled client cut off after s |\n|---|---|---|---|---|---|---|---|---|---|";
+    let header = "| minute | RSS KiB | anon KiB | CPU % | lateness p50 ms | p99 ms | probes sent | lost | skipped | reader events | stalled client cut off after s |\n|---|---|---|---|---|---|---|---|---|---|---|";
     println!("{header}");
     writeln!(out, "{header}")?;
 
     let t0 = Instant::now();
     let first = scrape(&sc)?;
-    let (mut prev, mut prev_cpu) = (scrape(&sc)?, proc_usage(sc.pid())?.1);
+    let (mut prev, mut prev_cpu) = (scrape(&sc)?, proc_usage(sc.pid())?.2);
     let mut rows: Vec<Row> = Vec::new();
     for minute in 1..=o.minutes {
         // The stalled client comes 5 s into the minute and is gone well
@@ -341,10 +347,11 @@ fn main() -> Result<()> {
         let cut = stall(&sc.base, &sc)?;
         std::thread::sleep(minute_end.saturating_duration_since(Instant::now()));
         let now = scrape(&sc)?;
-        let (rss_kb, cpu) = proc_usage(sc.pid())?;
+        let (rss_kb, anon_kb, cpu) = proc_usage(sc.pid())?;
         let row = Row {
             minute,
             rss_kb,
+            anon_kb,
             cpu_pct: (cpu - prev_cpu) / 60.0 * 100.0,
             p50_ms: lateness_q(&prev, &now, 0.5) * 1e3,
             p99_ms: lateness_q(&prev, &now, 0.99) * 1e3,
@@ -360,9 +367,10 @@ fn main() -> Result<()> {
             stall_cutoff_s: cut.map(|d| d.as_secs_f64()),
         };
         let line = format!(
-            "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             row.minute,
             row.rss_kb,
+            row.anon_kb,
             row.cpu_pct,
             row.p50_ms,
             row.p99_ms,
@@ -442,6 +450,12 @@ fn main() -> Result<()> {
             peak - base_rss
         ));
     }
+    let anon_growth = rows[from - 1..]
+        .iter()
+        .map(|r| r.anon_kb)
+        .max()
+        .unwrap_or(0)
+        - rows[from - 1].anon_kb;
     let stalls_cut = rows.iter().filter(|r| r.stall_cutoff_s.is_some()).count();
     if stalls_cut < rows.len() {
         fails.push(format!(
@@ -452,7 +466,7 @@ fn main() -> Result<()> {
     let summary = format!(
         "\nsoak {} min at 1 kHz: resuming client {reconnects} reconnects, {lost_ids} ids lost, {repeated} repeated; \
          {READERS} readers {r_lost} ids lost; probes lost {probe_loss}, send errors {send_errors}; \
-         RSS minute {from} {base_rss} KiB, peak after {peak} KiB (+{} KiB, bound {bound}); \
+         RSS minute {from} {base_rss} KiB, peak after {peak} KiB (+{} KiB, bound {bound}; anonymous +{anon_growth} KiB); \
          lateness p99 first {} ms, last {} ms; stalled clients cut off {stalls_cut}/{}",
         o.minutes,
         peak - base_rss,
