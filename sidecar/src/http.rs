@@ -119,8 +119,12 @@ fn with_token(token: Option<Arc<str>>) -> impl Filter<Extract = (), Error = Reje
 }
 
 /// Where a client resumes: `Last-Event-ID` (the browser's own reconnect)
-/// wins over `?since=` (the page's manual reconnect).
-fn start_from(header: Option<String>, query: &HashMap<String, String>) -> Result<Start, Rejection> {
+/// wins over `?since=` (the page's manual reconnect). Empty means live; a
+/// value that is not a whole number is a 400. Public for the fuzz target.
+pub fn start_from(
+    header: Option<String>,
+    query: &HashMap<String, String>,
+) -> Result<Start, Rejection> {
     let raw = header.or_else(|| query.get("since").cloned());
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(Start::Live),

@@ -11,6 +11,7 @@ mod app_multi;
 mod app_replay;
 mod app_resume;
 mod app_signals;
+mod faults;
 mod fleet;
 mod icmp;
 mod page;
