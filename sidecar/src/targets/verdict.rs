@@ -37,12 +37,6 @@ pub const KEEP: usize = 100;
 /// an announce may come 3 s after the resume (docs/DETECTION.md).
 const OUTAGE_FINAL_US: i64 = 10_000_000;
 
-/// A migration's downtime goes into the histogram this long after it was
-/// first judged: the guest clock's step, the precise figure, is confirmed
-/// and refined for 3 s after the resume (docs/DETECTION.md), while the
-/// counter and the gauges are updated at once.
-const DOWNTIME_SETTLE_US: i64 = 4_000_000;
-
 /// Upper bounds of the downtime histogram, in seconds: 10 ms to 10 s, the
 /// range of real stop-and-copy phases (docs/DETECTION.md).
 const DOWNTIME_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -65,7 +59,10 @@ struct Seen {
     record: MigrationRecord,
     counted_red: bool,
     counted_outage: bool,
-    /// Its downtime is in the histogram (once the estimate settled).
+    /// Its downtime is in the histogram: the first estimate, at once, so an
+    /// alert on a long stop fires with the migration alert (the guest
+    /// clock refines it by about 10 ms over the next 3 s; the gauges follow
+    /// that, the histogram's buckets hardly notice).
     counted_downtime: bool,
 }
 
@@ -432,10 +429,7 @@ impl State {
                 self.last_migration_s = slot.record.start_s;
                 self.last_downtime_s = slot.record.downtime_ms / 1000.0;
             }
-            if slot.counted_red
-                && !slot.counted_downtime
-                && now_us.saturating_sub(m.decided_us) >= DOWNTIME_SETTLE_US
-            {
+            if slot.counted_red && !slot.counted_downtime {
                 slot.counted_downtime = true;
                 let d = slot.record.downtime_ms / 1000.0;
                 self.downtime_sum_s += d;
