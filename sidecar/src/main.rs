@@ -193,9 +193,9 @@ fn run(args: cli::Args) -> Result<()> {
         "privileges dropped: running with no capabilities"
     );
     tracing::info!(
-        priority = svc.probe_priority.name(),
         receive_buffer_kib = rcvbuf / 1024,
-        "prober started"
+        "prober started at {} priority",
+        svc.probe_priority.name()
     );
     for t in &list {
         tracing::info!(

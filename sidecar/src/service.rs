@@ -82,6 +82,18 @@ pub struct Service {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// The broadcast addresses of this host's IPv4 networks.
+fn local_broadcasts() -> Vec<Ipv4Addr> {
+    pnet::datalink::interfaces()
+        .iter()
+        .flat_map(|i| i.ips.iter())
+        .filter_map(|n| match n {
+            pnet::ipnetwork::IpNetwork::V4(v4) if v4.prefix() < 31 => Some(v4.broadcast()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads and parses the targets file, printing each skipped entry.
 fn read_targets_file(path: &std::path::Path, d: &Defaults) -> Result<Vec<TargetSpec>, String> {
     let text = std::fs::read_to_string(path)
@@ -105,6 +117,19 @@ impl Setup {
         if let Some(path) = &self.targets_file {
             specs.extend(read_targets_file(path, &self.defaults)?);
         }
+        // A subnet's broadcast address would make every host on it answer.
+        let broadcasts = local_broadcasts();
+        specs.retain(|t| {
+            let bad = broadcasts.contains(&t.address);
+            if bad {
+                eprintln!(
+                    "migwatch-sidecar: target {:?} skipped: {} is the broadcast address of a local \
+                     network; give one host's address",
+                    t.name, t.address
+                );
+            }
+            !bad
+        });
         let (kept, why) = check_set(specs, RATE_BUDGET);
         for w in why {
             tracing::warn!("{w}");

@@ -11,4 +11,4 @@ pub mod serve;
 pub mod static_files;
 pub mod tls;
 
-pub use routes::{routes, AppState};
+pub use routes::{routes, start_from, AppState};

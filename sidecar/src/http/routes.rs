@@ -132,8 +132,12 @@ fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 }
 
 /// Where a client resumes: `Last-Event-ID` (the browser's own reconnect)
-/// wins over `?since=` (the page's manual reconnect).
-fn start_from(header: Option<String>, query: &HashMap<String, String>) -> Result<Start, Rejection> {
+/// wins over `?since=` (the page's manual reconnect). Empty means live; a
+/// value that is not a whole number is a 400. Public for the fuzz target.
+pub fn start_from(
+    header: Option<String>,
+    query: &HashMap<String, String>,
+) -> Result<Start, Rejection> {
     let raw = header.or_else(|| query.get("since").cloned());
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(Start::Live),
@@ -230,6 +234,30 @@ pub fn routes(
             warp::reply::json(&list)
         });
 
+    let st = state.clone();
+    let overview = warp::path!("overview")
+        .and(get_or_head())
+        .and(with_token(state.token.clone()))
+        .and(query())
+        .map(move |q: HashMap<String, String>| {
+            let seconds = q
+                .get("seconds")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(30);
+            let body = migwatch_shared::report::Overview {
+                at_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                targets: st
+                    .fleet
+                    .list()
+                    .iter()
+                    .map(|t| t.verdicts.summary(&t.spec.name, seconds))
+                    .collect(),
+            };
+            warp::reply::json(&body)
+        });
+
     let healthz = warp::path!("healthz").and(get_or_head()).map(|| "ok\n");
 
     let st = state.clone();
@@ -281,6 +309,7 @@ pub fn routes(
         .or(info)
         .or(migrations)
         .or(targets)
+        .or(overview)
         .or(healthz)
         .or(metrics)
         .or(page)
