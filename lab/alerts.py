@@ -26,22 +26,17 @@ root or bad flags. Run it through lab/check-alerts.sh (root, range guard).
 """
 
 import argparse
-import calendar
 import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -49,12 +44,9 @@ sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True
 
 import netns  # noqa: E402  (lab/netns.py: the lab's namespace names, the guest address)
+from promstack import (AM_CONFIG, RULES, CheckError, Procs, Webhook, log, parse_time,  # noqa: E402
+                       prom_query, prom_samples, start_alertmanager, start_prometheus, free_port)
 
-RULES = os.path.join(REPO, "deploy/prometheus/migwatch-rules.yml")
-AM_CONFIG = os.path.join(REPO, "deploy/alertmanager/alertmanager.yml")
-# The webhook URL in the shipped Alertmanager config, replaced by ours
-# (tests/promstack.rs replaces the same one).
-SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9095/migwatch"
 # Scrape and evaluation interval (the issue's measurement condition).
 EVERY_S = 1
 # Alerts that say "this VM was migrated" (MigwatchLongDowntime inhibits
@@ -65,8 +57,6 @@ WATCH_TOLERANCE_MS = 5.0
 # How long watch may wait for a migration (the lab's quick run is about
 # 35-60 s from the guest's boot to its last step here).
 WATCH_TIMEOUT = "180s"
-# At most this many webhook notifications are kept (a run sees a handful).
-MAX_NOTIFICATIONS = 1000
 # After the lab's last step, how long to wait for the outages counter: the
 # sidecar counts a yellow verdict once it has stayed yellow 10 s after the
 # outage ended (sidecar/src/targets/verdict.rs, OUTAGE_FINAL_US), plus a
@@ -75,202 +65,6 @@ OUTAGE_WAIT_S = 30
 # An outage is counted within this long after its end (those 10 s, the
 # detector's 100 ms catch-up, a scrape, slack).
 OUTAGE_COUNTED_S = 16
-MAX_BODY = 1 << 20
-
-
-def log(msg):
-    print(f"[alerts {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-class CheckError(RuntimeError):
-    """Something this check needs could not be set up or read."""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.read()
-
-
-# ------------------------------------------------------------------ webhook
-
-
-class Webhook:
-    """Alertmanager's webhook receiver: records every POST (arrival time,
-    path, JSON body) on a free loopback port."""
-
-    def __init__(self):
-        self.got = []
-        self.errors = []
-        self.lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                at = time.time()
-                try:
-                    n = int(self.headers.get("Content-Length", "0"))
-                    if not 0 <= n <= MAX_BODY:
-                        raise ValueError(f"Content-Length {n} out of range")
-                    body = json.loads(self.rfile.read(n))
-                except ValueError as e:
-                    with hook.lock:
-                        hook.errors.append(f"POST {self.path}: {e}")
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                with hook.lock:
-                    if len(hook.got) < MAX_NOTIFICATIONS:
-                        hook.got.append({"at": at, "path": self.path, "body": body})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/migwatch"
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-        self.thread.start()
-
-    def notifications(self):
-        with self.lock:
-            return list(self.got)
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
-# ------------------------------------------------------- child processes
-
-
-class Procs:
-    """Every process this check starts, stopped by PID (newest first)."""
-
-    def __init__(self):
-        self.items = []  # (Popen, name, how): how = "term" or "lab"
-
-    def start(self, name, cmd, log_path=None, how="term", **kw):
-        out = open(log_path, "w") if log_path else subprocess.DEVNULL
-        try:
-            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=kw.pop("stdout", out),
-                                 stderr=kw.pop("stderr", subprocess.STDOUT), start_new_session=True, **kw)
-        except FileNotFoundError as e:
-            raise CheckError(f"cannot start {name}: {e} (scripts/check-deploy.sh installs Prometheus "
-                             "and Alertmanager from Debian)") from None
-        finally:
-            if log_path:
-                out.close()
-        self.items.append((p, name, how))
-        return p
-
-    def stop_all(self):
-        for p, name, how in reversed(self.items):
-            if p.poll() is not None:
-                continue
-            # The lab cleans up its namespaces and QEMUs on SIGTERM: give it time.
-            grace = 90 if how == "lab" else 10
-            try:
-                p.terminate()
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
-                log(f"{name} (pid {p.pid}) ignored SIGTERM for {grace} s: killing it")
-                p.kill()
-                p.wait()
-            except OSError:
-                pass
-
-
-def wait_ready(proc, name, base, log_path, timeout=60):
-    """Waits for GET base/-/ready to answer 200; fails early if it exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CheckError(f"{name} exited with {proc.returncode}; its log ({log_path}):\n"
-                             + open(log_path, errors="replace").read()[-3000:])
-        try:
-            if http_get(base + "/-/ready", timeout=2)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise CheckError(f"{name} not ready at {base} within {timeout} s (log: {log_path})")
-
-
-def start_alertmanager(procs, tmp, webhook_url):
-    text = open(AM_CONFIG).read()
-    if SHIPPED_WEBHOOK_URL not in text:
-        raise CheckError(f"{AM_CONFIG} no longer holds the webhook URL {SHIPPED_WEBHOOK_URL} this check replaces")
-    cfg = os.path.join(tmp, "alertmanager.yml")
-    with open(cfg, "w") as f:
-        f.write(text.replace(SHIPPED_WEBHOOK_URL, webhook_url))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = os.path.join(tmp, "alertmanager.log")
-    p = procs.start("alertmanager", [
-        "prometheus-alertmanager", f"--config.file={cfg}", f"--storage.path={tmp}/am-data",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # no gossip: loopback HTTP only
-        "--log.level=warn"], log_path)
-    wait_ready(p, "alertmanager", base, log_path)
-    return base, f"127.0.0.1:{port}"
-
-
-def start_prometheus(procs, tmp, am_addr, sidecar_addr):
-    cfg = os.path.join(tmp, "prometheus.yml")
-    with open(cfg, "w") as f:
-        f.write(f"""global:
-  scrape_interval: {EVERY_S}s
-  evaluation_interval: {EVERY_S}s
-  scrape_timeout: {EVERY_S}s
-rule_files:
-  - "{RULES}"
-alerting:
-  alertmanagers:
-    - static_configs:
-        - targets: ["{am_addr}"]
-scrape_configs:
-  - job_name: migwatch
-    static_configs:
-      - targets: ["{sidecar_addr}"]
-""")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = os.path.join(tmp, "prometheus.log")
-    p = procs.start("prometheus", [
-        "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={tmp}/prom-data",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], log_path)
-    wait_ready(p, "prometheus", base, log_path)
-    return base
-
-
-def prom_query(base, expr, at):
-    """An instant query at unix time `at`: the API's `result` list."""
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
-    try:
-        _, body = http_get(url, timeout=10)
-    except OSError as e:
-        raise CheckError(f"GET {url}: {e}") from None
-    v = json.loads(body)
-    if v.get("status") != "success":
-        raise CheckError(f"GET {url}: {v}")
-    return v["data"]["result"]
-
-
-def prom_samples(base, expr, since, at):
-    """Raw samples of a range selector over [since, at]: {name-or-labels: [(t, v)]}."""
-    secs = max(1, int(at - since) + 2)
-    out = {}
-    for series in prom_query(base, f"{expr}[{secs}s]", at):
-        key = series["metric"].get("alertname") or json.dumps(series["metric"], sort_keys=True)
-        out.setdefault(key, []).extend((float(t), float(v)) for t, v in series["values"])
-    return out
 
 
 def wait_for_outages(prom_base, starts, timeout=OUTAGE_WAIT_S):
@@ -459,25 +253,31 @@ class Results:
         print(f"  {'PASS' if ok else 'FAIL'}: {what}", flush=True)
 
 
-def check_run(res, truth, prom_base, notes, watch, since, until):
+def check_run(res, truth, prom_base, hook, watch, since, until):
+    """All four checks on one lab run; returns the figures measured."""
     target = truth.get("guest_ip", netns.GUEST_IP)
     steps = truth["steps"]
-    migs = [s for s in steps if s["kind"] == "migration"]
-    others = [s for s in steps if s["kind"] != "migration"]
     sel = f'{{job="migwatch",target="{target}"}}'
     mig = prom_samples(prom_base, f"migwatch_migrations_total{sel}", since, until)
     out = prom_samples(prom_base, f"migwatch_outages_total{sel}", since, until)
-    mig = sorted(next(iter(mig.values()), []))
-    out = sorted(next(iter(out.values()), []))
     alerts = prom_samples(prom_base, f'ALERTS{{alertstate="firing",target="{target}"}}', since, until)
     figures = {"steps": [], "alerts_prometheus": {k: episodes(v) for k, v in alerts.items()}}
+    if check_counters(res, figures, target, steps, sorted(next(iter(mig.values()), [])),
+                      sorted(next(iter(out.values()), [])), until):
+        check_alerts(res, figures, target, steps, hook, until)
+    check_watch(res, figures, target, steps, watch)
+    return figures
 
-    # (1) the counters, step by step
+
+def check_counters(res, figures, target, steps, mig, out, until):
+    """(1) the counters, step by step. False if Prometheus has none."""
+    migs = [s for s in steps if s["kind"] == "migration"]
+    others = [s for s in steps if s["kind"] != "migration"]
     print("(1) counters in Prometheus (scraped every 1 s from the lab's sidecar)")
     res.check(mig and out, f"Prometheus holds migwatch_migrations_total and migwatch_outages_total for "
               f"target={target} ({len(mig)} and {len(out)} samples)")
     if not (mig and out):
-        return figures
+        return False
     total = mig[-1][1] - mig[0][1]
     res.check(total == len(migs), f"migwatch_migrations_total rose by {total:g} over the run: "
               f"the lab performed {len(migs)} migration(s)")
@@ -513,9 +313,20 @@ def check_run(res, truth, prom_base, notes, watch, since, until):
         do = out[-1][1] - (o0 or 0)
         res.check(do >= len(others), f"outages_total rose by {do:g} from the first step that is not a migration "
                   f"on: {len(others)} such step(s)")
+    return True
 
-    # (2) and (3) the alerts
+
+def check_alerts(res, figures, target, steps, hook, until):
+    """(2) the migration alert at the webhook, its latency per migration;
+    (3) none before the first RESUME, none started by a step that is not a
+    migration."""
+    migs = [s for s in steps if s["kind"] == "migration"]
+    others = [s for s in steps if s["kind"] != "migration"]
+    alerts = figures["alerts_prometheus"]
+    notes = hook.notifications()
     print("(2) the webhook (Alertmanager, shipped routes, group_wait as shipped)")
+    res.check(not hook.errors, f"every notification was well-formed JSON ({len(notes)} received; "
+              f"errors: {hook.errors or 'none'})")
     fired = []  # (received, alert) for each firing migration alert for our target
     for n in notes:
         for a in n["body"].get("alerts", []):
@@ -583,26 +394,32 @@ def check_run(res, truth, prom_base, notes, watch, since, until):
                   f"step {st['step']} {st['kind']}: no migration alert started (Prometheus: {new_prom or 'none'}, "
                   f"webhook: {new_hook or 'none'})")
 
-    # (4) watch
+
+
+def check_watch(res, figures, target, steps, watch):
+    """(4) watch --until-migration: exit 0, its last line's downtime within
+    WATCH_TOLERANCE_MS of the first migration's STOP->RESUME."""
+    migs = [s for s in steps if s["kind"] == "migration"]
+    first = migs[0] if migs else None
     print("(4) migwatch-sidecar watch --until-migration in the lab's monitor namespace")
     if watch is None:
         res.check(False, "watch ran (it never started: see above)")
-        return figures
+        return
     rc = watch.proc.returncode
     res.check(rc == 0, f"watch exited {rc} (0 = a migration was seen; 3 = --timeout)")
-    if first and watch.baseline_at is not None:
-        res.check(watch.baseline_at < first["stop_us"] / 1e6,
-                  f"watch's baseline was ready {first['stop_us'] / 1e6 - watch.baseline_at:.1f} s before "
-                  "the first STOP")
+    if first:
+        ahead = first["stop_us"] / 1e6 - (watch.baseline_at or float("inf"))
+        res.check(ahead > 0, f"watch's baseline was ready before the first STOP ({ahead:.1f} s ahead; "
+                  "it judges nothing without one)")
     lines = watch.lines()
     if not lines:
         res.check(False, "watch printed a line")
-        return figures
+        return
     last = lines[-1]
     hit = [s for s in migs if last["start_s"] <= s["resume_us"] / 1e6 and last["end_s"] >= s["stop_us"] / 1e6]
     if not hit:
         res.check(False, f"watch's last line overlaps a migration's STOP->RESUME: {last}")
-        return figures
+        return
     st = hit[0]
     truth_ms = st["downtime_us"] / 1000
     err = last["downtime_ms"] - truth_ms
@@ -614,19 +431,6 @@ def check_run(res, truth, prom_base, notes, watch, since, until):
               f"watch: {last.get('target')} {last.get('level')} downtime {last['downtime_ms']:.1f} ms "
               f"({last.get('downtime_from')}) vs STOP->RESUME {truth_ms:.1f} ms: {err:+.1f} ms "
               f"(within {WATCH_TOLERANCE_MS:g})")
-    return figures
-
-
-def parse_time(s):
-    """Alertmanager's RFC 3339 time (UTC, 'Z', up to ns) -> unix seconds."""
-    if not s:
-        return float("inf")
-    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", s)
-    if not m:
-        return float("inf")
-    y, mo, d, hh, mm, ss = (int(x) for x in m.groups()[:6])
-    frac = float("0." + m.group(7)) if m.group(7) else 0.0
-    return calendar.timegm((y, mo, d, hh, mm, ss)) + frac
 
 
 # --------------------------------------------------------------------- main
@@ -691,7 +495,7 @@ def run(args, tmp, out_dir, mine, procs):
     try:
         am_base, am_addr = start_alertmanager(procs, tmp, hook.url)
         page = free_port()
-        prom_base = start_prometheus(procs, tmp, am_addr, f"127.0.0.1:{page}")
+        prom_base = start_prometheus(procs, tmp, am_addr, f"127.0.0.1:{page}", EVERY_S)
         log(f"Prometheus {prom_base} (rules {os.path.relpath(RULES, REPO)}, every {EVERY_S} s), "
             f"Alertmanager {am_base} (routes {os.path.relpath(AM_CONFIG, REPO)}), webhook {hook.url}; "
             f"the lab's sidecar on 127.0.0.1:{page}")
@@ -723,12 +527,16 @@ def run(args, tmp, out_dir, mine, procs):
                 watch.proc.wait(10)
             watch.reader.join(5)
         until = time.time()
-        notes = hook.notifications()
+        with open(mine + ".webhook.jsonl", "w") as f:
+            for n in hook.notifications():
+                f.write(json.dumps(n) + "\n")
+        return report(args, lab, lab_rc, watch, hook, prom_base, out_dir, mine, since, until)
     finally:
         hook.close()
-    with open(mine + ".webhook.jsonl", "w") as f:
-        for n in notes:
-            f.write(json.dumps(n) + "\n")
+
+
+def report(args, lab, lab_rc, watch, hook, prom_base, out_dir, mine, since, until):
+    """The checks on a finished lab run, printed; returns the exit code."""
     if lab_rc == 77:
         log("the lab was skipped (exit 77: QEMU cannot run here): no alert was checked")
         return 77
@@ -746,9 +554,9 @@ def run(args, tmp, out_dir, mine, procs):
         res.check(False, "the lab wrote its ground truth (NAME.truth.json)")
         return 1
     truth = json.load(open(truth_path))
-    figures = check_run(res, truth, prom_base, notes, watch, since, until)
+    figures = check_run(res, truth, prom_base, hook, watch, since, until)
     figures["lab"] = os.path.basename(truth_path)[:-len(".truth.json")]
-    figures["webhook_notifications"] = len(notes)
+    figures["webhook_notifications"] = len(hook.notifications())
     with open(mine + ".json", "w") as f:
         json.dump(figures, f, indent=1)
     n_ok = sum(res.ok)
