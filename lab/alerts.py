@@ -111,8 +111,9 @@ class LabRun:
                "--page", str(page_port), "--hold"]
         if args.sidecar:
             cmd += ["--sidecar", args.sidecar]
-        self.guest_up = threading.Event()
-        self.holding = threading.Event()
+        # Set on the lab's line, or when its output ends (the flags tell which).
+        self.guest_up, self.guest_is_up = threading.Event(), False
+        self.holding, self.is_holding = threading.Event(), False
         self.steps = []  # (KIND, unix time) from the lab's "step N: KIND" lines: migrate, decoy, ...
         self.truth_path = None
         self.log = open(log_path, "w")
@@ -127,8 +128,10 @@ class LabRun:
             self.log.write(line)
             self.log.flush()
             if "guest up in" in line:  # READY on its console: its network is up
+                self.guest_is_up = True
                 self.guest_up.set()
             if "holding: everything stays up" in line:
+                self.is_holding = True
                 self.holding.set()
             m = re.search(r"\] step \d+: (\w+)", line)
             if m:
@@ -490,6 +493,7 @@ def main():
 
 
 def run(args, tmp, out_dir, mine, procs):
+    """Starts everything, runs the lab with watch beside it, and checks."""
     since = time.time()
     hook = Webhook()
     try:
@@ -505,14 +509,14 @@ def run(args, tmp, out_dir, mine, procs):
         # own sidecar and waits 4 s before the first step): its baseline
         # must be ready before the first STOP, which check (4) asserts.
         lab.guest_up.wait()
-        if lab.proc.poll() is None:
+        if lab.guest_is_up:
             ns = lab.monitor_namespace()
             if ns:
                 watch = Watch(procs, args.sidecar, ns, mine + ".watch.jsonl", mine + ".watch.log")
-            else:
-                log("the lab's monitor namespace never showed up in `ip netns list`")
+            elif lab.proc.poll() is None:
+                log("the lab's monitor namespace never showed up in `ip netns list`: watch not started")
         lab.holding.wait()
-        if lab.proc.poll() is None:
+        if lab.is_holding:
             wait_for_outages(prom_base, [t for k, t in lab.steps if k != "migrate"])
             log("ending the lab's hold (SIGTERM): it finishes the run")
             lab.proc.send_signal(signal.SIGTERM)
@@ -522,9 +526,11 @@ def run(args, tmp, out_dir, mine, procs):
             try:
                 watch.proc.wait(30)
             except subprocess.TimeoutExpired:
-                log("watch still runs 30 s after the lab ended: stopping it")
-                watch.proc.terminate()
-                watch.proc.wait(10)
+                # The lab kills what is left in its namespaces: not reached
+                # unless that failed.
+                log("watch still runs 30 s after the lab ended: killing it")
+                watch.proc.kill()
+                watch.proc.wait()
             watch.reader.join(5)
         until = time.time()
         with open(mine + ".webhook.jsonl", "w") as f:
