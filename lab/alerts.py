@@ -198,12 +198,16 @@ class Watch:
         self.err.close()
 
     def lines(self):
-        out = []
-        for line in open(self.out_path):
-            line = line.strip()
-            if line:
-                out.append(json.loads(line))
-        return out
+        """Its JSON lines, and a note naming each line that is not JSON."""
+        out, bad = [], []
+        with open(self.out_path) as f:
+            for no, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError as e:
+                        bad.append(f"{self.out_path}:{no}: {e}")
+        return out, bad
 
 
 # ------------------------------------------------------------- assertions
@@ -414,7 +418,8 @@ def check_watch(res, figures, target, steps, watch):
         ahead = first["stop_us"] / 1e6 - (watch.baseline_at or float("inf"))
         res.check(ahead > 0, f"watch's baseline was ready before the first STOP ({ahead:.1f} s ahead; "
                   "it judges nothing without one)")
-    lines = watch.lines()
+    lines, bad = watch.lines()
+    res.check(not bad, f"every line watch printed is JSON ({bad or 'yes'})")
     if not lines:
         res.check(False, "watch printed a line")
         return
