@@ -1,0 +1,691 @@
+//! `mw-bench-fleet`: one sidecar watching 10, 100 and 1000 targets against
+//! `fping -l` over the same list at the same total rate and against N
+//! single-target sidecars, then the sidecar's memory plateau, `/metrics`
+//! size and scrape time and its detector's CPU at 1000 targets. Prints
+//! Markdown tables (copied into docs/BENCHMARKS.md, "Fleet").
+//!
+//! ```text
+//! mw-bench-fleet [--sidecar PATH] [--only scale,plateau] [--sizes 10,100,1000] [--rounds N]
+//!                [--window SECS] [--plateau SECS] [--out FILE]
+//! ```
+//!
+//! Needs root. It sends only to 127.0.0.1 and to the addresses of the one
+//! namespace it creates (`mwbfleet`, see `benchfleet/ns.rs`); the namespace
+//! and every child process are owned by guards that remove them (by name,
+//! by PID) on drop, also on failure.
+
+#[path = "benchfleet/measure.rs"]
+mod measure;
+#[path = "benchfleet/ns.rs"]
+mod ns;
+#[path = "benchfleet/tools.rs"]
+mod tools;
+
+use anyhow::{bail, Context, Result};
+use measure::{mb, us, Snapshot};
+use migwatch_tests::procstat;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tools::Run;
+
+/// (targets, Hz per target) of the scale section.
+const CONFIGS: [(usize, u32); 5] = [(10, 10), (10, 100), (100, 10), (100, 100), (1000, 10)];
+/// N separate sidecars are run at these target counts only.
+const MULTI_MAX: usize = 100;
+/// Warm-up before each measured window (streams start, ARP, detectors).
+const WARMUP: Duration = Duration::from_secs(3);
+/// Scrapes timed for the `/metrics` figures.
+const SCRAPES: usize = 20;
+/// The RSS goal at 1000 targets × 10 Hz with the default history.
+const RSS_GOAL_MB: f64 = 128.0;
+/// The lateness goal at 1000 × 10 Hz, µs (p99).
+const LATENESS_GOAL_US: f64 = 1000.0;
+/// The RTT goal: sidecar median within this of `ping`'s, µs.
+const RTT_GOAL_US: f64 = 5.0;
+
+const SECTIONS: [&str; 2] = ["scale", "plateau"];
+
+struct Opts {
+    only: Vec<String>,
+    /// Target counts of the scale section to run.
+    sizes: Vec<usize>,
+    /// fping's `-i` as a fraction of the even spacing P/N.
+    fping_spread: f64,
+    rounds: u32,
+    window: Duration,
+    plateau: Duration,
+    out: Option<PathBuf>,
+}
+
+fn usage() -> String {
+    format!(
+        "usage: mw-bench-fleet [--sidecar PATH] [--only {}] [--sizes 10,100,1000] [--fping-spread F (1)] [--rounds N (2)] [--window SECS (10)] [--plateau SECS (250)] [--out FILE]",
+        SECTIONS.join(",")
+    )
+}
+
+fn parse_opts() -> Result<Opts> {
+    let mut o = Opts {
+        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        sizes: vec![10, 100, 1000],
+        fping_spread: 1.0,
+        rounds: 2,
+        window: Duration::from_secs(10),
+        plateau: Duration::from_secs(250),
+        out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{a} needs a value\n{}", usage()))
+        };
+        let secs = |v: String, flag: &str| -> Result<Duration> {
+            let s: u64 = v
+                .parse()
+                .with_context(|| format!("{flag} {v:?}: a whole number of seconds"))?;
+            anyhow::ensure!(s > 0, "{flag} must be at least 1");
+            Ok(Duration::from_secs(s))
+        };
+        match a.as_str() {
+            // The harness reads the sidecar's path from this variable; set
+            // before any thread starts.
+            "--sidecar" => std::env::set_var("MIGWATCH_SIDECAR", value()?),
+            "--out" => o.out = Some(PathBuf::from(value()?)),
+            "--rounds" => {
+                let v = value()?;
+                o.rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|r| (1..=10).contains(r))
+                    .with_context(|| format!("--rounds {v:?}: 1 to 10"))?;
+            }
+            "--sizes" => {
+                let v = value()?;
+                o.sizes = v
+                    .split(',')
+                    .map(|x| {
+                        x.trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| CONFIGS.iter().any(|c| c.0 == *n))
+                    })
+                    .collect::<Option<Vec<usize>>>()
+                    .with_context(|| format!("--sizes {v:?}: some of 10,100,1000"))?;
+            }
+            "--fping-spread" => {
+                let v = value()?;
+                o.fping_spread = v
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| *f >= 0.0 && *f <= 1.0)
+                    .with_context(|| format!("--fping-spread {v:?}: 0 to 1"))?;
+            }
+            "--window" => o.window = secs(value()?, "--window")?,
+            "--plateau" => o.plateau = secs(value()?, "--plateau")?,
+            "--only" => {
+                let v = value()?;
+                o.only = v.split(',').map(|s| s.trim().to_string()).collect();
+                if let Some(bad) = o.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!("unknown section {bad:?}\n{}", usage());
+                }
+            }
+            "-h" | "--help" => {
+                println!("{}", usage());
+                o.only.clear();
+            }
+            _ => bail!("unknown argument {a:?}\n{}", usage()),
+        }
+    }
+    if std::env::var_os("MIGWATCH_SIDECAR").is_none() {
+        if let Some(p) = std::env::current_exe()
+            .ok()
+            .and_then(|p| Some(p.parent()?.join("migwatch-sidecar")))
+            .filter(|p| p.is_file())
+        {
+            std::env::set_var("MIGWATCH_SIDECAR", p);
+        }
+    }
+    Ok(o)
+}
+
+/// Markdown collected as it is printed.
+#[derive(Default)]
+struct Report {
+    md: String,
+}
+
+impl Report {
+    fn line(&mut self, s: impl AsRef<str>) {
+        println!("{}", s.as_ref());
+        self.md.push_str(s.as_ref());
+        self.md.push('\n');
+    }
+
+    fn table(&mut self, head: &[&str], rows: &[Vec<String>]) {
+        self.line(format!("| {} |", head.join(" | ")));
+        self.line(format!("|{}", "---|".repeat(head.len())));
+        for r in rows {
+            self.line(format!("| {} |", r.join(" | ")));
+        }
+        self.line("");
+    }
+}
+
+fn main() {
+    let code = match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mw-bench-fleet: error: {e:#}");
+            1
+        }
+    };
+    // Every guard has dropped by now.
+    std::process::exit(code);
+}
+
+fn first_line(args: &[&str]) -> String {
+    std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .ok()
+        .map(|o| {
+            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
+            t.push_str(&String::from_utf8_lossy(&o.stderr));
+            t.lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+fn machine(r: &mut Report) -> Result<()> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let root = migwatch_tests::repo_root();
+    let rev = first_line(&[
+        "git",
+        "-C",
+        &root.to_string_lossy(),
+        "describe",
+        "--always",
+        "--dirty",
+    ]);
+    r.line(format!(
+        "Machine: {nproc} CPUs ({model}), Linux {}; {}; load average at start: {}",
+        kernel.trim(),
+        first_line(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]),
+        procstat::loadavg()
+    ));
+    r.line(format!(
+        "Sidecar: {} (git {rev}); {}; {}\n",
+        migwatch_tests::sidecar::binary()?.display(),
+        first_line(&["fping", "-v"]),
+        first_line(&["ping", "-V"])
+    ));
+    Ok(())
+}
+
+fn run() -> Result<()> {
+    let o = parse_opts()?;
+    if o.only.is_empty() {
+        return Ok(());
+    }
+    if !migwatch_tests::have_root() {
+        bail!("mw-bench-fleet needs root (network namespaces, raw ICMP)");
+    }
+    let mut r = Report::default();
+    machine(&mut r)?;
+    let net = ns::FleetNet::create(ns::MAX_TARGETS)?;
+    r.line(format!("Path: {}.\n", net.describe()));
+    for name in SECTIONS {
+        if !o.only.iter().any(|s| s == name) {
+            continue;
+        }
+        let busy0 = procstat::machine_ticks()?;
+        let t = Instant::now();
+        let res = match name {
+            "scale" => scale(&net.addrs, &o, &mut r),
+            _ => plateau(&net.addrs, &o, &mut r),
+        };
+        if let Err(e) = res {
+            r.line(format!("**{name} failed:** {e:#}\n"));
+        }
+        let busy = procstat::machine_busy(busy0, procstat::machine_ticks()?);
+        r.line(format!(
+            "_{name}: {:.0} s; machine {:.0} % busy (both CPUs) during it; load average after: {}_\n",
+            t.elapsed().as_secs_f64(),
+            busy * 100.0,
+            procstat::loadavg()
+        ));
+    }
+    drop(net);
+    if let Some(path) = o.out {
+        std::fs::write(&path, &r.md).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("mw-bench-fleet: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn pct_s(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else {
+        format!("{:.3} %", v * 100.0)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    measure::pct(&measure::sorted(v), 0.5)
+}
+
+/// Every tool at every size, `rounds` times, alternating the order.
+fn scale(addrs: &[std::net::Ipv4Addr], o: &Opts, r: &mut Report) -> Result<()> {
+    r.line(format!(
+        "### Scale ({} s window after {} s warm-up per run; {} rounds; tool order sidecar → fping → N sidecars in odd rounds, reversed in even ones)\n",
+        o.window.as_secs(),
+        WARMUP.as_secs(),
+        o.rounds
+    ));
+    let mut runs: Vec<Run> = Vec::new();
+    let mut failures = Vec::new();
+    for round in 1..=o.rounds {
+        for &(n, hz) in CONFIGS.iter().filter(|c| o.sizes.contains(&c.0)) {
+            let set = &addrs[..n];
+            let mut order: Vec<&str> = vec!["sidecar", "fping"];
+            if n <= MULTI_MAX {
+                order.push("multi");
+            }
+            if round % 2 == 0 {
+                order.reverse();
+            }
+            for tool in order {
+                eprintln!("mw-bench-fleet: round {round}: {n} × {hz} Hz: {tool}");
+                let res = match tool {
+                    "sidecar" => tools::sidecar_run(set, hz, WARMUP, o.window),
+                    "fping" => tools::fping_run(set, hz, o.fping_spread, WARMUP, o.window),
+                    _ => tools::multi_run(set, hz, WARMUP, o.window),
+                };
+                match res {
+                    Ok(mut run) => {
+                        run.round = round;
+                        runs.push(run);
+                    }
+                    Err(e) => failures.push(format!("round {round}, {n} × {hz} Hz, {tool}: {e:#}")),
+                }
+            }
+        }
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|x| {
+            let sl = x.stream_late.map_or("-".into(), |(p99, max, fit)| {
+                format!("{} / {} ({})", us(p99), us(max), us(fit))
+            });
+            vec![
+                format!("{} × {} Hz", x.n, x.hz),
+                x.tool.clone(),
+                x.round.to_string(),
+                x.load.clone(),
+                format!("{:.0} %", x.machine_busy * 100.0),
+                format!("{:.2} %", x.rate_frac() * 100.0),
+                format!("{} + {}", x.counts.echo, x.counts.clock),
+                pct_s(x.loss),
+                if x.counts.lateness.is_empty() {
+                    "-".into()
+                } else {
+                    format!("≤ {}", us(x.counts.lateness_bound(0.99)))
+                },
+                sl,
+                format!(
+                    "{:.2} s ({:.0} % sys)",
+                    x.cpu.0,
+                    x.cpu.1 / x.cpu.0.max(1e-9) * 100.0
+                ),
+                us(x.cpu_per_probe()),
+                us(x.run_per_probe()),
+                us(x.cpu_per_echo()),
+                mb(x.rss_kb),
+            ]
+        })
+        .collect();
+    r.table(
+        &[
+            "targets × rate",
+            "tool",
+            "round",
+            "load (1/5/15 min)",
+            "machine busy",
+            "echo rate held",
+            "requests in window (echo + timestamp)",
+            "loss",
+            "lateness p99 (histogram)",
+            "lateness p99 / max vs schedule (vs fit), streamed targets",
+            "CPU in window",
+            "CPU / request (ticks)",
+            "CPU / request (schedstat)",
+            "CPU / echo (ticks)",
+            "RSS",
+        ],
+        &rows,
+    );
+    r.line("* A request is an ICMP echo or timestamp request. The sidecar sends a timestamp probe per target every 200 ms (its default `--clock-interval`), so at 10 Hz a third of its requests are timestamp probes; fping sends echo only. \"CPU / echo\" charges all the sidecar's CPU to its echo probes: the strictest comparison.");
+    r.line("* Histogram lateness is the sidecar's own (`migwatch_send_lateness_seconds`, against its absolute schedule, bucket bounds 10/25/50/100/250/500/1000 µs ...). Stream lateness is from `sent_us` of 4 targets' `/targets/NAME/events` streams (first, thirds, last) against each target's exact period (phase from its earliest send) and, in brackets, against the line fitted through the earliest sends.");
+    r.line(format!("* fping: `fping -l -q -p P -i I` with P = 1/rate and I = {:.2}·P/N (P/N spreads the same total rate evenly); its counts in the window are estimated from its totals over its whole run (it prints them only at exit), and its loss is over its whole run. Its lateness is not measured here: with `-q` it prints nothing per probe, and printing a line per probe (`-D`) would add to the CPU being compared.", o.fping_spread));
+    r.line("* N sidecars: one `migwatch-sidecar --target ADDR --probe-priority normal` per target (normal, so 100 of them cannot hold both CPUs at real-time priority); CPU and RSS are summed over all of them.\n");
+    for f in &failures {
+        r.line(format!("* **failed:** {f}"));
+    }
+    for x in runs
+        .iter()
+        .filter(|x| !x.notes.is_empty() && x.tool != "fping")
+    {
+        r.line(format!(
+            "* {} × {} Hz {} round {}: {}",
+            x.n,
+            x.hz,
+            x.tool,
+            x.round,
+            x.notes.join("; ")
+        ));
+    }
+    r.line("");
+    summary(&runs, r);
+    Ok(())
+}
+
+/// Medians over rounds, ratios against fping, the goals.
+fn summary(runs: &[Run], r: &mut Report) {
+    r.line("#### Ratios (medians over rounds, CPU by ticks)\n");
+    let med = |n: usize, hz: u32, tool: &str, f: &dyn Fn(&Run) -> f64| {
+        median(
+            runs.iter()
+                .filter(|x| {
+                    x.n == n
+                        && x.hz == hz
+                        && (x.tool == tool || (tool == "multi" && x.tool.ends_with("sidecars")))
+                })
+                .map(f)
+                .collect(),
+        )
+    };
+    let ran: Vec<(usize, u32)> = CONFIGS
+        .iter()
+        .copied()
+        .filter(|&(n, hz)| runs.iter().any(|x| x.n == n && x.hz == hz))
+        .collect();
+    let mut rows = Vec::new();
+    for &(n, hz) in &ran {
+        let sc_req = med(n, hz, "sidecar", &Run::cpu_per_probe);
+        let sc_echo = med(n, hz, "sidecar", &Run::cpu_per_echo);
+        let fp = med(n, hz, "fping", &Run::cpu_per_echo);
+        let multi = med(n, hz, "multi", &Run::cpu_per_probe);
+        rows.push(vec![
+            format!("{n} × {hz} Hz"),
+            us(sc_req),
+            us(sc_echo),
+            us(fp),
+            format!("×{:.2}", sc_req / fp),
+            format!("×{:.2}", sc_echo / fp),
+            us(multi),
+            if multi.is_nan() {
+                "-".into()
+            } else {
+                format!("×{:.1}", multi / sc_req)
+            },
+            mb(med(n, hz, "sidecar", &|x| x.rss_kb as f64) as u64),
+            mb(med(n, hz, "fping", &|x| x.rss_kb as f64) as u64),
+            if multi.is_nan() {
+                "-".into()
+            } else {
+                mb(med(n, hz, "multi", &|x| x.rss_kb as f64) as u64)
+            },
+        ]);
+    }
+    r.table(
+        &[
+            "targets × rate",
+            "sidecar CPU / request",
+            "sidecar CPU / echo",
+            "fping CPU / echo",
+            "sidecar/fping (per request)",
+            "sidecar/fping (per echo)",
+            "N sidecars CPU / request",
+            "N sidecars / one sidecar",
+            "sidecar RSS",
+            "fping RSS",
+            "N sidecars RSS (sum)",
+        ],
+        &rows,
+    );
+    // Goals at 1000 × 10 Hz, every round.
+    let big: Vec<&Run> = runs
+        .iter()
+        .filter(|x| x.n == 1000 && x.hz == 10 && x.tool == "sidecar")
+        .collect();
+    for x in &big {
+        let p99 = x.counts.lateness_bound(0.99);
+        let ok = x.counts.lost == 0 && x.rate_frac() > 0.99 && p99 <= LATENESS_GOAL_US;
+        r.line(format!(
+            "* Goal 1000 × 10 Hz, round {}: echo rate held {:.2} %, lost {} of {}, p99 lateness ≤ {} (histogram), {} (streams, vs schedule): **{}**",
+            x.round,
+            x.rate_frac() * 100.0,
+            x.counts.lost,
+            x.counts.echo,
+            us(p99),
+            x.stream_late.map_or("-".into(), |s| us(s.0)),
+            if ok { "met" } else { "MISSED" }
+        ));
+    }
+    for &(n, hz) in &ran {
+        let (s, f) = (
+            med(n, hz, "sidecar", &Run::cpu_per_probe),
+            med(n, hz, "fping", &Run::cpu_per_echo),
+        );
+        r.line(format!(
+            "* Goal CPU per probe ≤ fping's at {n} × {hz} Hz: sidecar {} per request vs fping {} per echo: **{}**",
+            us(s),
+            us(f),
+            if s <= f { "met" } else { "MISSED" }
+        ));
+    }
+    r.line("");
+    r.line(
+        "#### RTT: the sidecar's stream against `ping -i 0.01` to the same target, same window\n",
+    );
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .filter_map(|x| {
+            let (s, p, sn, pn) = x.rtt?;
+            Some(vec![
+                format!("{} × {} Hz", x.n, x.hz),
+                x.round.to_string(),
+                x.load.clone(),
+                format!("{} (n = {sn})", us(s)),
+                format!("{} (n = {pn})", us(p)),
+                format!("{:+.1} µs", s - p),
+                if (s - p).abs() <= RTT_GOAL_US {
+                    "met".into()
+                } else {
+                    "MISSED".into()
+                },
+            ])
+        })
+        .collect();
+    r.table(
+        &[
+            "targets × rate",
+            "round",
+            "load",
+            "sidecar median RTT (t0000)",
+            "ping median RTT",
+            "difference",
+            "within 5 µs",
+        ],
+        &rows,
+    );
+    r.line("#### Where the sidecar's CPU goes at 1000 × 10 Hz (per thread name, CPU s in the window)\n");
+    let rows: Vec<Vec<String>> = big
+        .iter()
+        .map(|x| {
+            let top: Vec<String> = x
+                .threads
+                .iter()
+                .take(6)
+                .map(|(n, s)| format!("{n} {s:.2}"))
+                .collect();
+            let detect = x
+                .threads
+                .iter()
+                .find(|t| t.0 == "detect")
+                .map_or(0.0, |t| t.1);
+            vec![
+                x.round.to_string(),
+                format!("{:.1} s", x.win),
+                top.join(", "),
+                format!(
+                    "{:.1} µs/s ({:.2} % of a core for all)",
+                    detect / x.win / x.n as f64 * 1e6,
+                    detect / x.win * 100.0
+                ),
+            ]
+        })
+        .collect();
+    r.table(
+        &[
+            "round",
+            "window",
+            "threads (schedstat run time)",
+            "detect thread per target",
+        ],
+        &rows,
+    );
+}
+
+/// 1000 × 10 Hz for a long run: RSS until the history rings fill, then the
+/// `/metrics` size and scrape time and the detector's CPU.
+fn plateau(addrs: &[std::net::Ipv4Addr], o: &Opts, r: &mut Report) -> Result<()> {
+    let n = addrs.len();
+    r.line(format!(
+        "### Memory plateau, `/metrics` and the detector at {n} targets × 10 Hz ({} s, default --history 10m and --history-memory 64)\n",
+        o.plateau.as_secs()
+    ));
+    let sc = tools::start_fleet_sidecar(addrs, 10)?;
+    let pid = sc.pid();
+    let t0 = Instant::now();
+    let mut rows = Vec::new();
+    let every = Duration::from_secs(10);
+    let mut next = every;
+    while t0.elapsed() < o.plateau {
+        let left = next.saturating_sub(t0.elapsed());
+        std::thread::sleep(left);
+        next += every;
+        rows.push(vec![
+            format!("{:.0} s", t0.elapsed().as_secs_f64()),
+            mb(procstat::rss_kb(pid)?),
+            procstat::loadavg(),
+        ]);
+    }
+    // Only every third sample in the table, and the last ones.
+    let len = rows.len();
+    let shown: Vec<Vec<String>> = rows
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0 || *i + 3 >= len)
+        .map(|(_, r)| r)
+        .collect();
+    r.table(&["since start", "RSS", "load"], &shown);
+    let rss = procstat::rss_kb(pid)?;
+    let hwm = procstat::status_kb(pid, "VmHWM")?;
+    r.line(format!(
+        "RSS after {} s: {} (peak {}); goal ≤ {RSS_GOAL_MB:.0} MB: **{}**\n",
+        o.plateau.as_secs(),
+        mb(rss),
+        mb(hwm),
+        if rss as f64 / 1024.0 <= RSS_GOAL_MB {
+            "met"
+        } else {
+            "MISSED"
+        }
+    ));
+    // The detector's CPU, and everything else's, over a quiet window.
+    let (c0, th0, load) = (
+        measure::Cpu::of(&[pid])?,
+        measure::threads_by_name(pid)?,
+        procstat::loadavg(),
+    );
+    let m0 = Snapshot::parse(&sc.get("/metrics")?)?;
+    let win = measure::window(o.window);
+    let m1 = Snapshot::parse(&sc.get("/metrics")?)?;
+    let (c1, th1) = (measure::Cpu::of(&[pid])?, measure::threads_by_name(pid)?);
+    let d = measure::thread_deltas(&th0, &th1);
+    let detect = d.iter().find(|t| t.0 == "detect").map_or(0.0, |t| t.1);
+    let cpu = c1.since(&c0);
+    let counts = measure::Counts::between(&m0, &m1);
+    r.line(format!(
+        "Detector (thread `detect`) over {:.1} s (load {load}): {detect:.3} s CPU = {:.2} % of a core for {n} targets = **{:.1} µs of CPU per target per second** ({:.2} µs per echo sample). Whole process: {:.2} s ({:.0} % sys), {} per request; threads: {}.\n",
+        win.as_secs_f64(),
+        detect / win.as_secs_f64() * 100.0,
+        detect / win.as_secs_f64() / n as f64 * 1e6,
+        detect * 1e6 / counts.echo.max(1) as f64,
+        cpu.0,
+        cpu.1 / cpu.0.max(1e-9) * 100.0,
+        us(cpu.0 * 1e6 / (counts.echo + counts.clock).max(1) as f64),
+        d.iter().take(6).map(|(n, s)| format!("{n} {s:.2}")).collect::<Vec<_>>().join(", ")
+    ));
+    // Scrapes, from a client on 127.0.0.1; lateness while they run.
+    let before = Snapshot::parse(&sc.get("/metrics")?)?;
+    let load = procstat::loadavg();
+    let (mut times, mut size) = (Vec::new(), 0);
+    for _ in 0..SCRAPES {
+        let t = Instant::now();
+        let body = sc.get("/metrics")?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        size = body.len();
+    }
+    let after = Snapshot::parse(&sc.get("/metrics")?)?;
+    let during = measure::Counts::between(&before, &after);
+    let times = measure::sorted(times);
+    r.table(
+        &[
+            "targets",
+            "load",
+            "/metrics size",
+            "series lines",
+            "scrape median",
+            "p95",
+            "max",
+            "send lateness p99 during the scrapes",
+            "lost during",
+        ],
+        &[vec![
+            n.to_string(),
+            load,
+            format!("{:.2} MB", size as f64 / 1e6),
+            sc.get("/metrics")?
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count()
+                .to_string(),
+            format!("{:.1} ms", measure::pct(&times, 0.5)),
+            format!("{:.1} ms", measure::pct(&times, 0.95)),
+            format!("{:.1} ms", times.last().copied().unwrap_or(f64::NAN)),
+            format!("≤ {}", us(during.lateness_bound(0.99))),
+            during.lost.to_string(),
+        ]],
+    );
+    r.line(format!(
+        "Scrapes: {SCRAPES} sequential `GET /metrics` with ureq on 127.0.0.1 (whole body read). Over the whole run: {} echo + {} timestamp requests, {} lost, {} skipped slots.\n",
+        after.get("probes_sent_total"),
+        after.get("clock_probes_sent_total"),
+        after.get("lost_total"),
+        after.get("skipped_total")
+    ));
+    Ok(())
+}
