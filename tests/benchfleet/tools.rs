@@ -19,6 +19,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// thirds, last).
 const STREAMED: usize = 4;
 
+/// Probes per second above which fping 5.1 runs out of sequence numbers
+/// within its 10 s expiry (65 536 / 10 s, with a margin).
+const FPING_SEQ_RATE: f64 = 6_000.0;
+/// fping's window when it must run short (1 s warm-up before it): about
+/// 5 s at 10 kHz uses 50 000 of its 65 536 sequence numbers.
+const FPING_SHORT_WINDOW: Duration = Duration::from_secs(4);
+
 /// A child process killed (by PID) and reaped on drop.
 pub struct Guard(pub Child);
 
@@ -65,8 +72,11 @@ pub struct Run {
     pub load: String,
     /// Fraction of both CPUs busy during the window (everything).
     pub machine_busy: f64,
-    /// Window length, s.
+    /// Length of the counters' window (request start to request start of
+    /// the two scrapes), s.
     pub win: f64,
+    /// Length of the CPU window, s (inside the counters' one).
+    pub cpu_win: f64,
     /// Counters over the window (fping: estimated from its totals).
     pub counts: Counts,
     /// Lost / sent (echo).
@@ -92,19 +102,25 @@ impl Run {
         self.counts.echo as f64 / (self.win * self.n as f64 * self.hz as f64)
     }
 
+    /// Requests (echo and timestamp) sent during the CPU window, from the
+    /// counters' rate.
+    fn in_cpu_window(&self, n: u64) -> f64 {
+        (n as f64 * self.cpu_win / self.win).max(1.0)
+    }
+
     /// CPU per ICMP request (echo and timestamp), µs, by ticks.
     pub fn cpu_per_probe(&self) -> f64 {
-        self.cpu.0 * 1e6 / (self.counts.echo + self.counts.clock).max(1) as f64
+        self.cpu.0 * 1e6 / self.in_cpu_window(self.counts.echo + self.counts.clock)
     }
 
     /// CPU per echo request, µs, by ticks.
     pub fn cpu_per_echo(&self) -> f64 {
-        self.cpu.0 * 1e6 / self.counts.echo.max(1) as f64
+        self.cpu.0 * 1e6 / self.in_cpu_window(self.counts.echo)
     }
 
     /// CPU per ICMP request, µs, by schedstat.
     pub fn run_per_probe(&self) -> f64 {
-        self.cpu.2 * 1e6 / (self.counts.echo + self.counts.clock).max(1) as f64
+        self.cpu.2 * 1e6 / self.in_cpu_window(self.counts.echo + self.counts.clock)
     }
 }
 
@@ -207,6 +223,7 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
     std::thread::sleep(Duration::from_millis(500));
     let ping_out = migwatch_tests::out_dir().join(format!("bench-fleet-ping-{n}-{hz}.txt"));
     let w = Window::open()?;
+    let s0 = Instant::now();
     let (m0, c0, th0) = (
         Snapshot::parse(&sc.get("/metrics")?)?,
         Cpu::of(&[pid])?,
@@ -222,12 +239,13 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
             .context("cannot run ping")?,
     );
     let elapsed = measure::window(win);
-    let (m1, c1, th1, rss) = (
-        Snapshot::parse(&sc.get("/metrics")?)?,
+    let (c1, th1, rss) = (
         Cpu::of(&[pid])?,
         measure::threads_by_name(pid)?,
         procstat::rss_kb(pid)?,
     );
+    let s1 = Instant::now();
+    let m1 = Snapshot::parse(&sc.get("/metrics")?)?;
     let us1 = now_us();
     let busy = procstat::machine_busy(w.busy0, procstat::machine_ticks()?);
     ping.interrupt(Duration::from_secs(2))?;
@@ -238,7 +256,8 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
         hz,
         load: w.load,
         machine_busy: busy,
-        win: elapsed.as_secs_f64(),
+        win: (s1 - s0).as_secs_f64(),
+        cpu_win: elapsed.as_secs_f64(),
         counts: Counts::between(&m0, &m1),
         cpu: c1.since(&c0),
         rss_kb: rss,
@@ -340,8 +359,19 @@ pub fn fping_run(
     win: Duration,
 ) -> Result<Run> {
     let n = addrs.len();
-    let err_path = migwatch_tests::out_dir().join(format!("bench-fleet-fping-{n}-{hz}.txt"));
+    let err_path =
+        migwatch_tests::out_dir().join(format!("bench-fleet-fping-{n}-{hz}-{spread}.txt"));
     let args = fping_args(n, hz, spread);
+    // fping 5.1 keeps each sequence number for 10 s and has 65 536 of
+    // them for all targets: above ~6 500 probes/s it aborts ("not enough
+    // sequence numbers available") within 10 s. Above that rate it gets a
+    // run short enough to finish.
+    let short = (n as f64 * hz as f64) > FPING_SEQ_RATE;
+    let (warmup, win) = if short {
+        (Duration::from_secs(1), win.min(FPING_SHORT_WINDOW))
+    } else {
+        (warmup, win)
+    };
     let started = Instant::now();
     let mut fp = Guard(
         Command::new("fping")
@@ -357,9 +387,20 @@ pub fn fping_run(
     let w = Window::open()?;
     let c0 = Cpu::of(&[pid])?;
     let elapsed = measure::window(win);
-    let (c1, rss) = (Cpu::of(&[pid])?, procstat::rss_kb(pid)?);
+    let (c1, rss) = (Cpu::of(&[pid])?, procstat::rss_kb(pid));
     let busy = procstat::machine_busy(w.busy0, procstat::machine_ticks()?);
     let total = started.elapsed();
+    if let Some(status) = fp.0.try_wait()? {
+        bail!(
+            "fping {} exited ({status}) before the window ended: {}",
+            args.join(" "),
+            std::fs::read_to_string(&err_path)?
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+    }
+    let rss = rss?;
     fp.interrupt(Duration::from_secs(5))?;
     let (xmt, rcv) = fping_totals(&std::fs::read_to_string(&err_path)?);
     if xmt == 0 {
@@ -375,12 +416,13 @@ pub fn fping_run(
     }
     let share = elapsed.as_secs_f64() / total.as_secs_f64();
     let mut run = Run {
-        tool: "fping".into(),
+        tool: format!("fping -i {}", if spread == 0.0 { "0" } else { "P/N" }),
         n,
         hz,
         load: w.load,
         machine_busy: busy,
         win: elapsed.as_secs_f64(),
+        cpu_win: elapsed.as_secs_f64(),
         cpu: c1.since(&c0),
         rss_kb: rss,
         loss: 1.0 - rcv as f64 / xmt as f64,
@@ -390,9 +432,14 @@ pub fn fping_run(
     run.counts.replies = (rcv as f64 * share).round() as u64;
     run.counts.lost = xmt - rcv;
     run.notes.push(format!(
-        "fping {} ...: {xmt} sent / {rcv} answered over its whole {:.1} s run",
+        "fping {} ...: {xmt} sent / {rcv} answered over its whole {:.1} s run{}",
         args.join(" "),
-        total.as_secs_f64()
+        total.as_secs_f64(),
+        if short {
+            " (short run: fping 5.1's sequence-number limit)"
+        } else {
+            ""
+        }
     ));
     Ok(run)
 }
@@ -435,9 +482,12 @@ pub fn multi_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration) -
         Ok(all)
     };
     let w = Window::open()?;
+    let s0 = Instant::now();
     let (m0, c0) = (scrape(&scs)?, Cpu::of(&pids)?);
     let elapsed = measure::window(win);
-    let (c1, m1, rss) = (Cpu::of(&pids)?, scrape(&scs)?, measure::rss_kb(&pids)?);
+    let (c1, rss) = (Cpu::of(&pids)?, measure::rss_kb(&pids)?);
+    let s1 = Instant::now();
+    let m1 = scrape(&scs)?;
     let busy = procstat::machine_busy(w.busy0, procstat::machine_ticks()?);
     let mut run = Run {
         tool: format!("{n} sidecars"),
@@ -445,7 +495,8 @@ pub fn multi_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration) -
         hz,
         load: w.load,
         machine_busy: busy,
-        win: elapsed.as_secs_f64(),
+        win: (s1 - s0).as_secs_f64(),
+        cpu_win: elapsed.as_secs_f64(),
         counts: Counts::between(&m0, &m1),
         cpu: c1.since(&c0),
         rss_kb: rss,
