@@ -24,7 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release -p migwatch-sidecar -p migwatch-tests --bin migwatch-sidecar --bin mw-bench-fleet
+# Two builds, as the package builds them alone: one invocation for both
+# unifies features differently and rebuilds the dependencies.
+cargo build --release -p migwatch-sidecar --bin migwatch-sidecar
+cargo build --release -p migwatch-tests --bin mw-bench-fleet
 mkdir -p tests/out
 # The bench removes its namespace itself, also on failure; this is only for
 # a bench killed by a signal (its children die with the process group).

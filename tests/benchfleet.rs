@@ -651,6 +651,10 @@ fn plateau(addrs: &[std::net::Ipv4Addr], o: &Opts, r: &mut Report) -> Result<()>
     }
     let after = Snapshot::parse(&sc.get("/metrics")?)?;
     let during = measure::Counts::between(&before, &after);
+    // The same length of time without scrapes, for comparison.
+    let spent: f64 = times.iter().sum::<f64>() / 1e3;
+    std::thread::sleep(Duration::from_secs_f64(spent));
+    let quiet = measure::Counts::between(&after, &Snapshot::parse(&sc.get("/metrics")?)?);
     let times = measure::sorted(times);
     r.table(
         &[
@@ -661,8 +665,9 @@ fn plateau(addrs: &[std::net::Ipv4Addr], o: &Opts, r: &mut Report) -> Result<()>
             "scrape median",
             "p95",
             "max",
-            "send lateness p99 during the scrapes",
-            "lost during",
+            "send lateness p99 / p99.9 during the scrapes",
+            "the same in the next equal window without scrapes",
+            "lost during the scrapes",
         ],
         &[vec![
             n.to_string(),
@@ -676,7 +681,16 @@ fn plateau(addrs: &[std::net::Ipv4Addr], o: &Opts, r: &mut Report) -> Result<()>
             format!("{:.1} ms", measure::pct(&times, 0.5)),
             format!("{:.1} ms", measure::pct(&times, 0.95)),
             format!("{:.1} ms", times.last().copied().unwrap_or(f64::NAN)),
-            format!("≤ {}", us(during.lateness_bound(0.99))),
+            format!(
+                "≤ {} / ≤ {}",
+                us(during.lateness_bound(0.99)),
+                us(during.lateness_bound(0.999))
+            ),
+            format!(
+                "≤ {} / ≤ {}",
+                us(quiet.lateness_bound(0.99)),
+                us(quiet.lateness_bound(0.999))
+            ),
             during.lost.to_string(),
         ]],
     );
