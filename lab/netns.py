@@ -30,6 +30,7 @@ MON_MAC = "02:00:00:4d:57:01"
 TAPS = {"a": "tap-a", "b": "tap-b"}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_GUARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "range-guard.sh")
 
 
 def sh(*cmd, check=True):
@@ -79,11 +80,17 @@ class Net:
         self.br = f"{PREFIX}{tag}-br"
         self.mon = f"{PREFIX}{tag}-mon"
         self.created = []
+        self.guarded = False
 
     def ex(self, ns, *cmd, check=True):
         return sh("ip", "netns", "exec", ns, *cmd, check=check)
 
     def up(self):
+        # The range guard (scripts/range-guard.sh: `unreachable
+        # 198.18.0.0/15` in the root namespace) is held while the lab's
+        # namespaces exist, also when lab.py runs without lab/run.sh.
+        sh(_GUARD, "acquire", str(os.getpid()))
+        self.guarded = True
         for ns in (self.br, self.mon):
             sh("ip", "netns", "add", ns)
             self.created.append(ns)
@@ -139,6 +146,9 @@ class Net:
         for ns in reversed(self.created):
             sh("ip", "netns", "del", ns, check=False)
         self.created = []
+        if self.guarded:
+            sh(_GUARD, "release", str(os.getpid()), check=False)
+            self.guarded = False
 
 
 def stale_namespaces():

@@ -25,7 +25,12 @@ fi
 
 cargo build --release -p migwatch-sidecar -p migwatch-tests --bins
 mkdir -p tests/out
-exec target/release/mw-bench \
+# The range guard (scripts/range-guard.sh) holds `unreachable
+# 198.18.0.0/15` in the root namespace while the benchmark runs; removed
+# at exit only if it was added for this run.
+scripts/range-guard.sh acquire $$
+trap 'scripts/range-guard.sh release $$ || true' EXIT
+target/release/mw-bench \
     --sidecar target/release/migwatch-sidecar \
     --responder target/release/mw-responder \
     --out tests/out/bench-sidecar.md "$@"

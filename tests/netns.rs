@@ -4,14 +4,76 @@
 //! namespace holds `mwNb` with 198.18.N.2/30 and no default route, so
 //! nothing in it can reach anywhere else. The sidecar runs in the root
 //! namespace and probes 198.18.N.2.
+//!
+//! While any [`TargetNs`] exists, the root namespace holds the range guard,
+//! `unreachable 198.18.0.0/15 metric 4000` (see `scripts/range-guard.sh`):
+//! if a test's veth disappears under a running sidecar, its probes fail
+//! with "no route" here instead of following the default route out.
 
 use anyhow::{bail, Context, Result};
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// How many [`TargetNs`] of this process hold the range guard. The process
+/// is one holder of `scripts/range-guard.sh` while this is above zero.
+static GUARD_HOLDS: Mutex<usize> = Mutex::new(0);
+
+/// The route every test, benchmark and lab run keeps in the root namespace.
+pub const RANGE_GUARD: &str = "unreachable 198.18.0.0/15 metric 4000";
+
+fn range_guard(op: &str) -> Result<()> {
+    let script = crate::repo_root().join("scripts").join("range-guard.sh");
+    let script = script.to_string_lossy();
+    sh(&[&script, op, &std::process::id().to_string()]).map(|_| ())
+}
+
+/// Joins the range guard for one more [`TargetNs`]: the first one of the
+/// process adds the route if it is absent.
+fn hold_range_guard() -> Result<()> {
+    // A poisoned lock only means a panic elsewhere; the count is intact.
+    let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    if *n == 0 {
+        range_guard("acquire").context("cannot put the range guard in place")?;
+    }
+    *n += 1;
+    Ok(())
+}
+
+/// Leaves the range guard; the last [`TargetNs`] of the process releases
+/// it (the script removes the route only if a holder added it and no other
+/// process still holds it). A process killed before that is pruned by the
+/// next acquire or release of any holder.
+fn drop_range_guard() {
+    let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+    *n = n.saturating_sub(1);
+    if *n == 0 {
+        if let Err(e) = range_guard("release") {
+            eprintln!("warning: {e:#}");
+        }
+    }
+}
+
+/// True when the root namespace holds [`RANGE_GUARD`].
+pub fn range_guard_present() -> Result<bool> {
+    let out = sh(&[
+        "ip",
+        "-4",
+        "route",
+        "show",
+        "exact",
+        "198.18.0.0/15",
+        "type",
+        "unreachable",
+        "metric",
+        "4000",
+    ])?;
+    Ok(!out.trim().is_empty())
+}
 
 /// Runs a command, failing with its stderr.
 pub fn sh(args: &[&str]) -> Result<String> {
@@ -40,6 +102,8 @@ pub struct TargetNs {
     pub host_addr: Ipv4Addr,
     /// The target's address (inside the namespace).
     pub target: Ipv4Addr,
+    /// Whether this one joined the range guard (and must leave it).
+    guarded: bool,
 }
 
 impl TargetNs {
@@ -49,65 +113,83 @@ impl TargetNs {
         // concurrent run of the suite do not collide.
         let n = (std::process::id() % 200 + NEXT.fetch_add(1, Ordering::Relaxed) * 7) % 250 + 1;
         let tag = format!("{}{}", std::process::id() % 100_000, n);
-        let ns = TargetNs {
+        let mut ns = TargetNs {
             name: format!("mwt{tag}"),
             host_if: format!("mw{tag}a"),
             ns_if: format!("mw{tag}b"),
             host_addr: Ipv4Addr::new(198, 18, n as u8, 1),
             target: Ipv4Addr::new(198, 18, n as u8, 2),
+            guarded: false,
         };
-        // From here on, Drop cleans up whatever got created.
+        // The guard goes up before anything can be probed; from here on,
+        // Drop cleans up whatever got created.
+        hold_range_guard()?;
+        ns.guarded = true;
         sh(&["ip", "netns", "add", &ns.name])?;
+        ns.make_link()?;
+        Ok(ns)
+    }
+
+    /// Creates the veth pair, addresses it, brings it up and pins both
+    /// neighbour entries.
+    fn make_link(&self) -> Result<()> {
         sh(&[
             "ip",
             "link",
             "add",
-            &ns.host_if,
+            &self.host_if,
             "type",
             "veth",
             "peer",
             "name",
-            &ns.ns_if,
+            &self.ns_if,
         ])?;
-        sh(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name])?;
+        sh(&["ip", "link", "set", &self.ns_if, "netns", &self.name])?;
         sh(&[
             "ip",
             "addr",
             "add",
-            &format!("{}/30", ns.host_addr),
+            &format!("{}/30", self.host_addr),
             "dev",
-            &ns.host_if,
+            &self.host_if,
         ])?;
-        sh(&["ip", "link", "set", &ns.host_if, "up"])?;
-        ns.exec(&[
+        sh(&["ip", "link", "set", &self.host_if, "up"])?;
+        self.exec(&[
             "ip",
             "addr",
             "add",
-            &format!("{}/30", ns.target),
+            &format!("{}/30", self.target),
             "dev",
-            &ns.ns_if,
+            &self.ns_if,
         ])?;
-        ns.exec(&["ip", "link", "set", &ns.ns_if, "up"])?;
-        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        self.exec(&["ip", "link", "set", &self.ns_if, "up"])?;
+        self.exec(&["ip", "link", "set", "lo", "up"])?;
         // Pin the target's neighbour entry for us: taking its link down
         // flushes dynamic entries, and a re-resolution would add ARP delay
         // to the first replies after an outage.
-        let host_mac = sh(&["cat", &format!("/sys/class/net/{}/address", ns.host_if)])?;
-        let ns_mac = ns.exec(&["cat", &format!("/sys/class/net/{}/address", ns.ns_if)])?;
+        let host_mac = sh(&["cat", &format!("/sys/class/net/{}/address", self.host_if)])?;
+        let ns_mac = self.exec(&["cat", &format!("/sys/class/net/{}/address", self.ns_if)])?;
         sh(&[
             "ip",
             "neigh",
             "replace",
-            &ns.target.to_string(),
+            &self.target.to_string(),
             "lladdr",
             ns_mac.trim(),
             "dev",
-            &ns.host_if,
+            &self.host_if,
             "nud",
             "permanent",
         ])?;
-        ns.pin_neighbour(host_mac.trim())?;
-        Ok(ns)
+        self.pin_neighbour(host_mac.trim())
+    }
+
+    /// Deletes the veth pair if it still exists and creates it again with
+    /// the same names and addresses (new interface indexes, new MACs): a
+    /// target whose interface went away and came back.
+    pub fn recreate_link(&self) -> Result<()> {
+        let _ = sh(&["ip", "link", "del", &self.host_if]);
+        self.make_link()
     }
 
     fn pin_neighbour(&self, host_mac: &str) -> Result<()> {
@@ -230,5 +312,70 @@ impl Drop for TargetNs {
         // Deleting the namespace deletes its veth end, and with it the pair.
         let _ = sh(&["ip", "netns", "del", &self.name]);
         let _ = sh(&["ip", "link", "del", &self.host_if]);
+        if self.guarded {
+            drop_range_guard();
+        }
     }
+}
+
+/// An nft table of our own with one counter per named rule on the
+/// postrouting hook (every routed packet that leaves passes it). Deleted
+/// on drop.
+pub struct NftCounters {
+    table: String,
+}
+
+impl NftCounters {
+    /// Creates the table with one `counter` rule per (name, match).
+    pub fn create(rules: &[(&str, String)]) -> Result<NftCounters> {
+        let t = NftCounters {
+            table: format!("mwfault{}", std::process::id()),
+        };
+        sh(&["nft", "add", "table", "inet", &t.table])?;
+        sh(&[
+            "nft",
+            &format!(
+                "add chain inet {} post {{ type filter hook postrouting priority 0; policy accept; }}",
+                t.table
+            ),
+        ])?;
+        for (name, rule) in rules {
+            sh(&[
+                "nft",
+                &format!(
+                    "add rule inet {} post {rule} counter comment \"{name}\"",
+                    t.table
+                ),
+            ])?;
+        }
+        Ok(t)
+    }
+
+    /// Packets the rule commented `name` has counted.
+    pub fn packets(&self, name: &str) -> Result<u64> {
+        let out = sh(&["nft", "list", "chain", "inet", &self.table, "post"])?;
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("comment \"{name}\"")))
+            .with_context(|| format!("no rule {name} in {out}"))?;
+        line.split_once("counter packets ")
+            .and_then(|(_, v)| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no counter in {line:?}"))
+    }
+}
+
+impl Drop for NftCounters {
+    fn drop(&mut self) {
+        let _ = sh(&["nft", "delete", "table", "inet", &self.table]);
+    }
+}
+
+/// The interface of the root namespace's default route, if there is one.
+pub fn default_iface() -> Result<Option<String>> {
+    let out = sh(&["ip", "-4", "route", "show", "default"])?;
+    Ok(out
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .map(String::from))
 }

@@ -28,6 +28,11 @@ use std::time::{Duration, Instant};
 /// The exit code when `--timeout` passed with no migration.
 pub const EXIT_TIMEOUT: i32 = 3;
 
+/// After the first migration, how long `--until-migration` waits for the
+/// guest clock's step to confirm and refine the downtime before it prints
+/// the final line and exits: the detector refines a step for 3 s.
+const SETTLE: Duration = Duration::from_millis(3500);
+
 /// How often new verdicts are looked for: the detectors themselves catch
 /// up every 100 ms.
 const POLL: Duration = Duration::from_millis(50);
@@ -156,11 +161,28 @@ pub fn run(a: WatchArgs) -> Result<i32> {
     );
     let started = Instant::now();
     let stdout = std::io::stdout();
+    let mut ready: Vec<String> = Vec::new();
+    // With --until-migration: the first migration's target and start, and
+    // when its estimate has settled.
+    let mut settling: Option<(Arc<crate::targets::Target>, f64, Instant)> = None;
     let code = loop {
         if interrupted.load(Ordering::Relaxed) {
             break 0;
         }
-        let mut migrated = false;
+        // Say when each target's detector can judge (a pipeline waits for
+        // this line before it starts the migration).
+        for t in svc.fleet.list() {
+            if ready.contains(&t.spec.name) {
+                continue;
+            }
+            if let Some(b) = t.verdicts.baseline() {
+                eprintln!(
+                    "migwatch-sidecar watch: {}: baseline ready (median RTT {} µs)",
+                    t.spec.name, b.median_us
+                );
+                ready.push(t.spec.name.clone());
+            }
+        }
         for t in svc.fleet.list() {
             for r in t.verdicts.take_fresh() {
                 let mut out = stdout.lock();
@@ -173,11 +195,50 @@ pub fn run(a: WatchArgs) -> Result<i32> {
                 )?;
                 out.write_all(b"\n")?;
                 out.flush()?;
-                migrated |= r.is_migration();
+                if r.is_migration() && a.until_migration && settling.is_none() {
+                    // The light is red at the first announce; the guest
+                    // clock's step, the precise downtime, is confirmed
+                    // and refined over the next 3 s (docs/DETECTION.md).
+                    let wait = if t.spec.clock_interval.is_some() {
+                        SETTLE
+                    } else {
+                        Duration::ZERO
+                    };
+                    settling = Some((t.clone(), r.start_s, Instant::now() + wait));
+                }
             }
         }
-        if migrated && a.until_migration {
-            break 0;
+        if let Some((t, start_s, until)) = &settling {
+            if Instant::now() >= *until {
+                // The final estimate of that migration, as its last line.
+                if let Some(r) = t
+                    .verdicts
+                    .records()
+                    .into_iter()
+                    .find(|r| r.start_s == *start_s)
+                {
+                    let mut out = stdout.lock();
+                    serde_json::to_writer(
+                        &mut out,
+                        &Line {
+                            target: &t.spec.name,
+                            record: &r,
+                        },
+                    )?;
+                    out.write_all(b"\n")?;
+                    out.flush()?;
+                    eprintln!(
+                        "migwatch-sidecar watch: {}: migrated, downtime {:.1} ms ({})",
+                        t.spec.name,
+                        r.downtime_ms,
+                        serde_json::to_value(r.downtime_from)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default()
+                    );
+                }
+                break 0;
+            }
         }
         if a.timeout.is_some_and(|t| started.elapsed() >= t) {
             eprintln!(

@@ -1,0 +1,550 @@
+//! Faults under a running sidecar: the test range's guard, a veth deleted
+//! and re-created, a new MAC on the target's address, a frozen sidecar and
+//! a transmit queue that refuses or holds probes. Each one checks that
+//! every probe is accounted for and nothing leaves the machine.
+
+use crate::icmp::metric;
+use crate::require_root;
+use anyhow::{bail, Context, Result};
+use migwatch_shared::wire::{Event, Sample};
+use migwatch_tests::netns::{default_iface, range_guard_present, sh, NftCounters, TargetNs};
+use migwatch_tests::sidecar::{EventStream, Received, Sidecar};
+use migwatch_tests::wait_for;
+use std::time::Duration;
+
+fn samples(evs: &[Received]) -> impl Iterator<Item = Sample> + '_ {
+    evs.iter().filter_map(|r| match r.event {
+        Event::Sample(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn answered(evs: &[Received]) -> usize {
+    samples(evs).filter(|s| s.rtt_us.is_some()).count()
+}
+
+fn lost(evs: &[Received]) -> Vec<u64> {
+    samples(evs)
+        .filter(|s| s.rtt_us.is_none())
+        .map(|s| s.seq)
+        .collect()
+}
+
+/// Waits until `name` in `/metrics` has grown by at least `by` from `from`.
+fn wait_metric(sc: &Sidecar, name: &str, from: f64, by: f64, within: Duration) -> Result<f64> {
+    wait_for(
+        &format!("{name} to grow by {by}"),
+        within,
+        Duration::from_millis(50),
+        || metric(sc, name).ok().filter(|v| *v - from >= by),
+    )
+}
+
+/// A bare namespace for running `scripts/range-guard.sh` where its route
+/// cannot touch the real root namespace, with its own holder folder.
+struct GuardLab {
+    ns: String,
+    dir: std::path::PathBuf,
+}
+
+impl GuardLab {
+    fn create() -> Result<GuardLab> {
+        let lab = GuardLab {
+            ns: format!("mwg{}", std::process::id()),
+            dir: migwatch_tests::out_dir().join(format!("range-guard-{}", std::process::id())),
+        };
+        sh(&["ip", "netns", "add", &lab.ns])?;
+        std::fs::create_dir_all(&lab.dir)?;
+        Ok(lab)
+    }
+
+    fn guard(&self, op: &str, pid: u32) -> Result<()> {
+        let script = migwatch_tests::repo_root().join("scripts/range-guard.sh");
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(script)
+            .args([op, &pid.to_string()])
+            .env("MIGWATCH_RANGE_GUARD_DIR", &self.dir)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "range-guard {op} {pid}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn routes(&self) -> Result<String> {
+        sh(&[
+            "ip",
+            "-n",
+            &self.ns,
+            "-4",
+            "route",
+            "show",
+            "type",
+            "unreachable",
+        ])
+    }
+}
+
+impl Drop for GuardLab {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.ns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child that only stands in as a holder process; killed on drop.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn start() -> Result<Holder> {
+        Ok(Holder(
+            std::process::Command::new("sleep").arg("60").spawn()?,
+        ))
+    }
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+    fn end(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[test]
+fn the_range_guard_is_added_once_and_removed_by_the_last_holder_that_added_it() -> Result<()> {
+    require_root!();
+    let lab = GuardLab::create()?;
+    let route = "unreachable 198.18.0.0/15 metric 4000";
+    let (mut a, b, c) = (Holder::start()?, Holder::start()?, Holder::start()?);
+    assert_eq!(lab.routes()?.trim(), "");
+    lab.guard("acquire", a.pid())?;
+    assert_eq!(lab.routes()?.trim(), route);
+    lab.guard("acquire", b.pid())?;
+    lab.guard("release", b.pid())?;
+    assert_eq!(lab.routes()?.trim(), route, "a still holds it");
+    // A holder that dies without releasing (SIGKILL) is pruned by the next
+    // one to come or go; the group added the route, so it goes.
+    a.end();
+    lab.guard("release", c.pid())?;
+    assert_eq!(lab.routes()?.trim(), "", "the last holder died");
+    // A route that was there before (this machine's own) is never removed.
+    sh(&[
+        "ip",
+        "-n",
+        &lab.ns,
+        "route",
+        "add",
+        "unreachable",
+        "198.18.0.0/15",
+        "metric",
+        "4000",
+    ])?;
+    lab.guard("acquire", c.pid())?;
+    lab.guard("release", c.pid())?;
+    assert_eq!(lab.routes()?.trim(), route);
+    Ok(())
+}
+
+#[test]
+fn deleting_the_veth_under_a_running_sidecar_sends_nothing_out() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    assert!(range_guard_present()?, "TargetNs must hold the range guard");
+    let mut rules = vec![
+        (
+            "veth",
+            format!("ip daddr {} oifname \"{}\"", ns.target, ns.host_if),
+        ),
+        // Anything to the test range on an interface no test made.
+        (
+            "off-test",
+            "ip daddr 198.18.0.0/15 oifname != \"mw*\"".to_string(),
+        ),
+    ];
+    let dflt = default_iface()?;
+    if let Some(d) = &dflt {
+        rules.push(("default", format!("ip daddr 198.18.0.0/15 oifname \"{d}\"")));
+    }
+    let nft = NftCounters::create(&rules)?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "5ms", "--timeout", "100ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "")?;
+    stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 50)?;
+    // The counters see the probes while the veth exists: they count.
+    assert!(nft.packets("veth")? >= 50);
+
+    sh(&["ip", "link", "del", &ns.host_if])?;
+    let errors = metric(&sc, "migwatch_probe_send_errors_total")?;
+    // 3 s of probing at 200/s with nowhere to go: each send is refused by
+    // the guard's unreachable route.
+    let t = std::time::Instant::now();
+    let now = wait_metric(
+        &sc,
+        "migwatch_probe_send_errors_total",
+        errors,
+        600.0,
+        Duration::from_secs(20),
+    )?;
+    assert!(range_guard_present()?);
+    let (off, default) = (
+        nft.packets("off-test")?,
+        dflt.as_ref().map(|_| nft.packets("default")).transpose()?,
+    );
+    eprintln!(
+        "veth deleted: {} refused sends in {:?}; out of the machine: {off} (default route: {dflt:?} {default:?})",
+        now - errors,
+        t.elapsed()
+    );
+    assert_eq!(
+        off, 0,
+        "probes to the test range left on a non-test interface"
+    );
+    assert_eq!(default.unwrap_or(0), 0, "probes left on {dflt:?}");
+    // They are reported as loss, and the sidecar keeps going.
+    stream.collect_until(Duration::from_secs(5), |got| lost(got).len() >= 100)?;
+    assert_eq!(sc.get("/healthz")?.trim(), "ok");
+    Ok(())
+}
+
+#[test]
+fn the_targets_interface_deleted_and_recreated_is_one_loss_burst_then_replies() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let mut sc = Sidecar::start(
+        &ns.target.to_string(),
+        &[
+            "--interval",
+            "10ms",
+            "--timeout",
+            "200ms",
+            "--capture-iface",
+            &ns.host_if,
+        ],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 50)?;
+    // The target's side goes away (its end of the pair, and with it ours).
+    ns.exec(&["ip", "link", "del", &ns.ns_if])?;
+    evs.extend(stream.collect_until(Duration::from_secs(10), |got| lost(got).len() >= 50)?);
+    ns.recreate_link()?;
+    let last_lost = |got: &[Received]| lost(got).into_iter().max();
+    evs.extend(stream.collect_until(Duration::from_secs(10), |got| {
+        let m = last_lost(got).unwrap_or(u64::MAX);
+        samples(got)
+            .filter(|s| s.seq > m && s.rtt_us.is_some())
+            .count()
+            >= 100
+    })?);
+    let mut l = lost(&evs);
+    l.sort_unstable();
+    let (lo, hi) = (l[0], l[l.len() - 1]);
+    eprintln!(
+        "veth deleted and re-created: lost seqs {lo}..={hi} ({}), send errors {}",
+        l.len(),
+        metric(&sc, "migwatch_probe_send_errors_total")?
+    );
+    assert_eq!((hi - lo + 1) as usize, l.len(), "one loss burst: {l:?}");
+    let mut seqs: Vec<u64> = samples(&evs).map(|s| s.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len() as u64,
+        seqs[seqs.len() - 1] + 1,
+        "every seq from 0 is a sample"
+    );
+    assert_eq!(metric(&sc, "migwatch_skipped_total")?, 0.0);
+    // Still alive and serving, and it shuts down cleanly.
+    assert_eq!(sc.get("/healthz")?.trim(), "ok");
+    sc.terminate()?;
+    Ok(())
+}
+
+/// A gratuitous ARP for the target's address from `mac`, sent on the
+/// target's interface (what a VM does when it comes up).
+fn send_garp(ns: &TargetNs, mac: &str) -> Result<()> {
+    let mac_hex: String = mac.split(':').collect();
+    let ip_hex: String = ns
+        .target
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let garp =
+        format!("ffffffffffff{mac_hex}08060001080006040001{mac_hex}{ip_hex}000000000000{ip_hex}");
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{}',0))\ns.send(bytes.fromhex('{garp}'))\n",
+        ns.ns_if
+    );
+    ns.exec(&["python3", "-c", &script]).map(|_| ())
+}
+
+#[test]
+#[ignore = "the capture thread ends when its interface goes away (log: `capture on IF failed: Unexpected poll event`) and cannot reopen after the privilege drop: reported to the lead (issue 13)"]
+fn the_announce_capture_survives_its_interface_being_recreated() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "10ms", "--capture-iface", &ns.host_if],
+    )?;
+    let stream = EventStream::open(&sc.base, "")?;
+    stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 20)?;
+    ns.recreate_link()?;
+    stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 20)?;
+    let mac = ns.exec(&["cat", &format!("/sys/class/net/{}/address", ns.ns_if)])?;
+    send_garp(&ns, mac.trim())?;
+    let got = stream.collect_until(Duration::from_secs(5), |got| {
+        got.iter().any(|r| matches!(r.event, Event::Announce(_)))
+    });
+    assert!(
+        got.is_ok(),
+        "no announce after re-creation; log: {}",
+        sc.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn a_new_mac_on_the_targets_address_is_an_outage_with_an_announce_of_the_new_mac() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &[
+            "--interval",
+            "10ms",
+            "--timeout",
+            "200ms",
+            "--capture-iface",
+            &ns.host_if,
+        ],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 100)?;
+    // A new VM takes the address: new MAC; our (pinned) neighbour entry
+    // still names the old one, so probes go nowhere until the new VM's
+    // gratuitous ARP is heard and the host's entry follows it.
+    let new_mac = "02:6d:77:0e:0e:01";
+    ns.exec(&["ip", "link", "set", &ns.ns_if, "address", new_mac])?;
+    evs.extend(stream.collect_until(Duration::from_secs(10), |got| lost(got).len() >= 20)?);
+    let mac_hex: String = new_mac.split(':').collect();
+    let ip_hex: String = ns
+        .target
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let garp =
+        format!("ffffffffffff{mac_hex}08060001080006040001{mac_hex}{ip_hex}000000000000{ip_hex}");
+    let script = format!(
+        "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{}',0))\ns.send(bytes.fromhex('{garp}'))\n",
+        ns.ns_if
+    );
+    ns.exec(&["python3", "-c", &script])?;
+    sh(&[
+        "ip",
+        "neigh",
+        "replace",
+        &ns.target.to_string(),
+        "lladdr",
+        new_mac,
+        "dev",
+        &ns.host_if,
+        "nud",
+        "permanent",
+    ])?;
+    let last_lost = |got: &[Received]| lost(got).into_iter().max();
+    evs.extend(stream.collect_until(Duration::from_secs(10), |got| {
+        let m = last_lost(got).unwrap_or(u64::MAX);
+        samples(got)
+            .filter(|s| s.seq > m && s.rtt_us.is_some())
+            .count()
+            >= 100
+    })?);
+    let announces: Vec<String> = evs
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::Announce(a) => Some(a.mac.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announces, vec![new_mac.to_string()]);
+    // What the detector makes of it: an outage that ended with an
+    // announce, which is what a migration looks like on the wire too.
+    let mut det = migwatch_shared::detector::Detector::new(Default::default());
+    for r in &evs {
+        det.push(&r.event);
+    }
+    det.finish();
+    let l = lost(&evs);
+    eprintln!(
+        "new MAC: {} probes lost, announces {announces:?}, detector: {:?}",
+        l.len(),
+        det.migrations()
+            .iter()
+            .map(|m| (m.level, m.probes, m.downtime_us))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(det.migrations().len(), 1, "{:?}", det.migrations());
+    Ok(())
+}
+
+/// Every seq from the first streamed to `unsettled` below the last is a
+/// sample or inside a skip, never both. The last `unsettled` seqs may still
+/// wait for their timeout (a loss is streamed only then), so pass at least
+/// timeout / interval. Returns (seqs checked, seqs in skips).
+fn check_every_seq_accounted(evs: &[Received], unsettled: u64) -> Result<(u64, u64)> {
+    let mut seen = std::collections::BTreeMap::new();
+    let mut skipped = 0;
+    for r in evs {
+        match r.event {
+            Event::Sample(s) => {
+                let before = seen.insert(s.seq, "sample");
+                if before.is_some() {
+                    bail!("seq {} reported twice", s.seq);
+                }
+            }
+            Event::Skip(k) => {
+                for q in k.first_seq..=k.last_seq {
+                    if let Some(was) = seen.insert(q, "skip") {
+                        bail!("seq {q} is in a skip and was a {was}");
+                    }
+                }
+                skipped += k.last_seq - k.first_seq + 1;
+            }
+            Event::Gap(_) | Event::Overflow(_) => bail!("the reader fell behind: {:?}", r.event),
+            _ => {}
+        }
+    }
+    let (&lo, &last) = (
+        seen.keys().next().context("no seqs")?,
+        seen.keys().next_back().context("no seqs")?,
+    );
+    let hi = last.saturating_sub(unsettled);
+    if let Some(q) = (lo..=hi).find(|q| !seen.contains_key(q)) {
+        bail!("seq {q} is neither a sample nor in a skip ({lo}..={hi})");
+    }
+    Ok((hi - lo + 1, skipped))
+}
+
+#[test]
+fn a_sidecar_frozen_for_3_s_accounts_for_every_seq() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "1ms", "--timeout", "100ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 500)?;
+    let pid = sc.pid().to_string();
+    sh(&["kill", "-STOP", &pid])?;
+    // The sleep is the freeze itself.
+    std::thread::sleep(Duration::from_secs(3));
+    sh(&["kill", "-CONT", &pid])?;
+    evs.extend(stream.collect_until(Duration::from_secs(20), |got| {
+        let skip_end = got.iter().find_map(|r| match r.event {
+            Event::Skip(k) => Some(k.last_seq),
+            _ => None,
+        });
+        skip_end.is_some_and(|e| samples(got).filter(|s| s.seq > e).count() >= 500)
+    })?);
+    let (span, skipped) = check_every_seq_accounted(&evs, 200)?;
+    let counted = metric(&sc, "migwatch_skipped_total")?;
+    eprintln!(
+        "3 s freeze at 1 kHz: {span} seqs streamed, {skipped} in skips, skipped_total {counted}"
+    );
+    assert!((2_500..=3_500).contains(&skipped), "skipped {skipped}");
+    assert_eq!(counted, skipped as f64, "/metrics and the stream agree");
+    // A skip is never loss. Only a probe in flight when the process
+    // stopped can be reported lost (then late: its reply waited in the
+    // socket while the prober was frozen).
+    assert!(lost(&evs).len() <= 2, "lost {:?}", lost(&evs));
+    Ok(())
+}
+
+/// Runs the sidecar at 500 Hz through a transmit queue `qdisc` (tc, on the
+/// root's veth) for `hold`, then without it, and checks what the issue
+/// asks of a full transmit queue: every probe of the fault is reported as
+/// loss, at least `refused_share` of them are counted in
+/// `migwatch_probe_send_errors_total` (the ones the kernel refused), and
+/// the prober keeps its schedule (no skipped slots, every seq a sample).
+fn transmit_queue_fault(qdisc: &[&str], hold: Duration, refused_share: f64) -> Result<()> {
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &["--interval", "2ms", "--timeout", "200ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 50)?;
+    let errors = metric(&sc, "migwatch_probe_send_errors_total")?;
+    let mut tc = vec!["tc", "qdisc", "add", "dev", &ns.host_if, "root"];
+    tc.extend_from_slice(qdisc);
+    sh(&tc)?;
+    // The sleep is the fault's length.
+    std::thread::sleep(hold);
+    let stats = sh(&["tc", "-s", "qdisc", "show", "dev", &ns.host_if]);
+    sh(&["tc", "qdisc", "del", "dev", &ns.host_if, "root"])?;
+    let last_lost = |got: &[Received]| lost(got).into_iter().max();
+    evs.extend(stream.collect_until(Duration::from_secs(20), |got| {
+        let m = last_lost(got).unwrap_or(u64::MAX);
+        samples(got)
+            .filter(|s| s.seq > m && s.rtt_us.is_some())
+            .count()
+            >= 100
+    })?);
+    let refused = metric(&sc, "migwatch_probe_send_errors_total")? - errors;
+    let skipped = metric(&sc, "migwatch_skipped_total")?;
+    let l = lost(&evs);
+    eprintln!(
+        "qdisc {qdisc:?} for {hold:?}: {} lost, {refused} send errors, {skipped} skipped; {}",
+        l.len(),
+        stats.unwrap_or_default().replace('\n', " ")
+    );
+    // 200 ms timeout at 2 ms: 100 seqs may be unresolved; twice that.
+    let (span, _) = check_every_seq_accounted(&evs, 200)?;
+    assert_eq!(skipped, 0.0, "the prober kept its schedule");
+    assert!(span >= hold.as_millis() as u64 / 2 * 9 / 10);
+    let want = (hold.as_millis() / 2) as f64 * 0.8;
+    assert!(l.len() as f64 >= want, "reported as loss: {}", l.len());
+    assert!(
+        refused >= want * refused_share,
+        "counted as send errors: {refused}"
+    );
+    Ok(())
+}
+
+#[test]
+#[ignore = "the sidecar's raw socket has no IP_RECVERR, so the kernel hides ENOBUFS from a dropping qdisc: reported to the lead (issue 13)"]
+fn a_transmit_queue_that_drops_everything_is_send_errors_and_loss() -> Result<()> {
+    require_root!();
+    // pfifo with room for nothing: every probe is dropped at enqueue, and
+    // the kernel answers the send with ENOBUFS (if asked to report it).
+    transmit_queue_fault(&["pfifo", "limit", "0"], Duration::from_secs(1), 1.0)
+}
+
+#[test]
+fn a_transmit_queue_that_holds_everything_leaves_the_schedule_intact() -> Result<()> {
+    require_root!();
+    // 8 kbit/s with a huge queue: probes pile up in the qdisc (lost: they
+    // are dropped when it goes) until the socket's send buffer is full
+    // (about 500 probes with the default 208 KiB), then the kernel refuses
+    // every send. 3 s at 500 Hz is 1500 probes, so hundreds are refused.
+    transmit_queue_fault(
+        &["tbf", "rate", "8kbit", "burst", "1600", "limit", "10000000"],
+        Duration::from_secs(3),
+        0.1,
+    )
+}
