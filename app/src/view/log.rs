@@ -1,0 +1,104 @@
+//! The event log: migrations and outages in two sections, newest first;
+//! a row jumps the chart to its event.
+
+use crate::cmd::{cmd, Cmd};
+use crate::format::{self, LogRow};
+use crate::ui::Ui;
+use leptos::ev;
+use leptos::prelude::*;
+use migwatch_shared::Light;
+
+/// Every detected event, newest first, in two sections: migrations (red)
+/// and outages (yellow: not a migration, or not confirmed). A row jumps
+/// the chart to it.
+#[component]
+pub(super) fn EventLog(ui: Ui) -> impl IntoView {
+    let many = move || ui.targets.with(|t| t.len() > 1);
+    let part = move |red: bool| {
+        move || {
+            ui.log.with(|rows| {
+                rows.iter()
+                    .filter(|r| (r.level == Light::Red) == red)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    view! {
+        <section id="log" class="log" aria-label="detected events">
+            <LogPart
+                id="log-migrations"
+                title="Migrations"
+                empty="None so far."
+                rows=Signal::derive(part(true))
+                many=Signal::derive(many)
+            />
+            <LogPart
+                id="log-outages"
+                title="Outages and other yellows"
+                empty="None so far."
+                rows=Signal::derive(part(false))
+                many=Signal::derive(many)
+            />
+        </section>
+    }
+}
+
+#[component]
+fn LogPart(
+    id: &'static str,
+    title: &'static str,
+    empty: &'static str,
+    rows: Signal<Vec<LogRow>>,
+    many: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <section id=id class="log-part">
+            <h2>
+                {title} " "
+                <span class="count" aria-live="polite">{move || rows.with(Vec::len)}</span>
+            </h2>
+            <p class="empty" hidden=move || rows.with(|l| !l.is_empty())>
+                {empty}
+            </p>
+            <ul class="log-list" class:multi=move || many.get() hidden=move || rows.with(Vec::is_empty)>
+                <For
+                    each=move || rows.get()
+                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.len(), r.from_sidecar)
+                    children=move |r| {
+                        let (key, a, b) = (r.key, r.start_us, r.end_us);
+                        let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });
+                        view! {
+                            <li
+                                class="log-row"
+                                data-level=r.level.name()
+                                data-key=r.key
+                                data-source=if r.from_sidecar { "sidecar" } else { "page" }
+                                tabindex="0"
+                                title="Show on the chart"
+                                on:click=move |_| go()
+                                on:keydown=move |e: ev::KeyboardEvent| {
+                                    if e.key() == "Enter" || e.key() == " " {
+                                        e.prevent_default();
+                                        go();
+                                    }
+                                }
+                            >
+                                <span class="badge" data-level=r.level.name()>
+                                    {format::light_word(Some(r.level))}
+                                </span>
+                                <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
+                                <span class="mono lr-downtime">{format!("downtime {}", r.downtime)}</span>
+                                <span class="mono lr-target">{r.target.clone()}</span>
+                                <span class="lr-evidence">
+                                    {r.evidence.join("; ")}
+                                    {r.from_sidecar.then_some(" (from the sidecar's list: before this page's history)")}
+                                </span>
+                            </li>
+                        }
+                    }
+                />
+            </ul>
+        </section>
+    }
+}
