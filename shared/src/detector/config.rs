@@ -133,6 +133,13 @@ pub struct DetectorConfig {
     /// shift a reading by up to half the excess, and the first replies
     /// after a resume are slow.
     pub clock_max_excess_us: u32,
+    /// The line a step is judged against is drawn only through readings
+    /// whose RTT exceeds the path's minimum *as now known* by at most this
+    /// (µs, default 4 000: error ≤ 2.5 ms), and only once two such exist.
+    /// The first readings of a run are often slow (a cold ARP cache: 8–21 ms
+    /// in 7 of 17 lab recordings) and shifted by half that; judged against
+    /// them, the first fast readings looked like a 3–7 ms step back.
+    pub clock_fit_excess_us: u32,
     /// Readings agree with the fit (or with each other) within their error
     /// bounds (±0.5 ms quantisation plus half the RTT excess) plus this (µs,
     /// default 1 000; the lab's guests scatter 0.1–0.5 ms).
@@ -200,6 +207,7 @@ impl Default for DetectorConfig {
             hole_ms: 1_000,
             max_events: 1_024,
             clock_max_excess_us: 8_000,
+            clock_fit_excess_us: 4_000,
             clock_tol_us: 1_000,
             clock_step_min_us: 3_000,
             clock_confirm: 2,

@@ -92,6 +92,9 @@ pub(super) struct Episode {
     /// Probes of the run answered after all (reordering).
     pub(super) unlost: u64,
     pub(super) post: Post,
+    /// Send time of the earliest request answered at the outage's end (a
+    /// paused VM's queue), else `s_a`: where the stop may have begun.
+    pub(super) stop_from: i64,
     /// The guest clock's step across this outage.
     pub(super) clock_step: Option<ClockStep>,
     /// The announce burst that followed it.
@@ -127,11 +130,18 @@ impl Episode {
         let d = st.step_us.saturating_neg();
         let iv = 2 * i64::from(self.iv);
         let dur = self.dur();
-        d >= i64::from(cfg.clock_step_min_us)
-            && st.before_us <= self.s_next
-            && st.first_after_us >= self.s_a
-            && d <= dur + iv + 100_000
+        // The stop may have begun before the loss (queued requests).
+        let stop = self.s_next.saturating_sub(self.stop_from.min(self.s_a));
+        self.lies_across(st)
+            && d >= i64::from(cfg.clock_step_min_us)
+            && d <= stop + iv + 100_000
             && d >= dur / 4 - iv
+    }
+
+    /// Whether a clock step lies across this outage (readings before it
+    /// and after it bracket the stop).
+    pub(super) fn lies_across(&self, st: &Step) -> bool {
+        st.before_us <= self.s_next && st.first_after_us >= self.stop_from.min(self.s_a)
     }
 
     pub(super) fn attach_step(&mut self, st: &Step, cfg: &DetectorConfig) -> bool {

@@ -25,9 +25,11 @@ mod outage;
 mod readout;
 mod signals;
 mod stats;
+mod stops;
 #[cfg(test)]
 mod tests;
 mod types;
+mod verdict;
 
 pub use config::DetectorConfig;
 pub use evidence::{
@@ -36,6 +38,7 @@ pub use evidence::{
 };
 
 pub use types::{BaselineInfo, Light, Reason, Verdict};
+pub use verdict::EventVerdict;
 
 use crate::wire::{Announce, Clock, Event, Late, Sample, Tick};
 use episode::{Episode, HeldAcc, Silence, Slot, SlotState, WINDOW};
@@ -474,17 +477,25 @@ impl Detector {
                 };
                 // A new step, or a refined estimate of one that an outage
                 // already owns (which then takes the better figure).
-                let fits = self
-                    .episode
-                    .as_mut()
-                    .is_some_and(|ep| ep.attach_step(&st, &cfg));
-                if fits {
+                // One clock judgement per event: a step across an outage
+                // belongs to it even when its size does not explain it.
+                let (fits, across) = self.episode.as_mut().map_or((false, false), |ep| {
+                    (ep.attach_step(&st, &cfg), ep.lies_across(&st))
+                });
+                if fits || across {
                     self.step_owned = Some(st.first_after_us);
+                } else if self.step_owned != Some(st.first_after_us) {
+                    self.stop_event(&st);
                 }
             }
             ClockNews::Steady { t, residual } => {
+                // Readings on a line begun after the outage started say
+                // nothing about whether the guest ran on across it.
+                let restarted = self.clock.last_step;
                 if let Some(ep) = self.episode.as_mut() {
-                    if t >= ep.s_next && ep.clock_step.is_none() {
+                    let fresh_line =
+                        restarted.is_some_and(|st| st.first_after_us >= ep.stop_from.min(ep.s_a));
+                    if t >= ep.s_next && ep.clock_step.is_none() && !fresh_line {
                         ep.steady_n += 1;
                         ep.steady_change = residual;
                         ep.dirty = true;

@@ -36,20 +36,25 @@ impl Detector {
         let s_b = self
             .slot(b)
             .map_or(s_next.saturating_sub(iv), |s| s.sent_us);
-        let (pre_level, pre_p75) = self.recent.median_p75();
-        let base = if self.base.ready { self.base.median } else { 0 };
-        let window = (ms(cfg.congestion_window_ms) / iv).clamp(16, 256) as usize;
-        let congestion =
-            (self.high.fraction(window) >= cfg.congestion_frac).then_some(Congestion {
-                rtt_us: pre_p75,
-                baseline_us: base,
-            });
         let dur = s_next.saturating_sub(s_a);
         let long = (dur > ms(cfg.max_downtime_ms)).then_some(dur);
         // A held reply comes back at resume: late in the outage (extra
         // losses after resume can make up its last ~10 ms).
         let mid = s_a.saturating_add(dur / 4);
         let tol = ms(cfg.held_tol_ms);
+        let (held_lo, held_hi) = (mid.max(s_b.saturating_sub(tol)), s_next.saturating_add(tol));
+        let base = if self.base.ready { self.base.median } else { 0 };
+        // Replies released at the outage's end (held or a paused guest's
+        // queue) were the last to arrive; the level before the outage and
+        // its congestion are judged without them.
+        let released = self.released_before(a, held_lo, held_hi, base);
+        let (pre_level, pre_p75) = self.recent.median_p75_before(released);
+        let window = (ms(cfg.congestion_window_ms) / iv).clamp(16, 256) as usize;
+        let congestion = (self.high.fraction_before(window, released) >= cfg.congestion_frac)
+            .then_some(Congestion {
+                rtt_us: pre_p75,
+                baseline_us: base,
+            });
         let mut ep = Episode {
             id: self.next_id,
             a,
@@ -66,8 +71,8 @@ impl Detector {
             pre_level,
             congestion,
             long,
-            held_lo: mid.max(s_b.saturating_sub(tol)),
-            held_hi: s_next.saturating_add(tol),
+            held_lo,
+            held_hi,
             held_count: 0,
             held: None,
             held_max: 0,
@@ -77,6 +82,7 @@ impl Detector {
             resolved: self.lost_above,
             unlost: 0,
             post: Post::default(),
+            stop_from: s_a,
             clock_step: None,
             announce: None,
             steady_n: 0,
@@ -91,7 +97,11 @@ impl Detector {
         self.next_id += 1;
         // Replies to the probes just before the burst that came back only
         // after it: held across the stop (one) or a released queue (many).
-        for j in 1..=u64::from(ep.held_allow) + 1 {
+        // Past `held_allow`, the scan only finds where the stop began: a
+        // VM paused in place answers every queued request at resume, so
+        // its clock steps back by more than the loss at the pause's end.
+        let reach = (ms(cfg.max_downtime_ms) / iv).clamp(1, WINDOW as i64 / 2) as u64;
+        for j in 1..=reach.max(u64::from(ep.held_allow) + 1) {
             let Some(seq) = a.checked_sub(j) else { break };
             // Late replies count too: a queue longer than the timeout comes
             // back partly as `late`, partly as slow samples.
@@ -105,7 +115,10 @@ impl Detector {
             if !ep.held_ok(arrival, rtt, &cfg) {
                 break;
             }
-            ep.add_held(seq, rtt, 1);
+            ep.stop_from = ep.stop_from.min(s.sent_us);
+            if j <= u64::from(ep.held_allow) + 1 {
+                ep.add_held(seq, rtt, 1);
+            }
         }
         // Late replies that came in while the outage was still going on.
         let acc = self.held_acc;
@@ -128,6 +141,30 @@ impl Detector {
             }
         }
         self.episode = Some(ep);
+    }
+
+    /// How many answered probes just before `a` were answered only at the
+    /// outage's end (arrival in `lo..=hi`, RTT clearly above `base`).
+    fn released_before(&self, a: u64, lo: i64, hi: i64, base: u32) -> usize {
+        let floor = base
+            .saturating_add(self.cfg.elev_floor_us)
+            .max(self.cfg.held_min_us);
+        let mut n = 0;
+        for j in 1..=(WINDOW as u64 / 2) {
+            let Some(s) = a
+                .checked_sub(j)
+                .and_then(|q| self.slot(q))
+                .filter(|s| s.state == SlotState::Answered)
+            else {
+                break;
+            };
+            let arrival = s.sent_us.saturating_add(i64::from(s.rtt_us));
+            if s.rtt_us < floor || arrival < lo || arrival > hi {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 
     pub(super) fn min_saw_probes(&self, iv: u32) -> u32 {
@@ -202,17 +239,14 @@ impl Detector {
                 change_us: ep.steady_change,
                 outage_us: ep.dur(),
             }),
-            // Named only once a channel has had its chance to confirm.
-            channels: if ep.waited {
-                Channels {
-                    clock: ep.clock_live,
-                    announce: self.announce_channel || self.announces.seen,
-                }
-            } else {
-                Channels::default()
+            channels: Channels {
+                clock: ep.clock_live,
+                announce: self.announce_channel || self.announces.seen,
             },
+            waited: ep.waited,
         };
         let probes = ep.probes.saturating_sub(ep.unlost);
+        let verdict = evidence.verdict(probes, &cfg);
         let level = evidence.level(probes, &cfg);
         let iv = i64::from(ep.iv.max(1));
         let (downtime, downtime_source) = match (evidence.clock_step, evidence.held) {
@@ -236,6 +270,7 @@ impl Detector {
             downtime_us: downtime,
             downtime_source,
             level,
+            verdict,
             evidence,
             decided_us: self.now_us,
             interval_us: ep.iv,
@@ -333,7 +368,7 @@ impl Detector {
             ep.post.expired = !ep.post.done;
             self.evaluate(&mut ep);
         }
-        if by_time && ep.published && ep.resolved == 0 && ep.held_count == 0 {
+        if by_time && ep.published && ep.probes > 0 && ep.resolved == 0 && ep.held_count == 0 {
             self.retract(ep.id);
         }
     }

@@ -25,6 +25,13 @@ struct Run {
     sawtooth_us: u32,
     /// Clock readings on.
     clock: bool,
+    /// Echo probes sent from `out_start` until this time are queued in the
+    /// stopped guest and answered at `out_end` instead of lost (a pause).
+    queued_until: i64,
+    /// The sidecar watches for announces (its `/info`).
+    announce_channel: bool,
+    /// RTT of the first clock readings of the run (a cold ARP cache).
+    start_slow: (usize, u32),
 }
 
 impl Run {
@@ -39,12 +46,25 @@ impl Run {
             announce: false,
             sawtooth_us: 0,
             clock: true,
+            queued_until: out_start_ms * MS,
+            announce_channel: false,
+            start_slow: (0, 0),
         }
     }
 
     fn migration(mut self, stop_ms: i64) -> Run {
         self.stop_us = stop_ms * MS;
         self.announce = true;
+        self
+    }
+
+    /// A QMP stop/cont of the outage's length, no move: the guest clock
+    /// stands still, no announce goes out; the requests of the pause but
+    /// its last `lost_ms` are queued and answered at resume.
+    fn pause(mut self, lost_ms: i64) -> Run {
+        self.stop_us = self.out_end - self.out_start;
+        self.announce = false;
+        self.queued_until = self.out_end - lost_ms * MS;
         self
     }
 
@@ -56,7 +76,11 @@ impl Run {
         for q in 0..n as u64 {
             let s = sent(q);
             let t = s - T0;
-            if out(t) {
+            if out(t) && t < self.queued_until {
+                // Queued in the stopped guest, answered at resume.
+                let rtt = (self.out_end - t + 500) as u32;
+                v.push((s + i64::from(rtt), sample(q, Some(rtt))));
+            } else if out(t) {
                 // Reported lost one timeout (1 s) later.
                 v.push((s + 1_000 * MS, sample(q, None)));
             } else {
@@ -78,6 +102,8 @@ impl Run {
                     let rtt = if t >= self.out_end && slow_left > 0 {
                         slow_left -= 1;
                         self.slow.1
+                    } else if (j as usize) < self.start_slow.0 {
+                        self.start_slow.1
                     } else {
                         400
                     };
@@ -90,7 +116,12 @@ impl Run {
                     let target_ms = (T0 + t + dither as i64 + truth).div_euclid(1000);
                     // A slow reply is slow on its way back: the
                     // midpoint estimate is off by half the excess.
-                    let skew = i64::from(rtt.saturating_sub(400)) / 2;
+                    // A cold ARP cache at the start delays the request
+                    // instead: the reading is late by half the excess.
+                    let mut skew = i64::from(rtt.saturating_sub(400)) / 2;
+                    if (j as usize) < self.start_slow.0 && t < self.out_start {
+                        skew = -skew;
+                    }
                     let off = target_ms * 1000 + 500 - (T0 + t + dither as i64) - skew;
                     v.push((
                         T0 + t + i64::from(rtt),
@@ -132,6 +163,7 @@ impl Run {
     /// event with its time.
     fn play(&self) -> (Detector, Vec<(i64, Verdict)>) {
         let mut d = Detector::default();
+        d.set_announce_channel(self.announce_channel);
         let mut seen = Vec::new();
         for (t, e) in self.events() {
             d.push(&e);
@@ -330,7 +362,11 @@ fn a_clock_step_or_announces_without_an_outage_are_yellow_on_their_own() {
         matches!(v.reasons[..], [Reason::ClockStep { step_us, .. }] if (step_us + 50_000).abs() <= 1000),
         "{v:?}"
     );
-    assert!(d.migrations().is_empty());
+    // The step is an event of its own: a stop that lost no probe, and no
+    // announce channel to tell a pause from a move.
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].probes, m[0].verdict), (0, EventVerdict::Undecided));
     // Announces on their own, too.
     let mut d = Detector::default();
     feed(&mut d, 0..100, 500);
@@ -385,4 +421,137 @@ fn an_announce_during_the_silence_is_red_before_the_guest_answers() {
     assert_eq!(m[0].level, Light::Red);
     assert!(m[0].evidence.announce.is_some());
     assert_eq!(d.light(), Light::Red);
+}
+
+#[test]
+fn a_pause_that_loses_no_probe_is_an_event_of_its_own_paused_not_red() {
+    for stop in [100, 300, 800] {
+        let mut run = Run::new(5000, stop).pause(0);
+        run.announce_channel = true;
+        let (d, seen) = run.play();
+        let m = d.migrations();
+        assert_eq!(m.len(), 1, "{stop} ms: {m:?}");
+        assert_eq!(m[0].verdict, EventVerdict::Paused, "{stop} ms: {m:?}");
+        assert_eq!(m[0].level, Light::Yellow);
+        assert_eq!(m[0].probes, 0);
+        assert!(
+            (m[0].downtime_us - stop * MS).abs() <= 1500,
+            "{stop} ms: downtime {}",
+            m[0].downtime_us
+        );
+        // Where it was: the queued request sent first.
+        assert!((m[0].start_us - (T0 + run.out_start)).abs() <= IV, "{m:?}");
+        assert!(reds(&seen).is_none(), "{stop} ms pause went red");
+        let words = m[0].explain();
+        assert!(
+            words.starts_with(&format!("paused in place for {stop} ms, not migrated")),
+            "{words}"
+        );
+        assert!(!m[0].reasons().iter().any(|r| r.name() == "loss_burst"));
+    }
+}
+
+#[test]
+fn a_pause_losing_probes_at_its_end_has_one_clock_judgement() {
+    // 800 ms pause, the last 70 ms of requests dropped (the queue was
+    // full): the step is 800 ms although the loss is 70 ms.
+    let mut run = Run::new(5000, 800).pause(70);
+    run.announce_channel = true;
+    let (d, seen) = run.play();
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].verdict, EventVerdict::Paused, "{m:?}");
+    assert_eq!(m[0].downtime_source, DowntimeSource::ClockStep);
+    assert!((m[0].downtime_us - 800 * MS).abs() <= 1500, "{m:?}");
+    let reasons = m[0].reasons();
+    assert!(
+        reasons.iter().any(|r| r.name() == "clock_step"),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.name() == "clock_steady"),
+        "{reasons:?}"
+    );
+    assert!(reds(&seen).is_none());
+    // The light never says something else about the clock than the event.
+    for (_, v) in &seen {
+        let steps = v
+            .reasons
+            .iter()
+            .filter(|r| r.name() == "clock_step")
+            .count();
+        let steady = v.reasons.iter().any(|r| r.name() == "clock_steady");
+        assert!(steps <= 1 && !(steady && steps > 0), "{v:?}");
+    }
+}
+
+#[test]
+fn a_pause_that_loses_everything_is_paused_with_announces_watched_else_migrated_or_paused() {
+    let mut run = Run::new(5000, 300).pause(300);
+    run.announce_channel = true;
+    let (d, seen) = run.play();
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].verdict, EventVerdict::Paused, "{m:?}");
+    assert!(reds(&seen).is_none());
+
+    run.announce_channel = false;
+    let (d, _) = run.play();
+    let m = d.migrations();
+    assert_eq!(m[0].verdict, EventVerdict::Migrated, "{m:?}");
+    assert_eq!(m[0].level, Light::Red);
+    assert!(
+        m[0].explain().starts_with("migrated or paused"),
+        "{}",
+        m[0].explain()
+    );
+}
+
+#[test]
+fn verdicts_of_a_migration_and_a_path_outage() {
+    let mut run = Run::new(5000, 300).migration(300);
+    run.announce_channel = true;
+    let (d, _) = run.play();
+    let m = d.migrations();
+    assert_eq!(
+        (m[0].verdict, m[0].level),
+        (EventVerdict::Migrated, Light::Red)
+    );
+    assert!(
+        m[0].explain().starts_with("migrated: stopped for 300 ms"),
+        "{}",
+        m[0].explain()
+    );
+
+    let mut run = Run::new(5000, 300);
+    run.announce_channel = true;
+    let (d, seen) = run.play();
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(
+        (m[0].verdict, m[0].level),
+        (EventVerdict::PathOutage, Light::Yellow)
+    );
+    assert!(
+        m[0].explain().starts_with("path outage"),
+        "{}",
+        m[0].explain()
+    );
+    assert!(reds(&seen).is_none());
+}
+
+#[test]
+fn slow_first_clock_readings_make_no_step_and_no_yellow() {
+    // A cold ARP cache: the first readings come back 8–21 ms slow, then
+    // the path's minimum is known.
+    for (n, rtt) in [(1, 8_400), (2, 12_000), (3, 21_000), (4, 6_000)] {
+        let mut run = Run::new(9000, 300).migration(300);
+        run.start_slow = (n, rtt);
+        let (d, seen) = run.play();
+        let early = seen
+            .iter()
+            .find(|(t, v)| *t < T0 + run.out_start && v.light != Light::Green);
+        assert!(early.is_none(), "{n} × {rtt} µs: {early:?}");
+        assert_eq!(d.migrations().len(), 1, "{:?}", d.migrations());
+    }
 }
