@@ -183,12 +183,8 @@ impl Recent {
 
     /// Median and 75th percentile of the remembered RTTs (0 when empty):
     /// the level just before an outage, robust to a held reply or a spike.
-    pub fn median_p75(&self) -> (u32, u32) {
-        self.median_p75_before(0)
-    }
-
-    /// The same without the latest `skip` RTTs (the queued replies a
-    /// paused guest released at the outage's end).
+    /// Without the latest `skip` RTTs (the queued replies a paused guest
+    /// released at the outage's end).
     pub fn median_p75_before(&self, skip: usize) -> (u32, u32) {
         let n = self.n.saturating_sub(skip);
         if n == 0 {
@@ -238,11 +234,7 @@ impl HighFrac {
 
     /// Fraction of the last `n` replies (at most 256, at most those seen)
     /// that were flagged.
-    pub fn fraction(&self, n: usize) -> f32 {
-        self.fraction_before(n, 0)
-    }
-
-    /// The same for the `n` replies before the latest `skip`.
+    /// Counted over the `n` replies before the latest `skip`.
     pub fn fraction_before(&self, n: usize, skip: usize) -> f32 {
         let skip = skip.min(self.n);
         let n = n.min(self.n - skip);
