@@ -40,8 +40,12 @@ pub use evidence::{
 pub use types::{BaselineInfo, Light, Reason, Verdict};
 pub use verdict::EventVerdict;
 
-use crate::wire::{Announce, Clock, Event, Late, Sample, Tick};
+use crate::wire::{Announce, Clock, Event, Late, Sample, Skip, Tick};
 use episode::{Episode, HeldAcc, Silence, Slot, SlotState, WINDOW};
+
+/// Skip ranges remembered: a sidecar falls behind rarely, and only a
+/// skip next to the latest answered probe matters.
+const SKIPS: usize = 4;
 use signals::{AnnounceAcc, ClockNews, ClockTrack};
 use stats::{Baseline, HighFrac, IntervalEst, Peak, PeakSpan, Recent};
 
@@ -91,6 +95,10 @@ pub struct Detector {
     announce_channel: bool,
     clock: ClockTrack,
     announces: AnnounceAcc,
+    /// The latest ranges of seqs the sidecar never sent (`skip` events),
+    /// oldest first.
+    skips: [(u64, u64); SKIPS],
+    skips_len: usize,
     /// The clock step (by the time of its first reading after) and the
     /// announce burst (by its first frame) that belong to an outage.
     step_owned: Option<i64>,
@@ -149,6 +157,8 @@ impl Detector {
             announces: AnnounceAcc::default(),
             step_owned: None,
             burst_owned: None,
+            skips: [(0, 0); SKIPS],
+            skips_len: 0,
         }
     }
 
@@ -216,8 +226,9 @@ impl Detector {
             },
             Event::Late(l) => self.late(l),
             Event::Tick(t) => self.tick(t),
-            // Probes never sent are missing data, like a gap: never loss.
-            Event::Gap(_) | Event::Overflow(_) | Event::Skip(_) => self.hole(),
+            Event::Gap(_) | Event::Overflow(_) => self.hole(),
+            // Probes never sent are missing data: never loss.
+            Event::Skip(k) => self.skipped(k),
             Event::Clock(c) => self.clock_reading(c),
             Event::Announce(a) => self.announce(a),
         }
@@ -258,6 +269,41 @@ impl Detector {
         }
     }
 
+    /// Probes `first_seq..=last_seq` were never sent (the sidecar fell
+    /// behind its schedule). They are neither answered nor lost: a jump in
+    /// answered seqs over any of them is no data, and a silence does not
+    /// start before the next probe that was sent.
+    fn skipped(&mut self, k: &Skip) {
+        if k.last_seq < k.first_seq {
+            return;
+        }
+        if self.skips_len == SKIPS {
+            self.skips.copy_within(1.., 0);
+            self.skips_len -= 1;
+        }
+        self.skips[self.skips_len] = (k.first_seq, k.last_seq);
+        self.skips_len += 1;
+        // The silence so far was the sidecar's, not the target's.
+        if self.silence.is_some_and(|s| s.open) {
+            self.silence = None;
+        }
+    }
+
+    /// The last skipped seq of a skip that covers `seq`, if any.
+    fn skip_covering(&self, seq: u64) -> Option<u64> {
+        self.skips[..self.skips_len]
+            .iter()
+            .find(|(f, l)| (*f..=*l).contains(&seq))
+            .map(|(_, l)| *l)
+    }
+
+    /// Whether any seq of `a..=b` was skipped.
+    fn any_skipped(&self, a: u64, b: u64) -> bool {
+        self.skips[..self.skips_len]
+            .iter()
+            .any(|(f, l)| *f <= b && *l >= a)
+    }
+
     fn hole(&mut self) {
         self.hole_pending = true;
         self.hole_at = self.now_us;
@@ -286,6 +332,7 @@ impl Detector {
             self.peak.reset();
             self.recent.clear();
             self.high = HighFrac::new();
+            self.skips_len = 0;
         }
     }
 
@@ -336,7 +383,11 @@ impl Detector {
         self.note_seq(s.seq, s.sent_us);
 
         if !self.have_ans || s.seq > self.hi_ans {
-            if self.have_ans && s.seq > self.hi_ans.saturating_add(1) && !self.hole_pending {
+            if self.have_ans
+                && s.seq > self.hi_ans.saturating_add(1)
+                && !self.hole_pending
+                && !self.any_skipped(self.hi_ans + 1, s.seq - 1)
+            {
                 self.gap_ended(self.hi_ans + 1, s.seq - 1, s.seq, s.sent_us, arrival);
             }
             // Replies to probes sent before the hole was noticed do not end
@@ -556,7 +607,14 @@ impl Detector {
         if !unanswered {
             return;
         }
-        let since = self.s_hi_ans.saturating_add(i64::from(self.iv()));
+        let mut since = self.s_hi_ans.saturating_add(i64::from(self.iv()));
+        if let Some(last) = self.skip_covering(self.hi_ans.saturating_add(1)) {
+            // Silent only from the first probe sent after the skip.
+            match self.slot(last.saturating_add(1)) {
+                Some(s) => since = s.sent_us,
+                None => return,
+            }
+        }
         if self.now_us.saturating_sub(since) >= ms(self.cfg.silence_ms) {
             self.silence = Some(Silence {
                 first_seq: self.hi_ans.saturating_add(1),

@@ -369,3 +369,42 @@ fn configured_interval_and_reason_serialisation() {
 // ---- confirming signals: the guest clock and layer-2 announces ------------
 
 mod signals;
+
+#[test]
+fn a_skip_is_missing_data_never_loss() {
+    use crate::wire::Skip;
+    // The sidecar froze for 600 ms after probe 500 and skipped 501..=560,
+    // then probing went on.
+    let mut d = Detector::default();
+    feed(&mut d, 0..=500, 300);
+    d.push(&Event::Skip(Skip {
+        first_seq: 501,
+        last_seq: 560,
+    }));
+    tick(&mut d, sent(561), 562);
+    assert_eq!(d.light(), Light::Green, "{:?}", d.verdict());
+    for q in 561..2000 {
+        d.push(&sample(q, Some(300)));
+        assert_eq!(d.light(), Light::Green, "at {q}: {:?}", d.verdict());
+    }
+    assert!(d.migrations().is_empty(), "{:?}", d.migrations());
+    // Probe 500 was in flight when the sidecar froze; its reply is read
+    // after the skip event: the skipped seqs are still not lost.
+    let mut e = Detector::default();
+    feed(&mut e, 0..500, 300);
+    e.push(&Event::Skip(Skip {
+        first_seq: 501,
+        last_seq: 560,
+    }));
+    e.push(&sample(500, Some(600_000)));
+    feed(&mut e, 561..1000, 300);
+    e.finish();
+    assert!(e.migrations().is_empty(), "{:?}", e.migrations());
+    // A real outage after the skip is still one.
+    outage(&mut d, 2000, 2010, &[(2010, 300)]);
+    feed(&mut d, 2011..2100, 300);
+    d.finish();
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!((m[0].first_seq, m[0].probes), (2000, 10));
+}
