@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// Thresholds. Every field has a default that suits probing every 1–100 ms;
 /// the figures behind them are in `docs/DETECTION.md`. Missing fields in a
-/// serialised config take their defaults.
+/// serialised config take their defaults; unknown fields are an error.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+// An unknown key is a typo that would silently keep a default: an error.
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// The probe interval in µs, if known. `None` (default) infers it from
     /// the send times of the samples, which is exact for the sidecar's

@@ -40,7 +40,7 @@ pub use evidence::{
 pub use types::{BaselineInfo, Light, Reason, Verdict};
 pub use verdict::EventVerdict;
 
-use crate::wire::{Announce, Clock, Event, Late, Sample, Skip, Tick};
+use crate::wire::{Announce, Clock, Event, Info, Late, Sample, Skip, Tick};
 use episode::{Episode, HeldAcc, Silence, Slot, SlotState, WINDOW};
 
 /// Skip ranges remembered: a sidecar falls behind rarely, and only a
@@ -168,6 +168,28 @@ impl Detector {
     /// confirms it. Clock readings need no such call: they are seen.
     pub fn set_announce_channel(&mut self, on: bool) {
         self.announce_channel = on;
+    }
+
+    /// Applies what the sidecar's `/info` says (live, or a trace's info
+    /// record from [`crate::trace::TraceReader::info`]): the probe interval
+    /// unless the config sets one, and whether announces are watched
+    /// (`capture_iface` present). Clock readings need no such call.
+    pub fn apply_info(&mut self, info: &Info) {
+        if self.cfg.interval_us.is_none() && info.interval_ms.is_finite() && info.interval_ms > 0.0
+        {
+            let us = (info.interval_ms * 1000.0)
+                .round()
+                .clamp(1.0, f64::from(u32::MAX));
+            self.cfg.interval_us = Some(us as u32);
+        }
+        self.announce_channel = info.capture_iface.is_some();
+    }
+
+    /// Whether the announce channel counts as live: set by
+    /// [`Self::set_announce_channel`] or [`Self::apply_info`], or an
+    /// announce was seen.
+    pub fn announce_channel(&self) -> bool {
+        self.announce_channel || self.announces.seen
     }
 
     /// The thresholds in use.
