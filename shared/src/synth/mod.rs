@@ -28,7 +28,7 @@
 //! the stream is quiet.
 
 use crate::eval::{Labels, Truth, TruthKind};
-use crate::wire::{Event, Gap, Late, Sample, Tick};
+use crate::wire::Event;
 use serde::{Deserialize, Serialize};
 
 /// SplitMix64: tiny, fast, and good enough for noise.
@@ -193,12 +193,12 @@ pub struct SynthTrace {
 const T0: i64 = 1_763_000_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
-struct Probe {
-    run: u8,
-    seq: u64,
-    sent: i64,
+pub(super) struct Probe {
+    pub(super) run: u8,
+    pub(super) seq: u64,
+    pub(super) sent: i64,
     /// Reply arrival (unix µs), `None` when lost.
-    arrival: Option<i64>,
+    pub(super) arrival: Option<i64>,
 }
 
 fn base_rtt(rng: &mut Rng, base: f64) -> f64 {
@@ -612,275 +612,10 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     }
 }
 
-/// Every probe sent in [at, at + len) is answered only when the stall ends.
-fn stall_spike(probes: &mut [Probe], at: i64, len: i64, base: f64) {
-    for p in probes
-        .iter_mut()
-        .filter(|p| p.sent >= at && p.sent < at + len)
-    {
-        if let Some(a) = p.arrival {
-            p.arrival = Some(a.max(at + len + base as i64));
-        }
-    }
-}
-
-fn event_time(e: &Event, probes: &[Probe], timeout: i64) -> i64 {
-    match e {
-        Event::Sample(s) => s.sent_us + s.rtt_us.map_or(timeout, i64::from),
-        Event::Tick(t) => t.now_us,
-        _ => probes.first().map_or(0, |p| p.sent),
-    }
-}
-
-/// The sidecar's output: every probe's sample (and late reply) at the time
-/// it would be emitted, ticks while quiet, and the holes of a stalled
-/// sidecar or a broken stream.
-fn emit(
-    probes: &[Probe],
-    iv: i64,
-    timeout: i64,
-    stall: Option<(i64, i64)>,
-    restart: Option<(i64, i64)>,
-    stream_gap: Option<(i64, i64)>,
-) -> Vec<Event> {
-    // (time, order at equal times, run, seq, event)
-    let mut em: Vec<(i64, u8, u8, u64, Event)> = Vec::with_capacity(probes.len() + 16);
-    for p in probes {
-        let sample = |rtt_us| {
-            Event::Sample(Sample {
-                seq: p.seq,
-                sent_us: p.sent,
-                rtt_us,
-            })
-        };
-        match p.arrival {
-            Some(a) if a - p.sent <= timeout => {
-                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
-                em.push((a, 1, p.run, p.seq, sample(Some(rtt))));
-            }
-            Some(a) => {
-                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
-                em.push((p.sent + timeout, 0, p.run, p.seq, sample(None)));
-                em.push((
-                    a,
-                    2,
-                    p.run,
-                    p.seq,
-                    Event::Late(Late {
-                        seq: p.seq,
-                        rtt_us: rtt,
-                    }),
-                ));
-            }
-            None => em.push((p.sent + timeout, 0, p.run, p.seq, sample(None))),
-        }
-    }
-    // A stalled sidecar emits what it owes when it wakes up.
-    if let Some((g0, g1)) = stall {
-        for e in em.iter_mut() {
-            if e.0 >= g0 && e.0 < g1 {
-                e.0 = g1;
-            }
-        }
-    }
-    em.sort_by_key(|e| (e.0, e.1, e.2, e.3));
-
-    let quiet = (2 * iv).max(20_000);
-    // Seq the next probe would carry at time t.
-    let next_seq_at = |t: i64| -> u64 {
-        let run = u8::from(restart.is_some_and(|(_, r1)| t >= r1));
-        let i = probes.partition_point(|p| (p.run, p.sent) <= (run, t));
-        match i.checked_sub(1).map(|j| probes[j]) {
-            Some(p) if p.run == run => p.seq + 1,
-            _ => 0,
-        }
-    };
-    let mut out: Vec<(i64, Event)> = Vec::with_capacity(em.len() + em.len() / 4);
-    let mut last = em.first().map_or(0, |e| e.0);
-    for (t, _, _, _, ev) in em {
-        loop {
-            let tt = last + quiet;
-            if tt > t {
-                break;
-            }
-            if let Some((g0, g1)) = stall.filter(|(g0, g1)| tt >= *g0 && tt < *g1) {
-                // Frozen: no ticks; one when it wakes, still owing its probes.
-                out.push((
-                    g1,
-                    Event::Tick(Tick {
-                        now_us: g1,
-                        next_seq: next_seq_at(g0),
-                    }),
-                ));
-                last = g1;
-                continue;
-            }
-            if let Some((_, r1)) = restart.filter(|(r0, r1)| tt >= *r0 && tt < *r1) {
-                last = r1; // not running at all
-                continue;
-            }
-            out.push((
-                tt,
-                Event::Tick(Tick {
-                    now_us: tt,
-                    next_seq: next_seq_at(tt),
-                }),
-            ));
-            last = tt;
-        }
-        out.push((t, ev));
-        last = last.max(t);
-    }
-
-    let Some((g0, g1)) = stream_gap else {
-        return out.into_iter().map(|(_, e)| e).collect();
-    };
-    // The client lost everything emitted in [g0, g1) and is told so when it
-    // resumes. Event ids count from 1.
-    let mut events = Vec::with_capacity(out.len());
-    let mut hole: Option<(u64, u64)> = None;
-    for (i, (t, ev)) in out.into_iter().enumerate() {
-        let id = i as u64 + 1;
-        if t >= g0 && t < g1 {
-            hole = Some(hole.map_or((id, id), |(a, _)| (a, id)));
-            continue;
-        }
-        if let Some((a, b)) = hole.take() {
-            events.push(Event::Gap(Gap {
-                from_id: a,
-                to_id: b,
-                missing: b - a + 1,
-            }));
-        }
-        events.push(ev);
-    }
-    events
-}
-
-/// The standard evaluation suite: `6 × count` migrations across a range of
-/// downtimes (2 intervals up to 1.44 s, with and without a held reply, some
-/// on a loaded host), `count` traces of every decoy, and `⌈count / 2⌉`
-/// five-minute baseline traces; probe intervals of 2 ms (as in the lab
-/// measurements) and 10 ms (the sidecar's default), alternating.
-pub fn suite(seed: u64, count: u32) -> Vec<TraceSpec> {
-    let mut seeds = Rng::new(seed);
-    let mut out = Vec::new();
-    let ivs = [2_000u32, 10_000];
-    for i in 0..6 * count {
-        let iv = ivs[(i % 2) as usize];
-        let ivms = f64::from(iv) / 1000.0;
-        let downs = [
-            2.0 * ivms,
-            3.0 * ivms,
-            10.0,
-            25.0,
-            60.0,
-            150.0,
-            334.0,
-            600.0,
-            1000.0,
-            1441.0,
-        ];
-        let list: Vec<f64> = downs.into_iter().filter(|d| *d >= 2.0 * ivms).collect();
-        let d = list[(i as usize / 2) % list.len()];
-        let held = (i / 2) % 2 == 0;
-        let loaded = (i / 4) % 3 == 2;
-        out.push(TraceSpec::new(
-            &format!("{:03}-migration-{}ms-{d}ms", out.len(), iv / 1000),
-            seeds.next_u64(),
-            iv,
-            Scenario::Migration {
-                downtime_ms: d,
-                held,
-                loaded,
-            },
-        ));
-    }
-    for sc in Scenario::DECOYS {
-        for i in 0..count {
-            let iv = ivs[(i % 2) as usize];
-            out.push(TraceSpec::new(
-                &format!("{:03}-{}-{}ms", out.len(), sc.name(), iv / 1000),
-                seeds.next_u64(),
-                iv,
-                sc,
-            ));
-        }
-    }
-    for i in 0..count.div_ceil(2) {
-        let iv = ivs[(i % 2) as usize];
-        let mut t = TraceSpec::new(
-            &format!("{:03}-baseline-{}ms", out.len(), iv / 1000),
-            seeds.next_u64(),
-            iv,
-            Scenario::Baseline,
-        );
-        t.duration_s = 300.0;
-        out.push(t);
-    }
-    out
-}
-
+mod emit;
+mod suite;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn generation_is_deterministic_and_ordered() {
-        let spec = TraceSpec::new(
-            "m",
-            7,
-            10_000,
-            Scenario::Migration {
-                downtime_ms: 1441.0,
-                held: true,
-                loaded: false,
-            },
-        );
-        let a = generate(&spec);
-        assert_eq!(a, generate(&spec));
-        // A held reply past the timeout is reported lost, then late.
-        let late = a
-            .events
-            .iter()
-            .find_map(|e| match e {
-                Event::Late(l) => Some(*l),
-                _ => None,
-            })
-            .unwrap();
-        assert!((1_441_000..1_460_000).contains(&late.rtt_us), "{late:?}");
-        let t = &a.labels.events[0];
-        assert_eq!(t.kind, TruthKind::Migration);
-        let n = t.last_lost_seq.unwrap() - t.first_lost_seq.unwrap() + 1;
-        assert!((144..=146).contains(&n), "{n}");
-        // Ticks are there and in time order.
-        let ticks: Vec<i64> = a
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Tick(t) => Some(t.now_us),
-                _ => None,
-            })
-            .collect();
-        assert!(ticks.len() > 50);
-        assert!(ticks.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn stream_gap_inserts_a_gap_event() {
-        let t = generate(&TraceSpec::new("g", 3, 10_000, Scenario::StreamGap));
-        let gaps: Vec<_> = t
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Gap(_)))
-            .collect();
-        assert_eq!(gaps.len(), 1);
-    }
-
-    #[test]
-    fn suite_covers_everything() {
-        let s = suite(1, 2);
-        assert_eq!(s.len(), 12 + 20 + 1);
-        assert!(s.iter().all(|t| t.name.len() > 5));
-    }
-}
+use emit::{emit, event_time, stall_spike};
+pub use suite::suite;
