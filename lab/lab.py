@@ -53,6 +53,12 @@ def O(ms=None):
     return {"do": "outage", "ms": ms}
 
 
+def P(ms):
+    """A QMP stop/cont of the current VM for ms, no migration: its clock
+    stands still and nothing announces it (a pause in place)."""
+    return {"do": "pause", "ms": ms}
+
+
 SCENARIOS = {
     "idle": dict(dirty=0, steps=[M(None, 30)],
                  about="idle guest, unshaped link: 5-45 ms down"),
@@ -64,9 +70,12 @@ SCENARIOS = {
                   about="no migration: the monitor path is cut (100, 300, 600, 1000, 1500 ms in turn)"),
     "mix": dict(dirty=48, steps=[M(None, 300), M(2000, 1000), M(400, 2000), O(), O()],
                 about="per count: three migrations (about 0.1 s, 0.4 s, 1.2 s down) and two decoys"),
-    "quick": dict(dirty=48, steps=[M(2000, 1000), M(400, 2000), O("last")], once=True,
-                  about="a 0.4 s and a 1.2 s migration, then a decoy as long as the last downtime "
-                  "(the CI candidate; --count is ignored)"),
+    "pause": dict(dirty=48, steps=[P(100), P(300), P(800)], once=True,
+                  about="no migration: QMP stop/cont of 100, 300 and 800 ms (a pause in place; "
+                  "--count is ignored)"),
+    "quick": dict(dirty=48, steps=[M(2000, 1000), M(400, 2000), O("last"), P(300)], once=True,
+                  about="a 0.4 s and a 1.2 s migration, a decoy as long as the last downtime, then "
+                  "a 300 ms pause in place (the CI candidate; --count is ignored)"),
 }
 DECOY_MS = [100, 300, 600, 1000, 1500]
 
@@ -213,9 +222,9 @@ class Recorder(threading.Thread):
     event as one JSON line ({"type": EVENT, ...data}), the trace format of
     shared/src/trace.rs."""
 
-    def __init__(self, ns, path):
+    def __init__(self, ns, path, info=None):
         super().__init__(daemon=True)
-        self.ns, self.path = ns, path
+        self.ns, self.path, self.info = ns, path, info
         self.events = []
         self.error = None
         self.connected = threading.Event()
@@ -225,6 +234,10 @@ class Recorder(threading.Thread):
         last_id, tries = 0, 0
         try:
             with open(self.path, "w") as out:
+                if self.info:
+                    # The sidecar's /info at the head: which channels were
+                    # live (capture_iface: announces watched), the interval.
+                    out.write(json.dumps({"type": "info", **self.info}, separators=(",", ":")) + "\n")
                 while not self.stopping.is_set():
                     try:
                         last_id = self._read(out, last_id)
@@ -418,7 +431,7 @@ class Lab:
         conn.request("GET", "/info")
         self.info = json.loads(conn.getresponse().read())
         conn.close()
-        self.recorder = Recorder(self.net.mon, self.base + ".jsonl")
+        self.recorder = Recorder(self.net.mon, self.base + ".jsonl", self.info)
         self.recorder.start()
         self.recorder.connected.wait(30)
         if self.recorder.error:
@@ -512,6 +525,23 @@ class Lab:
         time.sleep(ms / 1000 + 0.05)
         return rec
 
+    def pause(self, vm, ms):
+        """QMP stop, ms later cont: the truth is QEMU's STOP -> RESUME."""
+        rec = {"kind": "pause", "vm": vm.side, "pause_ms": ms}
+        s_ev = len(vm.qmp.events)
+        rec["start_us"] = now_us()
+        vm.qmp.cmd("stop")
+        time.sleep(ms / 1000)
+        vm.qmp.cmd("cont")
+        stop = vm.qmp.wait_event(lambda e: e["event"] == "STOP", 5.0, since=s_ev)
+        resume = vm.qmp.wait_event(lambda e: e["event"] == "RESUME", 5.0, since=s_ev)
+        if not stop or not resume:
+            raise LabError(f"no STOP/RESUME event from {vm.name} for the {ms} ms pause")
+        rec["stop_us"], rec["resume_us"] = event_us(stop), event_us(resume)
+        rec["end_us"] = rec["resume_us"]
+        rec["downtime_us"] = rec["resume_us"] - rec["stop_us"]
+        return rec
+
     # -- the run
 
     def run(self):
@@ -551,6 +581,16 @@ class Lab:
                     vms[cur] = VM(self, cur, incoming=True)
                     vms[cur].connect(60)
                 cur = other
+            elif step["do"] == "pause":
+                # After a migration, wait out its red hold as for a decoy.
+                last = [st["resume_us"] for st in self.steps if st["kind"] == "migration"]
+                if last:
+                    wait = last[-1] / 1e6 + a.decoy_gap - time.time()
+                    if wait > 0:
+                        time.sleep(wait)
+                log(f"step {i + 1}: pause {vms[cur].name} for {step['ms']} ms (QMP stop/cont, no migration)")
+                rec = self.pause(vms[cur], step["ms"])
+                log(f"  STOP->RESUME {rec['downtime_us'] / 1000:.1f} ms")
             else:
                 if step["ms"] == "last" and self.steps:
                     ms = round(self.steps[-1]["downtime_us"] / 1000)
@@ -709,6 +749,9 @@ def write_labels(lab, analysis, base, interval_us):
                     t[k] = a[k]
             t["held"] = bool(a["held"])
             t["loaded"] = st["dirty_mib"] > 0
+        elif st["kind"] == "pause":
+            t = {"kind": "pause", "start_us": st["stop_us"], "end_us": st["resume_us"],
+                 "downtime_us": st["downtime_us"]}
         else:
             t = {"kind": "link_outage", "start_us": st["start_us"], "end_us": st["end_us"]}
         events.append(t)
@@ -726,7 +769,8 @@ def report(lab, analysis, found, detect_err):
     rows.append(hdr)
     rows.append("-" * len(hdr))
     for st, a in zip(lab.steps, analysis):
-        what = f"mig {st['from']}->{st['to']}" if st["kind"] == "migration" else "decoy cut"
+        what = {"migration": f"mig {st.get('from')}->{st.get('to')}", "pause": f"pause {st.get('vm')}"}.get(
+            st["kind"], "decoy cut")
         if a["held"]:
             h = max(a["held"], key=lambda h: h["rtt_ms"])
             held = f"{len(a['held'])}x<={h['rtt_ms']:.0f}{'L' if h['late'] else ''}"
@@ -740,7 +784,8 @@ def report(lab, analysis, found, detect_err):
             # A detected event that starts between 1 s before the stop (or
             # cut) and 1 s after its end.
             hits = [f for f in found if t0 - 1 <= f["start_s"] <= t1 + 1]
-            verdict = ", ".join(f"{h['level']} {h['downtime_ms']:.0f} ms" for h in hits) or "green (nothing)"
+            verdict = ", ".join(f"{h['level']} {h.get('verdict', '')} {h['downtime_ms']:.0f} ms"
+                                for h in hits) or "green (nothing)"
             a["detected"] = hits
         qd = f"{st['qemu_downtime_ms']}" if st["kind"] == "migration" else "-"
         burst = f"{a['burst_ms']:.0f}" if "burst_ms" in a else "-"
@@ -761,7 +806,8 @@ def check(lab, analysis):
     for st, a in zip(lab.steps, analysis):
         if a["answers_after"] < 10:
             problems.append(f"step {st['step']}: the guest hardly answers after it ({a['answers_after']} replies)")
-        if a["truth_ms"] >= 50 and a["lost"] == 0 and not a["held"]:
+        # (A pause may lose nothing: its requests wait in the guest's queue.)
+        if a["truth_ms"] >= 50 and a["lost"] == 0 and not a["held"] and st["kind"] != "pause":
             problems.append(f"step {st['step']}: {a['truth_ms']:.0f} ms down but the sidecar saw no loss")
     if lab.recorder.error:
         problems.append(f"recorder: {lab.recorder.error}")

@@ -35,6 +35,7 @@ pub(super) fn emit(
     stall: Option<(i64, i64)>,
     restart: Option<(i64, i64)>,
     stream_gap: Option<(i64, i64)>,
+    guest: Vec<(i64, Event)>,
 ) -> Vec<Event> {
     // (time, order at equal times, run, seq, event)
     let mut em: Vec<(i64, u8, u8, u64, Event)> = Vec::with_capacity(probes.len() + 16);
@@ -125,6 +126,11 @@ pub(super) fn emit(
         last = last.max(t);
     }
 
+    if !guest.is_empty() {
+        out.extend(guest);
+        // Stable: equal times keep the echo stream's order.
+        out.sort_by_key(|(t, _)| *t);
+    }
     let Some((g0, g1)) = stream_gap else {
         return out.into_iter().map(|(_, e)| e).collect();
     };

@@ -28,7 +28,7 @@
 //! the stream is quiet.
 
 use crate::eval::{Labels, Truth, TruthKind};
-use crate::wire::Event;
+use crate::wire::{Event, Info};
 use serde::{Deserialize, Serialize};
 
 /// SplitMix64: tiny, fast, and good enough for noise.
@@ -97,10 +97,25 @@ pub enum Scenario {
     BulkCopy,
     /// A plain loss burst.
     LinkOutage,
+    /// A plain loss burst of a chosen length.
+    LinkOutageOf {
+        /// How long the path is cut, ms.
+        ms: f64,
+    },
     /// Loss, then ARP-queued replies released together.
     LinkFlap,
     /// Replies queued in the paused guest, released at once.
     VmPause,
+    /// A QMP stop/cont of a chosen length, no move: the guest clock stands
+    /// still, no announce; requests sent during the stop wait in the
+    /// guest's queue and are answered at resume, except those of its last
+    /// `lose_ms` (the queue was full).
+    Pause {
+        /// How long the VM is stopped, ms.
+        stop_ms: f64,
+        /// Requests of the stop's end that are dropped, ms.
+        lose_ms: f64,
+    },
     /// RTT ramps up, then loss.
     Congestion,
     /// Growing stalls, then loss.
@@ -122,9 +137,10 @@ impl Scenario {
             Scenario::Baseline => "baseline",
             Scenario::Migration { .. } => "migration",
             Scenario::BulkCopy => "bulk_copy",
-            Scenario::LinkOutage => "link_outage",
+            Scenario::LinkOutage | Scenario::LinkOutageOf { .. } => "link_outage",
             Scenario::LinkFlap => "link_flap",
             Scenario::VmPause => "vm_pause",
+            Scenario::Pause { .. } => "pause",
             Scenario::Congestion => "congestion",
             Scenario::CpuStarvation => "cpu_starvation",
             Scenario::Isolated => "isolated",
@@ -164,6 +180,19 @@ pub struct TraceSpec {
     pub duration_s: f64,
     /// What happens in it.
     pub scenario: Scenario,
+    /// Where the event (a stop, a cut) begins within the probe interval:
+    /// 0 just after a probe's scheduled send, 0.5 halfway to the next.
+    /// `None`: anywhere (seeded). Sweeping it shows what the sampling
+    /// offset does at coarse intervals.
+    #[serde(default)]
+    pub phase: Option<f64>,
+    /// The guest's clock is read (ICMP Timestamp every 200 ms).
+    #[serde(default)]
+    pub clock: bool,
+    /// Announces are watched (the trace's info names a capture
+    /// interface); a migration's hypervisor sends RARP at resume.
+    #[serde(default)]
+    pub announce: bool,
 }
 
 impl TraceSpec {
@@ -176,6 +205,9 @@ impl TraceSpec {
             timeout_us: 1_000_000,
             duration_s: 30.0,
             scenario,
+            phase: None,
+            clock: false,
+            announce: false,
         }
     }
 }
@@ -187,6 +219,9 @@ pub struct SynthTrace {
     pub events: Vec<Event>,
     /// Ground truth.
     pub labels: Labels,
+    /// The sidecar's `/info` to write at the trace's head when a guest
+    /// channel is on (the clock interval, the capture interface).
+    pub info: Option<Info>,
 }
 
 /// Start of synthetic time (unix µs, November 2025).
@@ -227,6 +262,11 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     let mut t_e = t0 + dur / 2 + (rng.range(-0.1, 0.1) * dur as f64) as i64;
     if spec.scenario == Scenario::Isolated {
         t_e = t0 + dur / 6;
+    }
+    if let Some(ph) = spec.phase {
+        // Probes are due at t0 + k·iv (sent up to 30 µs later).
+        let k = (t_e - t0).div_euclid(iv);
+        t_e = t0 + k * iv + (ph.clamp(0.0, 0.999) * iv as f64) as i64 + 30;
     }
     let s = |x: f64| (x * 1e6) as i64;
 
@@ -292,6 +332,10 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     let mut stream_gap: Option<(i64, i64)> = None;
     let rtt_at = |rng: &mut Rng, sent: i64| sent + base_rtt(rng, base) as i64;
 
+    let mut story = GuestStory {
+        clock: spec.clock,
+        ..GuestStory::default()
+    };
     match spec.scenario {
         Scenario::Baseline => {}
         Scenario::Migration {
@@ -377,6 +421,8 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             }
             truths.push(t);
             excl = Some((t_s - precopy, t_r + s(1.0)));
+            story.stop = Some((t_s, t_r));
+            story.announce_at = spec.announce.then_some(t_r);
         }
         Scenario::BulkCopy => {
             let len = s(rng.range(3.0, 15.0));
@@ -392,13 +438,17 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             truths.push(window(TruthKind::BulkCopy, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
         }
-        Scenario::LinkOutage => {
-            let len = rng.range(50e3, 3e6) as i64;
+        Scenario::LinkOutage | Scenario::LinkOutageOf { .. } => {
+            let len = match spec.scenario {
+                Scenario::LinkOutageOf { ms } => (ms * 1000.0).max(1.0) as i64,
+                _ => rng.range(50e3, 3e6) as i64,
+            };
             for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len)) {
                 p.arrival = None;
             }
             truths.push(window(TruthKind::LinkOutage, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
+            story.cut = Some((t_e, t_e + len));
         }
         Scenario::LinkFlap => {
             let down = s(rng.range(0.5, 1.0));
@@ -431,6 +481,22 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             }
             truths.push(window(TruthKind::VmPause, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
+        }
+        Scenario::Pause { stop_ms, lose_ms } => {
+            let len = (stop_ms * 1000.0).max(1.0) as i64;
+            let t_r = t_e + len;
+            let lose_from = t_r - (lose_ms * 1000.0).clamp(0.0, len as f64) as i64;
+            let queued = probes.iter_mut().filter(|p| in_window(p, t_e, t_r));
+            for (j, p) in queued.enumerate() {
+                // Answered in order at resume; the guest's ring holds 256.
+                p.arrival = (p.sent < lose_from && j < 256)
+                    .then_some(t_r + base as i64 + 10 * j as i64);
+            }
+            let mut t = window(TruthKind::Pause, t_e, t_r);
+            t.downtime_us = Some(len);
+            truths.push(t);
+            excl = Some((t_e, t_r));
+            story.stop = Some((t_e, t_r));
         }
         Scenario::Congestion => {
             let r1 = rng.range(1e6, 3e6) as i64;
@@ -593,11 +659,24 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
         }
     }
 
-    let events = emit(&probes, iv, timeout, stall, restart, stream_gap);
+    let guest = guest_events(spec.seed, t0, t_end, base, &story);
+    let events = emit(&probes, iv, timeout, stall, restart, stream_gap, guest);
     let first = events
         .first()
         .map_or(t0, |e| event_time(e, &probes, timeout));
+    let info = (spec.clock || spec.announce).then(|| Info {
+        target: "192.0.2.1".into(),
+        interval_ms: iv as f64 / 1000.0,
+        timeout_ms: timeout as f64 / 1000.0,
+        version: "synth".into(),
+        run_id: format!("synth-{}", spec.seed),
+        clock_interval_ms: spec.clock.then_some(200.0),
+        capture_iface: spec.announce.then(|| "synth0".to_string()),
+        name: spec.name.clone(),
+        labels: Default::default(),
+    });
     SynthTrace {
+        info,
         events,
         labels: Labels {
             name: spec.name.clone(),
@@ -608,14 +687,17 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             start_us: first.min(t0),
             end_us: t_end,
             events: truths,
+            phase: spec.phase,
         },
     }
 }
 
 mod emit;
+mod guest;
 mod suite;
 #[cfg(test)]
 mod tests;
 
 use emit::{emit, event_time, stall_spike};
-pub use suite::suite;
+use guest::{guest_events, GuestStory};
+pub use suite::{channels, offsets, suite};

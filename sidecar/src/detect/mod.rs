@@ -68,6 +68,12 @@ pub struct SynthArgs {
     /// File format of the traces.
     #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
     pub format: String,
+    /// Which set: `standard` (migrations and every decoy, echo only),
+    /// `offsets` (stops and link cuts at five sampling offsets, echo only;
+    /// `--count` repeats) or `channels` (migrations, pauses and path
+    /// outages with the clock and announce channels).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "channels"])]
+    pub suite: String,
 }
 
 fn config(arg: Option<&str>) -> Result<DetectorConfig> {
@@ -376,9 +382,14 @@ pub fn eval_dir(dir: &Path, cfg: DetectorConfig) -> Result<eval::Summary> {
             .and_then(|e| e.to_str())
             .and_then(Format::from_extension)
             .unwrap_or_else(|| Format::sniff(&text));
-        let events =
-            trace::read_as(format, &text).with_context(|| format!("{}", trace_path.display()))?;
-        summary.add(eval::score(&events, &labels, cfg));
+        let t = trace::read_trace_as(format, &text)
+            .with_context(|| format!("{}", trace_path.display()))?;
+        summary.add(eval::score_with_info(
+            &t.events,
+            &labels,
+            cfg,
+            t.info.as_ref(),
+        ));
     }
     Ok(summary)
 }
@@ -408,7 +419,13 @@ pub fn write_synth(dir: &Path, spec: &TraceSpec, format: Format) -> Result<()> {
     let t = synth::generate(spec);
     let mut text = String::new();
     match format {
-        Format::Jsonl => trace::write_jsonl(&t.events, &mut text)?,
+        Format::Jsonl => {
+            if let Some(i) = &t.info {
+                text.push_str(&trace::info_line(i));
+                text.push('\n');
+            }
+            trace::write_jsonl(&t.events, &mut text)?
+        }
         Format::Csv => trace::write_csv(&t.events, &mut text)?,
     }
     let ext = match format {
@@ -429,7 +446,11 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let format = format_arg(Some(&a.format)).unwrap_or(Format::Jsonl);
-    let specs = synth::suite(a.seed, a.count);
+    let specs = match a.suite.as_str() {
+        "offsets" => synth::offsets(a.seed, a.count),
+        "channels" => synth::channels(a.seed, a.count),
+        _ => synth::suite(a.seed, a.count),
+    };
     for spec in &specs {
         write_synth(&a.dir, spec, format)?;
     }
