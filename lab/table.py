@@ -97,7 +97,7 @@ def norm_event(o):
         "level": o.get("level"),
         "start_us": lb.get("start_us", round(o["start_s"] * 1e6)),
         "end_us": lb.get("end_us", round(o["end_s"] * 1e6)),
-        "probes": lb.get("probes"),
+        "probes": lb.get("probes", 0),  # a stop that lost no probe names no loss burst
         "downtime_us": o.get("downtime_us", round(o.get("downtime_ms", 0) * 1000)),
         "source": o.get("downtime_source") or o.get("downtime_from"),
         "decided_us": decided,

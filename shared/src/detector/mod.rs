@@ -434,7 +434,11 @@ impl Detector {
             }
         }
 
-        let elevated = rtt > self.elev_us;
+        // Nothing is "elevated" before there is a baseline to rise above:
+        // the first replies of a run are often slow (a cold ARP cache, a
+        // busy guest), and a peak judged against the bare floor was a
+        // yellow before anything happened.
+        let elevated = self.base.ready && rtt > self.elev_us;
         if let Some(ep) = self.episode.as_mut() {
             let p = &mut ep.post;
             if s.seq > ep.b && !p.done && !p.expired {
@@ -557,6 +561,9 @@ impl Detector {
                 });
                 if fits || across {
                     self.step_owned = Some(st.first_after_us);
+                    if let Some(ep) = self.episode {
+                        self.absorb_earlier(&ep);
+                    }
                 } else if self.step_owned != Some(st.first_after_us) {
                     self.stop_event(&st);
                 }

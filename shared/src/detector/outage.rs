@@ -135,12 +135,33 @@ impl Detector {
                 self.step_owned = Some(st.first_after_us);
             }
         }
+        self.absorb_earlier(&ep);
         if let Some(b) = self.announces.burst {
             if self.burst_owned != Some(b.first_us) && ep.attach_burst(&b, &cfg) {
                 self.burst_owned = Some(b.first_us);
             }
         }
         self.episode = Some(ep);
+    }
+
+    /// One stop, one event: a pause whose first requests outlived the
+    /// sidecar's timeout loses them (an earlier loss burst, already
+    /// recorded) and may lose its last ones too. Once the guest clock's
+    /// step ties this outage to a stop that began before that earlier
+    /// event, the earlier one is withdrawn.
+    pub(super) fn absorb_earlier(&mut self, ep: &Episode) {
+        if ep.clock_step.is_none() || ep.stop_from >= ep.s_a {
+            return;
+        }
+        let earlier = self.migrations.iter().rev().find(|m| {
+            m.id != ep.id
+                && m.start_us >= ep.stop_from
+                && m.end_us <= ep.s_a
+                && m.level != Light::Red
+        });
+        if let Some(id) = earlier.map(|m| m.id) {
+            self.retract(id);
+        }
     }
 
     /// How many answered probes just before `a` were answered only at the

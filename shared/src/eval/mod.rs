@@ -189,6 +189,11 @@ pub struct TraceScore {
     pub false_reds: u32,
     /// Of those, outside every labelled window.
     pub false_reds_baseline: u32,
+    /// Reds inside a pause's window while no announce channel was live:
+    /// "migrated or paused" by design (nothing can tell them apart), so
+    /// not counted in `false_reds`.
+    #[serde(default)]
+    pub pause_reds_no_channel: u32,
     /// Yellow lights (other than a silence alone) starting outside every
     /// labelled window.
     pub false_yellows: u32,
@@ -270,6 +275,12 @@ pub fn score_with_info(
         })
         .collect();
     let in_any = |t: i64| windows.iter().any(|(a, b, _)| (*a..=*b).contains(&t));
+    let announce_live = info.is_some_and(|i| i.capture_iface.is_some());
+    let in_pause = |t: i64| {
+        windows
+            .iter()
+            .any(|(a, b, w)| w.kind == TruthKind::Pause && (*a..=*b).contains(&t))
+    };
     let in_migration = |t: i64| {
         windows
             .iter()
@@ -284,12 +295,15 @@ pub fn score_with_info(
         decoys: Vec::new(),
         false_reds: 0,
         false_reds_baseline: 0,
+        pause_reds_no_channel: 0,
         false_yellows: 0,
         transient_yellows: 0,
     };
     let mut last = Light::Green;
     for &(t, l, why) in &changes {
-        if l == Light::Red && !in_migration(t) {
+        if l == Light::Red && !announce_live && in_pause(t) {
+            out.pause_reds_no_channel += 1;
+        } else if l == Light::Red && !in_migration(t) {
             out.false_reds += 1;
             if !in_any(t) {
                 out.false_reds_baseline += 1;
@@ -380,5 +394,5 @@ fn strongest(found: &[Migration], a: i64, b: i64, tol: i64) -> Option<&Migration
 }
 
 mod table;
-pub use table::Summary;
 use table::baseline_time;
+pub use table::Summary;

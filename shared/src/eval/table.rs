@@ -164,6 +164,13 @@ impl Summary {
             "| false reds (decoy windows + baseline) | {} ({decoy_reds} decoy windows red) | 0 |",
             b.false_reds
         );
+        let pr = sum(|t| t.pause_reds_no_channel);
+        if pr > 0 {
+            let _ = writeln!(
+                s,
+                "| pauses red with no announce channel (\"migrated or paused\", by design) | {pr} | |"
+            );
+        }
         let _ = writeln!(
             s,
             "| false reds per hour of baseline | {} | 0 |",
@@ -277,10 +284,8 @@ impl Summary {
             EventVerdict::PathOutage,
             EventVerdict::Undecided,
         ];
-        let mut rows: Vec<(&str, Vec<Option<EventVerdict>>)> = vec![(
-            "migration",
-            self.migrations().map(|m| m.verdict).collect(),
-        )];
+        let mut rows: Vec<(&str, Vec<Option<EventVerdict>>)> =
+            vec![("migration", self.migrations().map(|m| m.verdict).collect())];
         for k in [TruthKind::Pause, TruthKind::LinkOutage, TruthKind::VmPause] {
             let v: Vec<Option<EventVerdict>> = self
                 .traces

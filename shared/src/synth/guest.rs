@@ -63,7 +63,10 @@ pub(super) fn guest_events(
                     rtt += rng.range(20e3, 60e3);
                     skew = if rng.chance(0.5) { 1.0 } else { -1.0 } * (rtt - base_rtt) / 2.0;
                 }
-                let lag = story.stop.filter(|(_, b)| t >= *b).map_or(0, |(a, b)| b - a);
+                let lag = story
+                    .stop
+                    .filter(|(_, b)| t >= *b)
+                    .map_or(0, |(a, b)| b - a);
                 let truth = off0 + (ppm * (t - t0) as f64 / 1e6) as i64 - lag;
                 let dither = ((j * 389) % 1000) as i64;
                 let target_ms = (t + dither + truth + skew as i64).div_euclid(1000);

@@ -489,8 +489,8 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             let queued = probes.iter_mut().filter(|p| in_window(p, t_e, t_r));
             for (j, p) in queued.enumerate() {
                 // Answered in order at resume; the guest's ring holds 256.
-                p.arrival = (p.sent < lose_from && j < 256)
-                    .then_some(t_r + base as i64 + 10 * j as i64);
+                p.arrival =
+                    (p.sent < lose_from && j < 256).then_some(t_r + base as i64 + 10 * j as i64);
             }
             let mut t = window(TruthKind::Pause, t_e, t_r);
             t.downtime_us = Some(len);

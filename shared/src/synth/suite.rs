@@ -78,10 +78,7 @@ pub fn offsets(seed: u64, count: u32) -> Vec<TraceSpec> {
     for rep in 0..count {
         for iv in [10_000u32, 2_000] {
             let ivms = f64::from(iv) / 1000.0;
-            let mut downs: Vec<f64> = [2.0, 2.5, 3.0, 3.5, 4.1]
-                .iter()
-                .map(|k| k * ivms)
-                .collect();
+            let mut downs: Vec<f64> = [2.0, 2.5, 3.0, 3.5, 4.1].iter().map(|k| k * ivms).collect();
             downs.extend([60.0, 150.0, 794.0, 1441.0]);
             for (di, &d) in downs.iter().enumerate() {
                 for ph in 0..5 {
@@ -134,7 +131,10 @@ pub fn channels(seed: u64, count: u32) -> Vec<TraceSpec> {
     let mut out = Vec::new();
     for rep in 0..count {
         for iv in [10_000u32, 2_000] {
-            for (i, d) in [25.0f64, 100.0, 300.0, 800.0, 1441.0].into_iter().enumerate() {
+            for (i, d) in [25.0f64, 100.0, 300.0, 800.0, 1441.0]
+                .into_iter()
+                .enumerate()
+            {
                 let lose = f64::min([0.0, 0.0, 70.0, d, 35.0][(i + rep as usize) % 5], d);
                 let cases = [
                     Scenario::Migration {

@@ -408,3 +408,17 @@ fn a_skip_is_missing_data_never_loss() {
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!((m[0].first_seq, m[0].probes), (2000, 10));
 }
+
+#[test]
+fn slow_first_replies_of_a_run_light_nothing() {
+    // A cold ARP cache and a busy guest: the first 20 replies take
+    // 15–35 ms, before any baseline exists.
+    let mut d = Detector::default();
+    for q in 0..20u64 {
+        d.push(&sample(q, Some(35_000 - q as u32 * 1000)));
+        assert_eq!(d.light(), Light::Green, "at {q}: {:?}", d.verdict());
+    }
+    feed(&mut d, 20..1000, 300);
+    assert_eq!(d.light(), Light::Green, "{:?}", d.verdict());
+    assert!(d.migrations().is_empty());
+}
