@@ -20,29 +20,49 @@ impl Detector {
         if self.silence.is_some_and(|s| s.open) {
             return;
         }
-        // The queued request sent first waited longest: its RTT is about
-        // the stop, its send time where the stop began.
+        // The queued requests were answered together at resume, the first
+        // of them with an RTT of about the stop (less up to an interval of
+        // phase): find the latest reply with such an RTT, then walk back
+        // through its release (arrivals together, RTTs growing) to the
+        // queue's head, whose send time is where the stop began. (A busy
+        // guest's own stalls release queues too, earlier.)
+        let iv = i64::from(self.iv());
+        let near = |rtt: u32| {
+            let r = i64::from(rtt);
+            r >= i64::from(cfg.held_min_us) && r <= d + 20_000 && r >= d - 2 * iv - 20_000
+        };
+        let answered = |q: u64| {
+            self.slot(q)
+                .filter(|s| matches!(s.state, SlotState::Answered | SlotState::LostLate))
+                .copied()
+        };
+        let arrival = |s: &super::episode::Slot| s.sent_us.saturating_add(i64::from(s.rtt_us));
         let mut best: Option<(u64, i64, u32)> = None;
         let mut seq = self.hi_ans;
         for _ in 0..WINDOW / 2 {
-            if let Some(s) = self
-                .slot(seq)
-                .filter(|s| matches!(s.state, SlotState::Answered | SlotState::LostLate))
-            {
+            if let Some(s) = answered(seq) {
                 if s.sent_us < st.before_us {
                     break;
                 }
-                if s.sent_us <= st.first_after_us
-                    && s.rtt_us >= cfg.held_min_us
-                    && best.is_none_or(|(_, _, r)| s.rtt_us > r)
-                {
+                if s.sent_us <= st.first_after_us && near(s.rtt_us) {
                     best = Some((seq, s.sent_us, s.rtt_us));
+                    break;
                 }
             }
             let Some(prev) = seq.checked_sub(1) else {
                 break;
             };
             seq = prev;
+        }
+        if let Some((mut q, _, _)) = best {
+            let together = iv.max(5_000);
+            while let (Some(cur), Some(prev)) = (answered(q), q.checked_sub(1).and_then(answered)) {
+                if prev.rtt_us <= cur.rtt_us || (arrival(&prev) - arrival(&cur)).abs() > together {
+                    break;
+                }
+                q -= 1;
+            }
+            best = answered(q).map(|s| (q, s.sent_us, s.rtt_us));
         }
         let (q, start) = match best {
             Some((q, sent, _)) => (q, sent),
