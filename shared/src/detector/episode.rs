@@ -130,8 +130,13 @@ impl Episode {
         let d = st.step_us.saturating_neg();
         let iv = 2 * i64::from(self.iv);
         let dur = self.dur();
-        // The stop may have begun before the loss (queued requests).
-        let stop = self.s_next.saturating_sub(self.stop_from.min(self.s_a));
+        // The stop may have begun before the loss (queued requests), and
+        // ended only when the first reply after it came back (a pause that
+        // lost its first requests to the timeout answers the rest late).
+        let stop = self
+            .s_next
+            .max(self.t_end)
+            .saturating_sub(self.stop_from.min(self.s_a));
         self.lies_across(st)
             && d >= i64::from(cfg.clock_step_min_us)
             && d <= stop + iv + 100_000

@@ -22,47 +22,56 @@ impl Detector {
         }
         // The queued requests were answered together at resume, the first
         // of them with an RTT of about the stop (less up to an interval of
-        // phase): find the latest reply with such an RTT, then walk back
-        // through its release (arrivals together, RTTs growing) to the
-        // queue's head, whose send time is where the stop began. (A busy
-        // guest's own stalls release queues too, earlier.)
+        // phase), its send time where the stop began. A busy guest's own
+        // stalls and the path's spikes release such queues too: of every
+        // release in the step's window, take the one whose head's RTT is
+        // closest to the stop.
         let iv = i64::from(self.iv());
-        let near = |rtt: u32| {
-            let r = i64::from(rtt);
-            r >= i64::from(cfg.held_min_us) && r <= d + 20_000 && r >= d - 2 * iv - 20_000
-        };
         let answered = |q: u64| {
             self.slot(q)
                 .filter(|s| matches!(s.state, SlotState::Answered | SlotState::LostLate))
                 .copied()
         };
         let arrival = |s: &super::episode::Slot| s.sent_us.saturating_add(i64::from(s.rtt_us));
+        let together = iv.max(5_000);
         let mut best: Option<(u64, i64, u32)> = None;
         let mut seq = self.hi_ans;
         for _ in 0..WINDOW / 2 {
-            if let Some(s) = answered(seq) {
-                if s.sent_us < st.before_us {
+            let Some(cur) = answered(seq) else {
+                match seq.checked_sub(1) {
+                    Some(p) => {
+                        seq = p;
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            if cur.sent_us < st.before_us {
+                break;
+            }
+            // The head of the release `seq` belongs to.
+            let mut head = seq;
+            while let (Some(c), Some(p)) = (answered(head), head.checked_sub(1).and_then(answered))
+            {
+                if p.rtt_us <= c.rtt_us || (arrival(&p) - arrival(&c)).abs() > together {
                     break;
                 }
-                if s.sent_us <= st.first_after_us && near(s.rtt_us) {
-                    best = Some((seq, s.sent_us, s.rtt_us));
-                    break;
+                head -= 1;
+            }
+            if let Some(h) = answered(head) {
+                let off = (i64::from(h.rtt_us) - d).abs();
+                let fits = h.rtt_us >= cfg.held_min_us
+                    && h.sent_us >= st.before_us
+                    && h.sent_us <= st.first_after_us
+                    && off <= 2 * iv + 20_000;
+                if fits && best.is_none_or(|(_, _, r)| off < (i64::from(r) - d).abs()) {
+                    best = Some((head, h.sent_us, h.rtt_us));
                 }
             }
-            let Some(prev) = seq.checked_sub(1) else {
+            let Some(prev) = head.checked_sub(1) else {
                 break;
             };
             seq = prev;
-        }
-        if let Some((mut q, _, _)) = best {
-            let together = iv.max(5_000);
-            while let (Some(cur), Some(prev)) = (answered(q), q.checked_sub(1).and_then(answered)) {
-                if prev.rtt_us <= cur.rtt_us || (arrival(&prev) - arrival(&cur)).abs() > together {
-                    break;
-                }
-                q -= 1;
-            }
-            best = answered(q).map(|s| (q, s.sent_us, s.rtt_us));
         }
         let (q, start) = match best {
             Some((q, sent, _)) => (q, sent),
