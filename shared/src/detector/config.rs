@@ -62,6 +62,15 @@ pub struct DetectorConfig {
     /// The sawtooth must be back to baseline within this many ms of send
     /// time after the first answered probe (default 150; measured ~50).
     pub sawtooth_window_ms: u32,
+    /// The sawtooth falls away over at least this many ms after resume
+    /// (default 40; measured 40–60). At a coarse interval the first reply
+    /// after the loss is sent up to an interval after the resume, so it
+    /// samples the sawtooth that much into its fall: the peak bar
+    /// (`sawtooth_min_us`) is lowered by the fraction of the fall an
+    /// interval covers, to at most a quarter (at 10 ms: 9 ms). Without it,
+    /// 20–41 ms stops at 10 ms were missed at some sampling offsets (their
+    /// first replies read 9–11 ms).
+    pub sawtooth_decay_ms: u32,
     /// Elevated replies a sawtooth needs (default 3; elevated here means
     /// [`Self::elev_floor_us`] above the baseline median or the median of
     /// the 32 replies before the outage, whichever is higher), lowered for
@@ -186,6 +195,7 @@ impl Default for DetectorConfig {
             max_held: 2,
             held_span_ms: 150,
             sawtooth_min_us: 12_000,
+            sawtooth_decay_ms: 40,
             sawtooth_max_us: 100_000,
             sawtooth_window_ms: 150,
             sawtooth_min_probes: 3,

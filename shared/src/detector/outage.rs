@@ -188,6 +188,15 @@ impl Detector {
         n
     }
 
+    /// The smallest sawtooth peak worth the name at this interval: the
+    /// first reply after the loss samples the fall up to an interval late.
+    fn saw_peak_min(&self, iv: u32) -> u32 {
+        let cfg = &self.cfg;
+        let decay = f64::from(cfg.sawtooth_decay_ms.max(1)) * 1000.0;
+        let f = (1.0 - f64::from(iv) / decay).clamp(0.75, 1.0);
+        (f64::from(cfg.sawtooth_min_us) * f) as u32
+    }
+
     pub(super) fn min_saw_probes(&self, iv: u32) -> u32 {
         let fit = ms(self.cfg.sawtooth_min_span_ms) / i64::from(iv.max(1));
         (fit.clamp(1, i64::from(self.cfg.sawtooth_min_probes.max(1)))) as u32
@@ -215,7 +224,7 @@ impl Detector {
         let p = ep.post;
         let sawtooth = (p.done
             && p.n_elev >= self.min_saw_probes(ep.iv)
-            && p.max_rtt >= cfg.sawtooth_min_us
+            && p.max_rtt >= self.saw_peak_min(ep.iv)
             && p.max_rtt <= cfg.sawtooth_max_us
             && p.last_elev_sent.saturating_sub(ep.s_next) <= ms(cfg.sawtooth_window_ms)
             && p.max_rtt as f32 >= cfg.sawtooth_rise * ep.pre_level as f32

@@ -446,6 +446,15 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len)) {
                 p.arrival = None;
             }
+            // A cut link also drops the replies that reach it while it is
+            // down (a slow reply to a probe sent just before the cut).
+            if spec.phase.is_some() {
+                for p in probes.iter_mut().filter(|p| p.run == 0 && p.sent < t_e) {
+                    if p.arrival.is_some_and(|a| a >= t_e && a < t_e + len) {
+                        p.arrival = None;
+                    }
+                }
+            }
             truths.push(window(TruthKind::LinkOutage, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
             story.cut = Some((t_e, t_e + len));
