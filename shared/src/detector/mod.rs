@@ -4,23 +4,32 @@
 //! What the light means (details and measured results in
 //! `docs/DETECTION.md`):
 //! * **Green**: nothing unusual.
-//! * **Yellow**: an unusual outage or RTT peak that may be a migration:
+//! * **Yellow**: something happened that is not known to be a migration:
 //!   a silence in progress ("possible migration in progress", shown within
-//!   2 intervals + 50 ms of the first missed reply), a loss burst without a
-//!   confirming signal, or a sustained RTT peak.
-//! * **Red**: the stop-and-copy signature: a loss burst plus a confirming
-//!   signal (a reply held across the outage with RTT ≈ downtime, or the
-//!   post-resume sawtooth), with no veto (a queue released at once, RTT
-//!   already high before the loss, an outage longer than any stop-and-copy).
+//!   2 intervals + 50 ms of the first missed reply), an event whose verdict
+//!   is *paused* (stopped and resumed in place), *path outage* (the guest's
+//!   clock ran on) or *undecided*, or a sustained RTT peak.
+//! * **Red**: verdict *migrated*, and nothing else: stop evidence (a loss
+//!   burst, held or queued replies, the guest clock's step) plus an
+//!   announce of the guest's MAC, or with no announce channel the strongest
+//!   stop evidence ("migrated or paused").
+//!
+//! Every event carries its [`EventVerdict`] and says it in words
+//! ([`Migration::explain`]). Files by concern: `types` (light, reasons),
+//! `evidence` and `verdict` (the rule tables), `episode` and `outage` (one
+//! outage, judged), `stops` (stops that lost no probe), `signals` (clock
+//! and announces), `stats` (baseline, interval), `readout` (the light).
 //!
 //! The detector reads no clock: "now" is the latest time carried by an event
 //! (a reply's arrival, a tick), so replaying a trace gives exactly what the
 //! live run gave. Per event the cost is O(1) and nothing allocates, apart
 //! from recording a migration event (once per outage).
 
+mod channels;
 mod config;
 mod episode;
 mod evidence;
+mod holes;
 mod outage;
 mod readout;
 mod signals;
@@ -40,13 +49,13 @@ pub use evidence::{
 pub use types::{BaselineInfo, Light, Reason, Verdict};
 pub use verdict::EventVerdict;
 
-use crate::wire::{Announce, Clock, Event, Info, Late, Sample, Skip, Tick};
+use crate::wire::{Event, Info, Late, Sample, Tick};
 use episode::{Episode, HeldAcc, Silence, Slot, SlotState, WINDOW};
 
 /// Skip ranges remembered: a sidecar falls behind rarely, and only a
 /// skip next to the latest answered probe matters.
 const SKIPS: usize = 4;
-use signals::{AnnounceAcc, ClockNews, ClockTrack};
+use signals::{AnnounceAcc, ClockTrack};
 use stats::{Baseline, HighFrac, IntervalEst, Peak, PeakSpan, Recent};
 
 /// The streaming detector. Feed it every event with [`Detector::push`] and
@@ -270,94 +279,6 @@ impl Detector {
         }
     }
 
-    // ---- time and holes -------------------------------------------------
-
-    fn hole_us(&self) -> i64 {
-        ms(self.cfg.hole_ms).max(4 * i64::from(self.iv()))
-    }
-
-    /// Moves "now" forward to an event's time; with ticks on, a long quiet
-    /// spell means the stream itself was down.
-    #[inline]
-    fn advance(&mut self, t: i64) {
-        if t > self.now_us {
-            let quiet = self.ticks_seen
-                && self.now_us != i64::MIN
-                && t.saturating_sub(self.now_us) > self.hole_us();
-            self.now_us = t;
-            if quiet {
-                self.hole();
-            }
-        }
-    }
-
-    /// Probes `first_seq..=last_seq` were never sent (the sidecar fell
-    /// behind its schedule). They are neither answered nor lost: a jump in
-    /// answered seqs over any of them is no data, and a silence does not
-    /// start before the next probe that was sent.
-    fn skipped(&mut self, k: &Skip) {
-        if k.last_seq < k.first_seq {
-            return;
-        }
-        if self.skips_len == SKIPS {
-            self.skips.copy_within(1.., 0);
-            self.skips_len -= 1;
-        }
-        self.skips[self.skips_len] = (k.first_seq, k.last_seq);
-        self.skips_len += 1;
-        // The silence so far was the sidecar's, not the target's.
-        if self.silence.is_some_and(|s| s.open) {
-            self.silence = None;
-        }
-    }
-
-    /// The last skipped seq of a skip that covers `seq`, if any.
-    fn skip_covering(&self, seq: u64) -> Option<u64> {
-        self.skips[..self.skips_len]
-            .iter()
-            .find(|(f, l)| (*f..=*l).contains(&seq))
-            .map(|(_, l)| *l)
-    }
-
-    /// Whether any seq of `a..=b` was skipped.
-    fn any_skipped(&self, a: u64, b: u64) -> bool {
-        self.skips[..self.skips_len]
-            .iter()
-            .any(|(f, l)| *f <= b && *l >= a)
-    }
-
-    fn hole(&mut self) {
-        self.hole_pending = true;
-        self.hole_at = self.now_us;
-        self.silence = None;
-        self.held_acc = HeldAcc::default();
-        self.lost_above = 0;
-    }
-
-    /// A lower seq sent later than the highest one: the sidecar restarted.
-    fn check_new_run(&mut self, seq: u64, sent_us: i64) {
-        if self.have_seq
-            && seq < self.hi_seq
-            && sent_us > self.s_hi_seq
-            && (seq < 16 || self.hi_seq - seq > WINDOW as u64)
-        {
-            self.finalise(false);
-            self.slots.fill(Slot::default());
-            self.interval = IntervalEst::new();
-            self.have_seq = false;
-            self.have_ans = false;
-            self.hi_sent = None;
-            self.lost_above = 0;
-            self.silence = None;
-            self.held_acc = HeldAcc::default();
-            self.hole_pending = false;
-            self.peak.reset();
-            self.recent.clear();
-            self.high = HighFrac::new();
-            self.skips_len = 0;
-        }
-    }
-
     #[inline]
     fn note_seq(&mut self, seq: u64, sent_us: i64) {
         if !self.have_seq || seq > self.hi_seq {
@@ -541,88 +462,6 @@ impl Detector {
             self.hi_sent = Some(t.next_seq - 1);
         }
         self.check_silence();
-    }
-
-    fn clock_reading(&mut self, c: &Clock) {
-        self.advance(c.sent_us.saturating_add(i64::from(c.rtt_us)));
-        let cfg = self.cfg;
-        match self.clock.push(c, &cfg) {
-            ClockNews::None => {}
-            ClockNews::Step => {
-                let Some(st) = self.clock.last_step else {
-                    return;
-                };
-                // A new step, or a refined estimate of one that an outage
-                // already owns (which then takes the better figure).
-                // One clock judgement per event: a step across an outage
-                // belongs to it even when its size does not explain it.
-                let (fits, across) = self.episode.as_mut().map_or((false, false), |ep| {
-                    (ep.attach_step(&st, &cfg), ep.lies_across(&st))
-                });
-                if fits || across {
-                    self.step_owned = Some(st.first_after_us);
-                    if let Some(ep) = self.episode {
-                        self.absorb_earlier(&ep);
-                    }
-                } else if self.step_owned != Some(st.first_after_us) {
-                    self.stop_event(&st);
-                }
-            }
-            ClockNews::Steady { t, residual } => {
-                // Readings on a line begun after the outage started say
-                // nothing about whether the guest ran on across it.
-                let restarted = self.clock.last_step;
-                if let Some(ep) = self.episode.as_mut() {
-                    let fresh_line =
-                        restarted.is_some_and(|st| st.first_after_us >= ep.stop_from.min(ep.s_a));
-                    if t >= ep.s_next && ep.clock_step.is_none() && !fresh_line {
-                        ep.steady_n += 1;
-                        ep.steady_change = residual;
-                        ep.dirty = true;
-                    }
-                }
-            }
-        }
-    }
-
-    fn announce(&mut self, a: &Announce) {
-        self.advance(a.at_us);
-        self.check_silence();
-        let cfg = self.cfg;
-        self.announces.push(a, &cfg);
-        let Some(b) = self.announces.burst else {
-            return;
-        };
-        if let Some(ep) = self.episode.as_mut() {
-            if ep.attach_burst(&b, &cfg) {
-                self.burst_owned = Some(b.first_us);
-            }
-        }
-    }
-
-    /// A clock step or announce burst that no outage explains, shown as a
-    /// yellow on its own for `yellow_hold_ms`: a move with too short a
-    /// stop to lose a probe, a VM paused briefly, or a guest clock set.
-    pub(super) fn solo_signals(&self) -> (Option<Reason>, Option<Reason>) {
-        let hold = ms(self.cfg.yellow_hold_ms);
-        let now = self.now_us;
-        let step = self
-            .clock
-            .last_step
-            .filter(|s| {
-                self.step_owned != Some(s.first_after_us)
-                    && s.step_us <= -i64::from(self.cfg.clock_step_min_us)
-                    && now < s.after_us.saturating_add(hold)
-            })
-            .map(|s| Reason::from(s.evidence()));
-        let burst = self
-            .announces
-            .burst
-            .filter(|b| {
-                self.burst_owned != Some(b.first_us) && now < b.last_us.saturating_add(hold)
-            })
-            .map(|b| Reason::from(b.evidence()));
-        (step, burst)
     }
 
     // ---- silence ------------------------------------------------------------
