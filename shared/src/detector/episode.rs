@@ -3,9 +3,15 @@
 use super::signals::{Burst, Step};
 use super::{ms, AnnounceBurst, ClockStep, Congestion, DetectorConfig, HeldReply, Light};
 
-/// Probes remembered per sequence number (a power of two). Outages longer
-/// than this many probes are still reported, from their ends.
+/// Probes remembered per sequence number (a power of two), by default.
+/// Outages longer than this many probes are still reported, from their
+/// ends. [`super::Detector::with_window`] takes fewer for a slow rate.
 pub(super) const WINDOW: usize = 4096;
+
+/// The fewest slots a detector keeps: the outage scans look back half the
+/// window, and [`super::DetectorConfig::max_downtime_ms`] (5 s) at 10 Hz is
+/// 50 probes.
+pub(super) const MIN_WINDOW: usize = 256;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) enum SlotState {

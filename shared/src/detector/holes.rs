@@ -2,7 +2,7 @@
 //! stream, a `gap`, an `overflow` or a sidecar restart is no data, and a
 //! `skip` names probes that were never sent.
 
-use super::episode::{HeldAcc, Slot, WINDOW};
+use super::episode::{HeldAcc, Slot};
 use super::stats::{HighFrac, IntervalEst};
 use super::*;
 use crate::wire::Skip;
@@ -77,7 +77,7 @@ impl Detector {
         if self.have_seq
             && seq < self.hi_seq
             && sent_us > self.s_hi_seq
-            && (seq < 16 || self.hi_seq - seq > WINDOW as u64)
+            && (seq < 16 || self.hi_seq - seq > self.window() as u64)
         {
             self.finalise(false);
             self.slots.fill(Slot::default());

@@ -50,7 +50,7 @@ pub use types::{BaselineInfo, Light, Reason, Verdict};
 pub use verdict::EventVerdict;
 
 use crate::wire::{Event, Info, Late, Sample, Tick};
-use episode::{Episode, HeldAcc, Silence, Slot, SlotState, WINDOW};
+use episode::{Episode, HeldAcc, Silence, Slot, SlotState, MIN_WINDOW, WINDOW};
 
 /// Skip ranges remembered: a sidecar falls behind rarely, and only a
 /// skip next to the latest answered probe matters.
@@ -127,9 +127,19 @@ fn ms(v: u32) -> i64 {
 impl Detector {
     /// A detector with these thresholds.
     pub fn new(cfg: DetectorConfig) -> Self {
+        Detector::with_window(cfg, WINDOW)
+    }
+
+    /// A detector remembering `slots` probes (rounded up to a power of
+    /// two, between 256 and 4096) instead of 4096: enough for 30 s at the
+    /// probe rate is plenty (the longest stop judged is
+    /// `max_downtime_ms`, 5 s). 4096 slots take 96 KiB; a sidecar watching
+    /// 1000 targets at 10 Hz gives each 512 (12 KiB).
+    pub fn with_window(cfg: DetectorConfig, slots: usize) -> Self {
+        let n = slots.next_power_of_two().clamp(MIN_WINDOW, WINDOW);
         Detector {
             cfg,
-            slots: vec![Slot::default(); WINDOW].into_boxed_slice(),
+            slots: vec![Slot::default(); n].into_boxed_slice(),
             now_us: i64::MIN,
             interval: IntervalEst::new(),
             base: Baseline::new(),
@@ -237,12 +247,17 @@ impl Detector {
         self.cfg.interval_us.unwrap_or(self.interval.us)
     }
 
-    fn slot_idx(seq: u64) -> usize {
-        (seq % WINDOW as u64) as usize
+    fn slot_idx(&self, seq: u64) -> usize {
+        (seq % self.slots.len() as u64) as usize
+    }
+
+    /// Probes remembered (the slot window).
+    fn window(&self) -> usize {
+        self.slots.len()
     }
 
     fn slot(&self, seq: u64) -> Option<&Slot> {
-        let s = &self.slots[Self::slot_idx(seq)];
+        let s = &self.slots[self.slot_idx(seq)];
         (s.seq == seq && s.state != SlotState::Empty).then_some(s)
     }
 
@@ -312,7 +327,7 @@ impl Detector {
         let arrival = s.sent_us.saturating_add(i64::from(rtt));
         self.advance(arrival);
         self.check_new_run(s.seq, s.sent_us);
-        let idx = Self::slot_idx(s.seq);
+        let idx = self.slot_idx(s.seq);
         if self.slots[idx].seq == s.seq && self.slots[idx].state != SlotState::Empty {
             return; // a repeat carries nothing new
         }
@@ -408,7 +423,7 @@ impl Detector {
     fn lost(&mut self, s: &Sample) {
         self.advance(s.sent_us);
         self.check_new_run(s.seq, s.sent_us);
-        let idx = Self::slot_idx(s.seq);
+        let idx = self.slot_idx(s.seq);
         if self.slots[idx].seq == s.seq && self.slots[idx].state != SlotState::Empty {
             return;
         }
@@ -430,7 +445,7 @@ impl Detector {
     }
 
     fn late(&mut self, l: &Late) {
-        let idx = Self::slot_idx(l.seq);
+        let idx = self.slot_idx(l.seq);
         let slot = self.slots[idx];
         if slot.seq != l.seq || slot.state != SlotState::Lost {
             return; // unknown probe, or a repeat

@@ -100,7 +100,7 @@ impl Detector {
         // Past `held_allow`, the scan only finds where the stop began: a
         // VM paused in place answers every queued request at resume, so
         // its clock steps back by more than the loss at the pause's end.
-        let reach = (ms(cfg.max_downtime_ms) / iv).clamp(1, WINDOW as i64 / 2) as u64;
+        let reach = (ms(cfg.max_downtime_ms) / iv).clamp(1, self.window() as i64 / 2) as u64;
         for j in 1..=reach.max(u64::from(ep.held_allow) + 1) {
             let Some(seq) = a.checked_sub(j) else { break };
             // Late replies count too: a queue longer than the timeout comes
@@ -171,7 +171,7 @@ impl Detector {
             .saturating_add(self.cfg.elev_floor_us)
             .max(self.cfg.held_min_us);
         let mut n = 0;
-        for j in 1..=(WINDOW as u64 / 2) {
+        for j in 1..=(self.window() as u64 / 2) {
             let Some(s) = a
                 .checked_sub(j)
                 .and_then(|q| self.slot(q))

@@ -36,7 +36,7 @@ impl Detector {
         let together = iv.max(5_000);
         let mut best: Option<(u64, i64, u32)> = None;
         let mut seq = self.hi_ans;
-        for _ in 0..WINDOW / 2 {
+        for _ in 0..self.window() / 2 {
             let Some(cur) = answered(seq) else {
                 match seq.checked_sub(1) {
                     Some(p) => {
