@@ -18,12 +18,9 @@ import json
 import os
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,9 +31,10 @@ sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 import labcache  # noqa: E402
 import netns  # noqa: E402
 import table as sigtable  # noqa: E402  (lab/table.py)
+from analysis import analyse, check, report, run_detect, write_labels  # noqa: E402
 from qmp import QMP, QMPError, event_us  # noqa: E402
+from stream import SIDECAR_PORT, PageForwarder, Recorder  # noqa: E402
 
-SIDECAR_PORT = 8080  # inside the monitor namespace, so it never collides
 
 # Scenarios: what the guest does, and the steps run once it is watched.
 #   dirty: MiB the guest keeps rewriting (a boot option, fixed per run)
@@ -53,6 +51,12 @@ def O(ms=None):
     return {"do": "outage", "ms": ms}
 
 
+def P(ms):
+    """A QMP stop/cont of the current VM for ms, no migration: its clock
+    stands still and nothing announces it (a pause in place)."""
+    return {"do": "pause", "ms": ms}
+
+
 SCENARIOS = {
     "idle": dict(dirty=0, steps=[M(None, 30)],
                  about="idle guest, unshaped link: 5-45 ms down"),
@@ -64,9 +68,12 @@ SCENARIOS = {
                   about="no migration: the monitor path is cut (100, 300, 600, 1000, 1500 ms in turn)"),
     "mix": dict(dirty=48, steps=[M(None, 300), M(2000, 1000), M(400, 2000), O(), O()],
                 about="per count: three migrations (about 0.1 s, 0.4 s, 1.2 s down) and two decoys"),
-    "quick": dict(dirty=48, steps=[M(2000, 1000), M(400, 2000), O("last")], once=True,
-                  about="a 0.4 s and a 1.2 s migration, then a decoy as long as the last downtime "
-                  "(the CI candidate; --count is ignored)"),
+    "pause": dict(dirty=48, steps=[P(100), P(300), P(800)], once=True,
+                  about="no migration: QMP stop/cont of 100, 300 and 800 ms (a pause in place; "
+                  "--count is ignored)"),
+    "quick": dict(dirty=48, steps=[M(2000, 1000), M(400, 2000), O("last"), P(300)], once=True,
+                  about="a 0.4 s and a 1.2 s migration, a decoy as long as the last downtime, then "
+                  "a 300 ms pause in place (the CI candidate; --count is ignored)"),
 }
 DECOY_MS = [100, 300, 600, 1000, 1500]
 
@@ -206,118 +213,7 @@ class VM:
 
 
 # ----------------------------------------------------------------- recorder
-
-
-class Recorder(threading.Thread):
-    """Reads the sidecar's /events from the start (?since=0) and writes each
-    event as one JSON line ({"type": EVENT, ...data}), the trace format of
-    shared/src/trace.rs."""
-
-    def __init__(self, ns, path):
-        super().__init__(daemon=True)
-        self.ns, self.path = ns, path
-        self.events = []
-        self.error = None
-        self.connected = threading.Event()
-        self.stopping = threading.Event()
-
-    def run(self):
-        last_id, tries = 0, 0
-        try:
-            with open(self.path, "w") as out:
-                while not self.stopping.is_set():
-                    try:
-                        last_id = self._read(out, last_id)
-                    except (OSError, http.client.HTTPException) as e:
-                        if self.stopping.is_set() or tries > 20:
-                            raise
-                        tries += 1
-                        time.sleep(0.5)
-                        log(f"recorder: {e}; resuming after event {last_id}")
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            self.error = e
-            self.connected.set()
-
-    def _read(self, out, last_id):
-        """One connection: from just after last_id until the stream ends."""
-        conn = http.client.HTTPConnection("127.0.0.1", SIDECAR_PORT, timeout=30)
-        conn.sock = netns.connect_in(self.ns, ("127.0.0.1", SIDECAR_PORT))
-        conn.sock.settimeout(None)
-        conn.request("GET", f"/events?since={last_id}")
-        resp = conn.getresponse()
-        if resp.status != 200:
-            raise http.client.HTTPException(f"/events answered {resp.status}")
-        self.connected.set()
-        kind, data, eid = None, [], None
-        while True:
-            raw = resp.readline()
-            if not raw:
-                # The sidecar went away (or cut us off: reconnect).
-                if self.stopping.is_set():
-                    return last_id
-                raise http.client.HTTPException("stream ended")
-            line = raw.decode().rstrip("\r\n")
-            if line == "":
-                if kind and data and kind != "overflow":  # we resume seamlessly
-                    obj = {"type": kind, **json.loads("\n".join(data))}
-                    self.events.append(obj)
-                    out.write(json.dumps(obj, separators=(",", ":")) + "\n")
-                if eid is not None:
-                    last_id = eid
-                kind, data, eid = None, [], None
-            elif line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip(" "))
-            elif line.startswith("id:"):
-                eid = int(line[3:].strip())
-
-
-class PageForwarder(threading.Thread):
-    """Serves the sidecar (in the monitor namespace) on 127.0.0.1:PORT of
-    the caller's namespace, so a browser there can watch the light live."""
-
-    def __init__(self, ns, port):
-        super().__init__(daemon=True)
-        self.ns = ns
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", port))
-        self.srv.listen(16)
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            try:
-                u = netns.connect_in(self.ns, ("127.0.0.1", SIDECAR_PORT))
-                u.settimeout(None)
-            except OSError:
-                c.close()
-                continue
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pump(a, b):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.srv.close()
+# lab/stream.py: Recorder, PageForwarder
 
 
 # ---------------------------------------------------------------------- lab
@@ -418,7 +314,7 @@ class Lab:
         conn.request("GET", "/info")
         self.info = json.loads(conn.getresponse().read())
         conn.close()
-        self.recorder = Recorder(self.net.mon, self.base + ".jsonl")
+        self.recorder = Recorder(self.net.mon, self.base + ".jsonl", self.info)
         self.recorder.start()
         self.recorder.connected.wait(30)
         if self.recorder.error:
@@ -512,6 +408,23 @@ class Lab:
         time.sleep(ms / 1000 + 0.05)
         return rec
 
+    def pause(self, vm, ms):
+        """QMP stop, ms later cont: the truth is QEMU's STOP -> RESUME."""
+        rec = {"kind": "pause", "vm": vm.side, "pause_ms": ms}
+        s_ev = len(vm.qmp.events)
+        rec["start_us"] = now_us()
+        vm.qmp.cmd("stop")
+        time.sleep(ms / 1000)
+        vm.qmp.cmd("cont")
+        stop = vm.qmp.wait_event(lambda e: e["event"] == "STOP", 5.0, since=s_ev)
+        resume = vm.qmp.wait_event(lambda e: e["event"] == "RESUME", 5.0, since=s_ev)
+        if not stop or not resume:
+            raise LabError(f"no STOP/RESUME event from {vm.name} for the {ms} ms pause")
+        rec["stop_us"], rec["resume_us"] = event_us(stop), event_us(resume)
+        rec["end_us"] = rec["resume_us"]
+        rec["downtime_us"] = rec["resume_us"] - rec["stop_us"]
+        return rec
+
     # -- the run
 
     def run(self):
@@ -551,6 +464,16 @@ class Lab:
                     vms[cur] = VM(self, cur, incoming=True)
                     vms[cur].connect(60)
                 cur = other
+            elif step["do"] == "pause":
+                # After a migration, wait out its red hold as for a decoy.
+                last = [st["resume_us"] for st in self.steps if st["kind"] == "migration"]
+                if last:
+                    wait = last[-1] / 1e6 + a.decoy_gap - time.time()
+                    if wait > 0:
+                        time.sleep(wait)
+                log(f"step {i + 1}: pause {vms[cur].name} for {step['ms']} ms (QMP stop/cont, no migration)")
+                rec = self.pause(vms[cur], step["ms"])
+                log(f"  STOP->RESUME {rec['downtime_us'] / 1000:.1f} ms")
             else:
                 if step["ms"] == "last" and self.steps:
                     ms = round(self.steps[-1]["downtime_us"] / 1000)
@@ -596,176 +519,7 @@ class Lab:
 
 
 # ----------------------------------------------------------------- analysis
-
-
-def analyse(lab):
-    """Compares each step's ground truth with what the sidecar streamed."""
-    evs = lab.recorder.events
-    samples, late = {}, {}
-    for e in evs:
-        if e["type"] == "sample":
-            samples[e["seq"]] = (e["sent_us"], e["rtt_us"])
-        elif e["type"] == "late":
-            late[e["seq"]] = e["rtt_us"]
-    seqs = sorted(samples)
-    if not seqs:
-        raise LabError("the sidecar streamed no samples")
-    rtts = [r for _, r in samples.values() if r is not None]
-    base = int(statistics.median(rtts)) if rtts else 0
-    interval_us = round(lab.info["interval_ms"] * 1000)
-    # Runs of consecutive lost probes.
-    runs, cur = [], None
-    for q in seqs:
-        if samples[q][1] is None:
-            cur = [q, q] if cur is None else [cur[0], q]
-        elif cur:
-            runs.append(cur)
-            cur = None
-    if cur:
-        runs.append(cur)
-    tr = sigtable.trace_from_events(evs)
-    wins = [sigtable.step_window(st) for st in lab.steps]
-    out = []
-    for i, st in enumerate(lab.steps):
-        t0, t1 = wins[i]
-        mine = [r for r in runs if samples[r[1]][0] >= t0 - 2 * interval_us - base
-                and samples[r[0]][0] <= t1 + 50_000]
-        a = {"step": st["step"], "kind": st["kind"], "truth_ms": (t1 - t0) / 1000}
-        if st["kind"] == "migration":
-            a["qemu_downtime_ms"] = st["qemu_downtime_ms"]
-        if mine:
-            first, last = mine[0][0], mine[-1][1]
-            after = next((q for q in seqs if q > last), None)
-            a["first_lost_seq"], a["last_lost_seq"] = first, last
-            a["lost"] = sum(1 for q in range(first, last + 1) if q in samples and samples[q][1] is None)
-            a["lost_start_us"] = samples[first][0]
-            if after is not None:
-                a["lost_end_us"] = samples[after][0]
-                a["burst_ms"] = (samples[after][0] - samples[first][0]) / 1000
-                if samples[after][1] is not None:
-                    a["gap_end_us"] = samples[after][0] + samples[after][1]
-            a["first_missed_us"] = samples[first][0] + base
-        else:
-            a["lost"] = 0
-        # Replies held across the stop: sent before it, answered after it.
-        held = []
-        for q in seqs:
-            sent, rtt = samples[q]
-            if sent > t1:
-                break
-            if sent < t0 - 2_000_000:
-                continue
-            r = rtt if rtt is not None else late.get(q)
-            if r is not None and sent < t0 + interval_us and sent + r > t1 - 5_000 and r > 5 * base + 2000:
-                held.append({"seq": q, "rtt_ms": r / 1000, "late": rtt is None})
-        a["held"] = held
-        window = [samples[q][1] for q in seqs if t0 - 100_000 <= samples[q][0] <= t1 + 1_000_000
-                  and samples[q][1] is not None]
-        a["max_rtt_ms"] = max(window) / 1000 if window else None
-        # The guest answers again afterwards (from 1 s after the step on).
-        until = t1 + max(2.0, lab.args.settle) * 1e6
-        a["answers_after"] = sum(1 for q in seqs if t1 + 1_000_000 <= samples[q][0] <= until
-                                 and samples[q][1] is not None)
-        # The guest's clock across the step (median offsets of good readings
-        # before and after; lab/table.py) and the announces after it.
-        rc = sigtable.raw_clock(tr, t0, t1, wins[i - 1][1] + 500_000 if i else 0,
-                                wins[i + 1][0] if i + 1 < len(wins) else 1 << 62)
-        a["clock_step_ms"] = rc[0] / 1000 if rc else None
-        ann = sigtable.raw_announces(tr, t1)
-        a["announces"] = {"rarp": sum(1 for x in ann if x["kind"] == "rarp"),
-                          "garp": sum(1 for x in ann if x["kind"] == "garp"),
-                          "first_ms": (ann[0]["at_us"] - t1) / 1000 if ann else None}
-        out.append(a)
-    return out, base, interval_us
-
-
-def run_detect(lab):
-    """`migwatch-sidecar detect` on the trace: the detector's verdicts."""
-    p = subprocess.run([lab.sidecar_path, "detect", lab.base + ".jsonl"], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
-    with open(lab.base + ".detect.jsonl", "w") as f:
-        f.write(p.stdout)
-    if p.returncode != 0:
-        return None, p.stderr.strip()
-    found = []
-    for line in p.stdout.splitlines():
-        o = json.loads(line)
-        if "summary" not in o:
-            found.append(o)
-    return found, None
-
-
-def write_labels(lab, analysis, base, interval_us):
-    evs = lab.recorder.events
-    times = [e["sent_us"] for e in evs if e["type"] == "sample"]
-    events = []
-    for st, a in zip(lab.steps, analysis):
-        if st["kind"] == "migration":
-            t = {"kind": "migration", "start_us": st["start_us"], "end_us": st["resume_us"],
-                 "downtime_us": st["downtime_us"]}
-            for k in ("first_lost_seq", "last_lost_seq", "lost_start_us", "lost_end_us",
-                      "first_missed_us", "gap_end_us"):
-                if k in a:
-                    t[k] = a[k]
-            t["held"] = bool(a["held"])
-            t["loaded"] = st["dirty_mib"] > 0
-        else:
-            t = {"kind": "link_outage", "start_us": st["start_us"], "end_us": st["end_us"]}
-        events.append(t)
-    labels = {"name": lab.name, "seed": 0, "interval_us": interval_us,
-              "timeout_us": round(lab.info["timeout_ms"] * 1000),
-              "base_rtt_us": base, "start_us": min(times), "end_us": max(times), "events": events}
-    with open(lab.base + ".labels.json", "w") as f:
-        json.dump(labels, f, indent=1)
-
-
-def report(lab, analysis, found, detect_err):
-    rows = []
-    hdr = (f"{'step':<5}{'what':<14}{'truth ms':>10}{'qemu ms':>9} | {'lost':>5}{'burst ms':>10}"
-           f"{'held reply':>12}{'max rtt':>9}{'clock ms':>10}{'announces':>11} | detector")
-    rows.append(hdr)
-    rows.append("-" * len(hdr))
-    for st, a in zip(lab.steps, analysis):
-        what = f"mig {st['from']}->{st['to']}" if st["kind"] == "migration" else "decoy cut"
-        if a["held"]:
-            h = max(a["held"], key=lambda h: h["rtt_ms"])
-            held = f"{len(a['held'])}x<={h['rtt_ms']:.0f}{'L' if h['late'] else ''}"
-        else:
-            held = "-"
-        if found is None:
-            verdict = "detect failed"
-        else:
-            t0 = (st.get("stop_us") or st["start_us"]) / 1e6
-            t1 = (st.get("resume_us") or st["end_us"]) / 1e6
-            # A detected event that starts between 1 s before the stop (or
-            # cut) and 1 s after its end.
-            hits = [f for f in found if t0 - 1 <= f["start_s"] <= t1 + 1]
-            verdict = ", ".join(f"{h['level']} {h['downtime_ms']:.0f} ms" for h in hits) or "green (nothing)"
-            a["detected"] = hits
-        qd = f"{st['qemu_downtime_ms']}" if st["kind"] == "migration" else "-"
-        burst = f"{a['burst_ms']:.0f}" if "burst_ms" in a else "-"
-        mx = f"{a['max_rtt_ms']:.0f}" if a["max_rtt_ms"] is not None else "-"
-        ck = f"{a['clock_step_ms']:+.1f}" if a.get("clock_step_ms") is not None else "-"
-        an = a.get("announces") or {}
-        ann = f"{an['rarp']}R+{an['garp']}G" if an.get("first_ms") is not None else "-"
-        rows.append(f"{st['step']:<5}{what:<14}{a['truth_ms']:>10.1f}{qd:>9} | {a['lost']:>5}{burst:>10}"
-                    f"{held:>12}{mx:>9}{ck:>10}{ann:>11} | {verdict}")
-    if detect_err:
-        rows.append(f"(detect: {detect_err})")
-    return "\n".join(rows)
-
-
-def check(lab, analysis):
-    """Lab-level invariants (not the detector's quality): what --check asserts."""
-    problems = list(lab.serial_problems)
-    for st, a in zip(lab.steps, analysis):
-        if a["answers_after"] < 10:
-            problems.append(f"step {st['step']}: the guest hardly answers after it ({a['answers_after']} replies)")
-        if a["truth_ms"] >= 50 and a["lost"] == 0 and not a["held"]:
-            problems.append(f"step {st['step']}: {a['truth_ms']:.0f} ms down but the sidecar saw no loss")
-    if lab.recorder.error:
-        problems.append(f"recorder: {lab.recorder.error}")
-    return problems
+# lab/analysis.py: analyse, run_detect, write_labels, report, check
 
 
 def stale_cleanup():

@@ -72,8 +72,8 @@ def load_trace(path):
 
 
 def step_window(st):
-    """(t0, t1): STOP and RESUME of a migration, start and end of a cut."""
-    if st["kind"] == "migration":
+    """(t0, t1): STOP and RESUME of a migration or a pause, start and end of a cut."""
+    if st["kind"] in ("migration", "pause"):
         return st["stop_us"], st["resume_us"]
     return st["start_us"], st["end_us"]
 
@@ -97,7 +97,7 @@ def norm_event(o):
         "level": o.get("level"),
         "start_us": lb.get("start_us", round(o["start_s"] * 1e6)),
         "end_us": lb.get("end_us", round(o["end_s"] * 1e6)),
-        "probes": lb.get("probes"),
+        "probes": lb.get("probes", 0),  # a stop that lost no probe names no loss burst
         "downtime_us": o.get("downtime_us", round(o.get("downtime_ms", 0) * 1000)),
         "source": o.get("downtime_source") or o.get("downtime_from"),
         "decided_us": decided,
@@ -107,6 +107,8 @@ def norm_event(o):
         "announce": ann,
         "clock_steady": ev.get("clock_steady") or by.get("clock_steady"),
         "veto": [k for k in ("queue_flush", "congestion", "long_outage") if k in by],
+        "verdict": o.get("verdict"),
+        "explanation": o.get("explanation"),
         "unconfirmed": "unconfirmed" in by,
     }
 
@@ -268,10 +270,16 @@ def within(errs, tol_ms=5):
     return f"{sum(1 for e in errs if abs(e) <= tol_ms)}/{len(errs)}" if errs else "–"
 
 
+# What each kind of step should be called.
+EXPECTED = {"migration": "migrated", "pause": "paused", "link_outage": "path_outage"}
+
+
 def signal_rows(rows, decoy):
-    """(signal, seen, latencies ms, errors ms, note) for one group of steps."""
+    """(signal, seen, latencies ms, errors ms, note) for one group of steps
+    (decoy: path cuts; pauses are judged like migrations but must not be red)."""
     out = []
     n = len(rows)
+    pause = bool(rows) and rows[0]["kind"] == "pause"
 
     def add(name, pairs, seen=None, note=""):
         # pairs: one (latency_ms or None, error_ms or None) per step where the signal was there
@@ -312,7 +320,15 @@ def signal_rows(rows, decoy):
     add("L2 announce frames, raw trace", [(ms(r["announces"][0]["at_us"] - r["t1"]), None)
                                           for r in rows if r["announces"]])
     reds = [r for r in rows if r["event"] and r["event"]["level"] == "red"]
-    if decoy:
+    want = EXPECTED.get(rows[0]["kind"]) if rows else None
+    verdicts = {}
+    for r in rows:
+        v = (r["event"] or {}).get("verdict") or "no event"
+        verdicts[v] = verdicts.get(v, 0) + 1
+    add(f"verdict: {want}", [(None, ms(r["event"]["downtime_us"] - r["truth_us"]) if not decoy else None)
+                             for r in rows if r["event"] and r["event"].get("verdict") == want],
+        note=", ".join(f"{k} {v}" for k, v in sorted(verdicts.items())))
+    if decoy or pause:
         add("verdict: red (false red)", [
             (ms(r["event"]["decided_us"] - r["t1"]) if r["event"]["decided_us"] else None, None) for r in reds])
     else:
@@ -364,14 +380,14 @@ def steps_table(rows, lines):
         c = f"{ms(-e['clock_step']['step_us']) - tm:+.1f}" if e and e["clock_step"] else "–"
         if r["raw_clock"]:
             v = ms(r["raw_clock"][0])
-            rc = f"{-v - tm:+.2f}" if r["kind"] == "migration" else f"change {v:+.2f}"
+            rc = f"{-v - tm:+.2f}" if r["kind"] in ("migration", "pause") else f"change {v:+.2f}"
         else:
             rc = "–"
         a = r["announces"]
         an = (f"{sum(1 for x in a if x['kind'] == 'rarp')} rarp + {sum(1 for x in a if x['kind'] == 'garp')} garp "
               f"(+{ms(a[0]['at_us'] - r['t1']):.0f})") if a else "0"
         red = f"{ms(r['red_at_us'] - r['t1']):+.0f}" if r.get("red_at_us") else "–"
-        lines.append(f"| {r['run']} | {r['step']} {'mig' if r['kind'] == 'migration' else 'decoy'} | {tm:.1f} | "
+        lines.append(f"| {r['run']} | {r['step']} {({'migration': 'mig', 'pause': 'pause'}).get(r['kind'], 'decoy')} | {tm:.1f} | "
                      f"{lvl} | {b} | {h} | {c} | {rc} | {an} | {red} |")
 
 
@@ -419,20 +435,23 @@ def table_main(a):
     if os.path.abspath(a.dir) != os.path.join(HERE, "out"):
         cmd += " " + shlex.quote(a.dir)
     migs = [r for r in rows if r["kind"] == "migration"]
-    decoys = [r for r in rows if r["kind"] != "migration"]
+    pauses = [r for r in rows if r["kind"] == "pause"]
+    decoys = [r for r in rows if r["kind"] not in ("migration", "pause")]
     scen = {}
     for t in runs:
         scen[t["scenario"]] = scen.get(t["scenario"], 0) + 1
     lines = [f"Regenerate: `{cmd}` (over the runs in lab/out, recorded with `sudo lab/run.sh --scenario "
-             "idle|mix|quick|decoy|dirty|slow ...`, see lab/README.md)", ""]
+             "idle|mix|quick|decoy|pause|dirty|slow ...`, see lab/README.md)", ""]
     lines.append(f"{len(runs)} lab runs ({', '.join(f'{k} {v}' for k, v in sorted(scen.items()))}), "
                  f"{len(migs)} migrations (STOP→RESUME {fmt([ms(r['truth_us']) for r in migs], sign=False)} ms), "
+                 f"{len(pauses)} pauses (STOP→RESUME {fmt([ms(r['truth_us']) for r in pauses], sign=False)} ms), "
                  f"{len(decoys)} decoys (cuts {fmt([ms(r['truth_us']) for r in decoys], sign=False)} ms); "
                  f"detector: `{os.path.relpath(sidecar, REPO) if sidecar.startswith(REPO) else sidecar} detect`. "
                  "Medians [min..max].")
     lines.append("")
     groups = [(label, [r for r in migs if lo <= ms(r["truth_us"]) < hi], False) for lo, hi, label in BUCKETS]
     groups.append(("all migrations", migs, False))
+    groups.append(("pause in place (QMP stop/cont)", pauses, False))
     groups.append(("decoy (monitor path cut)", decoys, True))
     print_table(groups, lines)
     lines.append("")
@@ -482,18 +501,36 @@ def quick_check(base, sidecar, out=print):
     interval_us = round(((summary or {}).get("interval_ms") or 10) * 1000)
     steps = truth["steps"]
     migs = [s for s in steps if s["kind"] == "migration"]
+    pauses = [s for s in steps if s["kind"] == "pause"]
     res(len(migs) >= 1 and len(migs) < len(steps),
-        f"the run has migrations and a decoy ({len(migs)} migration(s), {len(steps) - len(migs)} decoy(s))")
+        f"the run has migrations and other steps ({len(migs)} migration(s), {len(pauses)} pause(s), "
+        f"{len(steps) - len(migs) - len(pauses)} decoy(s))")
     res(bool(tr["clocks"]), f"the trace has clock readings ({len(tr['clocks'])})")
+    res(summary.get("announce_channel") is True,
+        "the announce channel is live for detect (the trace's info record names a capture_iface)")
     wins = [step_window(st) for st in steps]
+    # Nothing lights up before the first step: no yellow from slow first
+    # clock readings (a cold ARP cache).
+    early = [(t, l) for t, l in summary["_lights"] if t < wins[0][0] - 1_000_000 and l != "green"]
+    res(not early, "no light before the first step" + (f": {early[0][1]} at {early[0][0]}" if early else ""))
     for i, st in enumerate(steps):
         t0, t1 = wins[i]
         tm = ms(t1 - t0)
         ev = match(events, t0, t1, interval_us)
         desc = "nothing" if not ev else f"{ev['level']}, {ev['probes']} probes lost, downtime {ms(ev['downtime_us']):.1f} ms"
-        if st["kind"] == "migration":
+        verdict = (ev or {}).get("verdict") or "no event"
+        if st["kind"] == "pause":
+            name = f"step {st['step']} pause ({tm:.1f} ms STOP->RESUME)"
+            res(bool(ev) and ev["level"] != "red" and verdict == "paused",
+                f"{name} verdict paused, not red: {desc}, {verdict}")
+            est = ev["downtime_us"] if ev else None
+            res(est is not None and abs(est - (t1 - t0)) <= CHECK_TOL_US,
+                f"{name} length within {ms(CHECK_TOL_US):.0f} ms: "
+                + (f"{ms(est):.1f} ms ({ms(est) - tm:+.1f})" if est is not None else "no event"))
+        elif st["kind"] == "migration":
             name = f"step {st['step']} migration ({tm:.1f} ms STOP->RESUME)"
-            res(bool(ev) and ev["level"] == "red", f"{name} detected red: {desc}")
+            res(bool(ev) and ev["level"] == "red" and verdict == "migrated",
+                f"{name} detected red, verdict migrated: {desc}, {verdict}")
             est = None
             if ev and ev["clock_step"]:
                 est = -ev["clock_step"]["step_us"]
@@ -516,6 +553,7 @@ def quick_check(base, sidecar, out=print):
         else:
             name = f"step {st['step']} decoy ({tm:.0f} ms cut)"
             res(not ev or ev["level"] != "red", f"{name} not red: {desc}")
+            res(verdict == "path_outage", f"{name} verdict path_outage: {verdict}")
     ok = all(results)
     out(f"lab check {'PASS' if ok else 'FAIL'}: {sum(results)}/{len(results)} assertions passed "
         f"({os.path.basename(base)})")

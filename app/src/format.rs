@@ -806,6 +806,7 @@ mod tests {
             downtime_us: 368_240,
             downtime_source: DowntimeSource::ClockStep,
             level: Light::Red,
+            verdict: migwatch_shared::detector::EventVerdict::Migrated,
             evidence: Evidence {
                 clock_step: Some(ClockStep {
                     step_us: -368_240,

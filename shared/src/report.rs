@@ -2,7 +2,7 @@
 //! `watch` print, the objects `GET /targets/{name}/migrations` returns, and
 //! what the page reads back. Defined once so the three never drift.
 
-use crate::detector::{DowntimeSource, Light, Migration, Reason};
+use crate::detector::{DowntimeSource, EventVerdict, Light, Migration, Reason};
 use serde::{Deserialize, Serialize};
 
 /// Seconds since the Unix epoch from µs.
@@ -26,6 +26,14 @@ pub struct MigrationRecord {
     pub downtime_from: DowntimeSource,
     /// `red` or `yellow`.
     pub level: String,
+    /// What it was: `migrated` (red, and only then), `paused` (stopped and
+    /// resumed in place), `path_outage` (the guest ran on) or `undecided`.
+    #[serde(default)]
+    pub verdict: EventVerdict,
+    /// The verdict in words, e.g. "paused in place for 301 ms, not
+    /// migrated: ...".
+    #[serde(default)]
+    pub explanation: String,
     /// Event time when it got its level (for alarm latency), s.
     pub decided_s: f64,
     /// The evidence behind the level, most important first.
@@ -41,6 +49,8 @@ impl MigrationRecord {
             downtime_ms: m.downtime_us as f64 / 1000.0,
             downtime_from: m.downtime_source,
             level: m.level.name().to_string(),
+            verdict: m.verdict,
+            explanation: m.explain(),
             decided_s: secs(m.decided_us),
             reasons: m.reasons(),
         }

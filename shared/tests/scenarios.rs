@@ -109,3 +109,73 @@ fn baseline_alone_is_quiet() {
     let s = eval::score(&t.events, &t.labels, DetectorConfig::default());
     assert_eq!((s.false_reds, s.false_yellows), (0, 0));
 }
+
+/// With the guest's channels (clock readings, announces watched, as the
+/// trace's info record says): migrations are migrated and red, pauses in
+/// place paused and never red (lossless, losing their end, losing their
+/// start to the timeout), path cuts path outages and never red.
+#[test]
+fn verdicts_with_the_guests_channels() {
+    use migwatch_shared::detector::EventVerdict;
+    for (i, spec) in migwatch_shared::synth::channels(7, 1)
+        .into_iter()
+        .enumerate()
+    {
+        if !spec.announce || i % 2 == 1 {
+            continue; // half of them keeps the debug build quick
+        }
+        let t = generate(&spec);
+        let mut d = Detector::default();
+        d.apply_info(t.info.as_ref().expect("channels write an info record"));
+        let mut red = false;
+        for ev in &t.events {
+            d.push(ev);
+            red |= d.light() == Light::Red;
+        }
+        d.finish();
+        let m = d.migrations();
+        let v: Vec<EventVerdict> = m.iter().map(|m| m.verdict).collect();
+        match spec.scenario {
+            Scenario::Migration { .. } => {
+                assert!(v.contains(&EventVerdict::Migrated), "{}: {m:?}", spec.name)
+            }
+            Scenario::Pause { stop_ms, .. } => {
+                assert!(!red, "{} went red: {m:?}", spec.name);
+                assert_eq!(v, [EventVerdict::Paused], "{}: {m:?}", spec.name);
+                let err = (m[0].downtime_us as f64 / 1000.0 - stop_ms).abs();
+                assert!(err <= 1.5, "{}: length off by {err} ms", spec.name);
+            }
+            _ => {
+                assert!(!red, "{} went red: {m:?}", spec.name);
+                assert!(
+                    v.iter().all(|x| *x == EventVerdict::PathOutage),
+                    "{}: {m:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+}
+
+/// Echo only, at the sidecar's default 10 ms: stops of 2–4 intervals are
+/// red at every sampling offset, and link cuts of the same lengths never.
+#[test]
+fn short_stops_are_red_at_every_sampling_offset_on_echo_alone() {
+    let specs = migwatch_shared::synth::offsets(3, 1);
+    for spec in specs.iter().filter(|s| {
+        s.interval_us == 10_000
+            && !s.name.contains("loaded")
+            && match s.scenario {
+                Scenario::Migration { downtime_ms, .. } => downtime_ms <= 41.0,
+                Scenario::LinkOutageOf { ms } => ms <= 41.0,
+                _ => false,
+            }
+    }) {
+        let t = generate(spec);
+        let s = eval::score(&t.events, &t.labels, DetectorConfig::default());
+        assert_eq!(s.false_reds, 0, "{}", spec.name);
+        for m in &s.migrations {
+            assert_eq!(m.level, Light::Red, "{}: {m:?}", spec.name);
+        }
+    }
+}

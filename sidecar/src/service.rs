@@ -242,10 +242,6 @@ impl Opened {
                 Target::new(s, cfg, setup.capture_iface.clone())
             })
             .collect();
-        for t in &list {
-            t.verdicts
-                .set_announce_channel(setup.capture_iface.is_some());
-        }
         let fleet = Arc::new(Fleet::default());
         fleet.replace(list.clone());
         let metrics = Arc::new(Metrics::default());
@@ -335,10 +331,7 @@ impl Service {
         let n = wanted.len();
         let plan = targets::plan(&self.fleet.list(), wanted, |s| {
             let cfg = self.setup.hub_config(&s, n);
-            let t = Target::new(s, cfg, self.setup.capture_iface.clone());
-            t.verdicts
-                .set_announce_channel(self.setup.capture_iface.is_some());
-            t
+            Target::new(s, cfg, self.setup.capture_iface.clone())
         });
         // Keep every ring within the memory budget for the new count.
         for t in &plan.list {

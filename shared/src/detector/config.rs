@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 
 /// Thresholds. Every field has a default that suits probing every 1–100 ms;
 /// the figures behind them are in `docs/DETECTION.md`. Missing fields in a
-/// serialised config take their defaults.
+/// serialised config take their defaults; unknown fields are an error.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+// An unknown key is a typo that would silently keep a default: an error.
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     /// The probe interval in µs, if known. `None` (default) infers it from
     /// the send times of the samples, which is exact for the sidecar's
@@ -61,6 +62,15 @@ pub struct DetectorConfig {
     /// The sawtooth must be back to baseline within this many ms of send
     /// time after the first answered probe (default 150; measured ~50).
     pub sawtooth_window_ms: u32,
+    /// The sawtooth falls away over at least this many ms after resume
+    /// (default 40; measured 40–60). At a coarse interval the first reply
+    /// after the loss is sent up to an interval after the resume, so it
+    /// samples the sawtooth that much into its fall: the peak bar
+    /// (`sawtooth_min_us`) is lowered by the fraction of the fall an
+    /// interval covers, to at most a quarter (at 10 ms: 9 ms). Without it,
+    /// 20–41 ms stops at 10 ms were missed at some sampling offsets (their
+    /// first replies read 9–11 ms).
+    pub sawtooth_decay_ms: u32,
     /// Elevated replies a sawtooth needs (default 3; elevated here means
     /// [`Self::elev_floor_us`] above the baseline median or the median of
     /// the 32 replies before the outage, whichever is higher), lowered for
@@ -133,6 +143,13 @@ pub struct DetectorConfig {
     /// shift a reading by up to half the excess, and the first replies
     /// after a resume are slow.
     pub clock_max_excess_us: u32,
+    /// The line a step is judged against is drawn only through readings
+    /// whose RTT exceeds the path's minimum *as now known* by at most this
+    /// (µs, default 4 000: error ≤ 2.5 ms), and only once two such exist.
+    /// The first readings of a run are often slow (a cold ARP cache: 8–21 ms
+    /// in 7 of 17 lab recordings) and shifted by half that; judged against
+    /// them, the first fast readings looked like a 3–7 ms step back.
+    pub clock_fit_excess_us: u32,
     /// Readings agree with the fit (or with each other) within their error
     /// bounds (±0.5 ms quantisation plus half the RTT excess) plus this (µs,
     /// default 1 000; the lab's guests scatter 0.1–0.5 ms).
@@ -178,6 +195,7 @@ impl Default for DetectorConfig {
             max_held: 2,
             held_span_ms: 150,
             sawtooth_min_us: 12_000,
+            sawtooth_decay_ms: 40,
             sawtooth_max_us: 100_000,
             sawtooth_window_ms: 150,
             sawtooth_min_probes: 3,
@@ -200,6 +218,7 @@ impl Default for DetectorConfig {
             hole_ms: 1_000,
             max_events: 1_024,
             clock_max_excess_us: 8_000,
+            clock_fit_excess_us: 4_000,
             clock_tol_us: 1_000,
             clock_step_min_us: 3_000,
             clock_confirm: 2,

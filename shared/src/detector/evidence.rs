@@ -6,7 +6,7 @@
 //! else happened; a weak one (a held reply, the post-resume sawtooth) does
 //! unless a veto says the outage has another explanation.
 
-use super::{DetectorConfig, Light, Reason};
+use super::{DetectorConfig, EventVerdict, Light, Reason};
 use crate::wire::Mac;
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +184,11 @@ pub struct Evidence {
     /// The confirming channels that were live.
     #[serde(default)]
     pub channels: Channels,
+    /// The live channels have had their chance to confirm
+    /// (`confirm_wait_ms` after the outage): a missing announce now says
+    /// something.
+    #[serde(default)]
+    pub waited: bool,
 }
 
 impl Evidence {
@@ -219,29 +224,63 @@ impl Evidence {
     /// Whether a live channel could have confirmed the outage and did not:
     /// "an outage, not a migration".
     pub fn unconfirmed(&self) -> bool {
-        !self.strong() && (self.channels.any() || self.clock_steady.is_some())
+        self.waited && !self.strong() && (self.channels.any() || self.clock_steady.is_some())
     }
 
-    /// The level of an outage of `probes` lost probes:
+    /// What the event was (see [`EventVerdict`] and the truth table in
+    /// `docs/DETECTION.md`):
     ///
-    /// | loss burst | strong signal | weak signal | veto | level |
+    /// | announce | clock | echo | announce channel | verdict |
     /// |---|---|---|---|---|
-    /// | ≥ 1 probe | yes | any | any | red |
-    /// | ≥ `min_red_probes` | no | yes | no | red |
-    /// | ≥ `min_burst` | no | any | any | yellow (if not red) |
-    /// | shorter | — | — | — | green (not an event) |
-    ///
-    /// A vetoed or unconfirmed burst stays yellow: where a channel was live
-    /// its reasons say "an outage, not a migration".
+    /// | a burst, after ≥ 1 lost probe or a clock step | any | any | live | migrated |
+    /// | none | stepped back | any | live, window passed | paused |
+    /// | none | stepped back | any | live, window open | undecided (waiting) |
+    /// | — | stepped back | any | off | migrated ("or paused") |
+    /// | none | ran on | any | any | path outage |
+    /// | none | nothing | held reply or sawtooth, no veto, ≥ `min_red_probes` | off | migrated ("or paused") |
+    /// | otherwise | | | | undecided |
+    pub fn verdict(&self, probes: u64, cfg: &DetectorConfig) -> EventVerdict {
+        if self.announce.is_some() && (probes >= 1 || self.clock_step.is_some()) {
+            return EventVerdict::Migrated;
+        }
+        if self.clock_step.is_some() {
+            return match (self.channels.announce, self.waited) {
+                // A stop that lost no probe and no announce to tell: a
+                // pause as likely as a move.
+                (false, _) if probes == 0 => EventVerdict::Undecided,
+                (false, _) => EventVerdict::Migrated,
+                (true, true) => EventVerdict::Paused,
+                (true, false) => EventVerdict::Undecided,
+            };
+        }
+        if self.clock_steady.is_some() {
+            return EventVerdict::PathOutage;
+        }
+        if !self.channels.announce
+            && probes >= cfg.min_red_probes.max(1)
+            && self.weak()
+            && !self.vetoed()
+        {
+            return EventVerdict::Migrated;
+        }
+        EventVerdict::Undecided
+    }
+
+    /// The level of an outage of `probes` lost probes: red for a migration
+    /// only; a pause is always worth a yellow; a path outage or an
+    /// undecided one when its burst is at least `min_burst` long or the
+    /// guest's clock stepped; else nothing (isolated loss).
     pub fn level(&self, probes: u64, cfg: &DetectorConfig) -> Light {
-        // Confirmed, and by a signal no veto can overrule (a strong one) or
-        // by a weak one with no veto.
-        if self.confirmed(probes, cfg) && (self.strong() || !self.vetoed()) {
-            Light::Red
-        } else if probes >= cfg.min_burst.max(1) {
-            Light::Yellow
-        } else {
-            Light::Green
+        match self.verdict(probes, cfg) {
+            EventVerdict::Migrated => Light::Red,
+            EventVerdict::Paused => Light::Yellow,
+            EventVerdict::PathOutage | EventVerdict::Undecided => {
+                if probes >= cfg.min_burst.max(1) || self.clock_step.is_some() {
+                    Light::Yellow
+                } else {
+                    Light::Green
+                }
+            }
         }
     }
 }
@@ -271,6 +310,10 @@ pub struct Migration {
     pub downtime_source: DowntimeSource,
     /// Red or yellow.
     pub level: Light,
+    /// What it was: migrated (red), paused in place, a path outage, or
+    /// undecided.
+    #[serde(default)]
+    pub verdict: EventVerdict,
     /// The evidence behind the level.
     pub evidence: Evidence,
     /// Event time (unix µs) when it got its current level.
@@ -288,13 +331,17 @@ impl Migration {
     }
 
     pub(crate) fn push_reasons(&self, out: &mut Vec<Reason>) {
-        out.push(Reason::LossBurst {
-            probes: self.probes,
-            first_seq: self.first_seq,
-            last_seq: self.last_seq,
-            start_us: self.start_us,
-            end_us: self.end_us,
-        });
+        // A stop that lost no probe (a pause whose requests were queued
+        // and answered late) has no loss burst to name.
+        if self.probes > 0 {
+            out.push(Reason::LossBurst {
+                probes: self.probes,
+                first_seq: self.first_seq,
+                last_seq: self.last_seq,
+                start_us: self.start_us,
+                end_us: self.end_us,
+            });
+        }
         let e = &self.evidence;
         out.extend(e.clock_step.map(Reason::from));
         out.extend(e.announce.map(Reason::from));

@@ -31,6 +31,8 @@ struct Reading {
     off: i64,
     /// Error bound, µs: quantisation plus half the RTT excess.
     err: i64,
+    /// Its RTT, µs: judged again as the path's minimum falls.
+    rtt: u32,
 }
 
 /// A line through the readings: offset at `t0` and slope in µs per s.
@@ -140,15 +142,25 @@ impl ClockTrack {
     /// older and newer halves, joined. It resists a stray reading in either
     /// half and follows drift of tens of ppm; over less than 2 s the slope
     /// is noise (±0.5 ms readings), so it is a level then.
-    fn line(&self) -> Option<Fit> {
-        let n = self.fit_len;
+    ///
+    /// Only readings precise against the path's minimum as now known
+    /// count (`clock_fit_excess_us`); with fewer than two there is no line
+    /// and nothing is judged.
+    fn line(&self, cfg: &DetectorConfig) -> Option<Fit> {
+        let min = self.min_rtt();
+        let precise = |r: &Reading| r.rtt.saturating_sub(min) <= cfg.clock_fit_excess_us;
+        let mut v = [Reading::default(); FIT];
+        let mut n = 0;
+        // Oldest first.
+        for i in 0..self.fit_len {
+            let r = self.fit[(self.fit_head + FIT - self.fit_len + i) % FIT];
+            if precise(&r) {
+                v[n] = r;
+                n += 1;
+            }
+        }
         if n < 2 {
             return None;
-        }
-        let mut v = [Reading::default(); FIT];
-        // Oldest first.
-        for (i, r) in v.iter_mut().enumerate().take(n) {
-            *r = self.fit[(self.fit_head + FIT - n + i) % FIT];
         }
         let med = |s: &[Reading]| -> (i64, i64) {
             let mut offs = [0i64; FIT];
@@ -206,8 +218,9 @@ impl ClockTrack {
             t: c.sent_us,
             off: c.offset_us,
             err: 500 + excess / 2,
+            rtt: c.rtt_us,
         };
-        let Some(fit) = self.line() else {
+        let Some(fit) = self.line(cfg) else {
             self.push_fit(r);
             return ClockNews::None;
         };

@@ -183,14 +183,21 @@ impl Recent {
 
     /// Median and 75th percentile of the remembered RTTs (0 when empty):
     /// the level just before an outage, robust to a held reply or a spike.
-    pub fn median_p75(&self) -> (u32, u32) {
-        if self.n == 0 {
+    /// Without the latest `skip` RTTs (the queued replies a paused guest
+    /// released at the outage's end).
+    pub fn median_p75_before(&self, skip: usize) -> (u32, u32) {
+        let n = self.n.saturating_sub(skip);
+        if n == 0 {
             return (0, 0);
         }
-        let mut t = self.v;
-        let s = &mut t[..self.n];
+        let len = self.v.len();
+        let mut t = [0u32; 32];
+        for (k, x) in t.iter_mut().enumerate().take(n) {
+            *x = self.v[(self.pos + 2 * len - 1 - skip - k) % len];
+        }
+        let s = &mut t[..n];
         s.sort_unstable();
-        (s[self.n / 2], s[(self.n * 3) / 4])
+        (s[n / 2], s[(n * 3) / 4])
     }
 
     pub fn clear(&mut self) {
@@ -227,13 +234,15 @@ impl HighFrac {
 
     /// Fraction of the last `n` replies (at most 256, at most those seen)
     /// that were flagged.
-    pub fn fraction(&self, n: usize) -> f32 {
-        let n = n.min(self.n);
+    /// Counted over the `n` replies before the latest `skip`.
+    pub fn fraction_before(&self, n: usize, skip: usize) -> f32 {
+        let skip = skip.min(self.n);
+        let n = n.min(self.n - skip);
         if n == 0 {
             return 0.0;
         }
         let mut c = 0u32;
-        for k in 1..=n {
+        for k in 1 + skip..=n + skip {
             let i = (self.pos + 256 - k) % 256;
             c += ((self.bits[i / 64] >> (i % 64)) & 1) as u32;
         }

@@ -144,7 +144,16 @@ mod tests {
         let fake = dir.join("xping");
         std::fs::copy("/bin/sleep", &fake).unwrap();
         let mut child = std::process::Command::new(&fake).arg("5").spawn().unwrap();
-        let found = idents_in_use().contains(&(child.id() as u16));
+        // Until the child has exec'd, /proc shows the parent's name: look
+        // again for a moment rather than race it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let found = loop {
+            let found = idents_in_use().contains(&(child.id() as u16));
+            if found || std::time::Instant::now() >= deadline {
+                break found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);

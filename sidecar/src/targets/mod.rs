@@ -87,7 +87,7 @@ impl Target {
         };
         Arc::new(Target {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            verdicts: Verdicts::new(&spec),
+            verdicts: Verdicts::new(&spec, &info),
             spec,
             info,
             hub: Hub::new(hub_cfg),

@@ -2,7 +2,7 @@
 //! judgement is `migwatch_shared`'s; this module only reads and writes files.
 
 use anyhow::{bail, Context, Result};
-use migwatch_shared::detector::{Detector, DetectorConfig, Light, Reason};
+use migwatch_shared::detector::{Detector, DetectorConfig, EventVerdict, Light, Reason};
 use migwatch_shared::eval::{self, Labels};
 use migwatch_shared::report::MigrationRecord;
 use migwatch_shared::synth::{self, TraceSpec};
@@ -32,6 +32,12 @@ pub struct DetectArgs {
     /// the events: what the page showed, and when.
     #[arg(long)]
     pub lights: bool,
+    /// Whether the sidecar watched for layer-2 announces while the trace
+    /// was recorded (then a missing announce tells a pause from a move).
+    /// Default: what the trace's info record says (`capture_iface`), else
+    /// off until an announce is seen.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub announce_channel: Option<String>,
 }
 
 /// `eval DIR`
@@ -62,18 +68,38 @@ pub struct SynthArgs {
     /// File format of the traces.
     #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
     pub format: String,
+    /// Which set: `standard` (migrations and every decoy, echo only),
+    /// `offsets` (stops and link cuts at five sampling offsets, echo only;
+    /// `--count` repeats) or `channels` (migrations, pauses and path
+    /// outages with the clock and announce channels).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "channels"])]
+    pub suite: String,
 }
 
 fn config(arg: Option<&str>) -> Result<DetectorConfig> {
     let Some(arg) = arg else {
         return Ok(DetectorConfig::default());
     };
-    let text = if arg.trim_start().starts_with('{') {
-        arg.to_string()
+    let (text, what) = if arg.trim_start().starts_with('{') {
+        (arg.to_string(), "--detector-config".to_string())
     } else {
-        std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))?
+        (
+            std::fs::read_to_string(arg).with_context(|| format!("cannot read {arg}"))?,
+            format!("--detector-config {arg}"),
+        )
     };
-    serde_json::from_str(&text).context("--detector-config is not a valid detector config")
+    serde_json::from_str(&text).with_context(|| {
+        format!("{what} is not a valid detector config (fields in docs/DETECTION.md)")
+    })
+}
+
+/// Options of a `detect` run besides the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DetectOptions {
+    /// Print every change of the light.
+    pub lights: bool,
+    /// Overrides the announce channel (else the trace's info record).
+    pub announce_channel: Option<bool>,
 }
 
 fn format_arg(f: Option<&str>) -> Option<Format> {
@@ -103,6 +129,21 @@ pub struct DetectSummary {
     pub baseline_rtt_ms: Option<f64>,
     /// The light at the end of the trace.
     pub final_light: &'static str,
+    /// Events by verdict.
+    pub migrated: usize,
+    /// Paused in place.
+    pub paused: usize,
+    /// Path outages.
+    pub path_outage: usize,
+    /// Undecided.
+    pub undecided: usize,
+    /// Whether the announce channel was live (info record, flag, or an
+    /// announce seen).
+    pub announce_channel: bool,
+    /// The first line out of order or repeated, if any (also warned on
+    /// standard error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 fn secs(us: i64) -> f64 {
@@ -121,22 +162,43 @@ struct LightLine {
 /// Reads a trace from `input`, runs the detector, and writes one JSON line
 /// per migration event and a summary line to `out` (with `lights`, every
 /// change of the light first). `format`: `None` guesses from the first
-/// meaningful line.
+/// meaningful line. Every read or decode error names its line.
 pub fn detect_stream(
-    input: impl BufRead,
+    mut input: impl BufRead,
     format: Option<Format>,
     cfg: DetectorConfig,
-    lights: bool,
+    opts: DetectOptions,
     out: &mut impl Write,
 ) -> Result<DetectSummary> {
     let mut det = Detector::new(cfg);
+    if let Some(on) = opts.announce_channel {
+        det.set_announce_channel(on);
+    }
+    let mut info_applied = false;
     let mut light = det.light();
     let mut reader: Option<TraceReader> = format.map(TraceReader::new);
     let mut evs: Vec<Event> = Vec::with_capacity(4);
     let (mut samples, mut lost, mut late) = (0u64, 0u64, 0u64);
     let mut lines_before = 0usize;
-    for line in input.lines() {
-        let line = line.context("cannot read the trace")?;
+    let mut buf = Vec::with_capacity(256);
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        line_no += 1;
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("line {line_no}: cannot read the trace"))?;
+        if n == 0 {
+            break;
+        }
+        let line = std::str::from_utf8(&buf).map_err(|e| {
+            anyhow::anyhow!(
+                "line {line_no}: not valid UTF-8 (byte {} of the line)",
+                e.valid_up_to() + 1
+            )
+        })?;
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         let r = match reader.as_mut() {
             Some(r) => r,
             None => {
@@ -154,7 +216,16 @@ pub fn detect_stream(
             }
         };
         evs.clear();
-        r.feed_line(&line, &mut evs)?;
+        r.feed_line(line, &mut evs)?;
+        if !info_applied {
+            if let Some(info) = r.info() {
+                det.apply_info(info);
+                if let Some(on) = opts.announce_channel {
+                    det.set_announce_channel(on);
+                }
+                info_applied = true;
+            }
+        }
         for ev in &evs {
             match ev {
                 Event::Sample(s) => {
@@ -165,7 +236,7 @@ pub fn detect_stream(
                 _ => {}
             }
             det.push(ev);
-            if lights && det.light() != light {
+            if opts.lights && det.light() != light {
                 let v = det.verdict();
                 light = v.light;
                 let line = LightLine {
@@ -178,11 +249,20 @@ pub fn detect_stream(
             }
         }
     }
-    match &reader {
-        Some(r) => r.finish()?,
-        None => bail!("the trace is empty"),
-    }
+    // Nothing but blank lines and comments reads as an empty trace of
+    // the format asked for (JSON lines when none was), with the same error.
+    let reader = reader.unwrap_or_else(|| {
+        let mut r = TraceReader::new(format.unwrap_or(Format::Jsonl));
+        for _ in 0..lines_before {
+            let _ = r.feed_line("", &mut evs);
+        }
+        r
+    });
+    reader.finish()?;
     det.finish();
+    let warning = reader
+        .disorder()
+        .map(|d| format!("line {}: {}", d.line, d.what));
     let mut summary = DetectSummary {
         events: 0,
         red: 0,
@@ -190,10 +270,16 @@ pub fn detect_stream(
         samples,
         lost,
         late,
-        skipped_lines: reader.as_ref().map_or(0, |r| r.skipped),
+        skipped_lines: reader.skipped,
         interval_ms: det.interval_us().map(|i| f64::from(i) / 1000.0),
         baseline_rtt_ms: det.baseline().map(|b| f64::from(b.median_us) / 1000.0),
         final_light: det.light().name(),
+        migrated: 0,
+        paused: 0,
+        path_outage: 0,
+        undecided: 0,
+        announce_channel: det.announce_channel(),
+        warning,
     };
     for m in det.migrations() {
         let line = MigrationRecord::from_migration(m);
@@ -203,6 +289,12 @@ pub fn detect_stream(
         match m.level {
             Light::Red => summary.red += 1,
             _ => summary.yellow += 1,
+        }
+        match m.verdict {
+            EventVerdict::Migrated => summary.migrated += 1,
+            EventVerdict::Paused => summary.paused += 1,
+            EventVerdict::PathOutage => summary.path_outage += 1,
+            EventVerdict::Undecided => summary.undecided += 1,
         }
     }
     serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": &summary }))?;
@@ -214,18 +306,28 @@ pub fn detect_stream(
 /// Runs `detect`.
 pub fn run_detect(a: DetectArgs) -> Result<()> {
     let cfg = config(a.detector_config.as_deref())?;
+    let opts = DetectOptions {
+        lights: a.lights,
+        announce_channel: a.announce_channel.as_deref().map(|v| v == "on"),
+    };
+    let warn = |what: &str, s: &DetectSummary| {
+        if let Some(w) = &s.warning {
+            eprintln!("migwatch-sidecar: warning: {what} {w} (out of order or repeated; the judgement may differ from the live run's)");
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if a.file.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        detect_stream(
+        let s = detect_stream(
             stdin.lock(),
             format_arg(a.format.as_deref()),
             cfg,
-            a.lights,
+            opts,
             &mut out,
         )
-        .context("reading standard input")?;
+        .context("standard input")?;
+        warn("standard input", &s);
         return Ok(());
     }
     let format = format_arg(a.format.as_deref()).or_else(|| {
@@ -236,8 +338,9 @@ pub fn run_detect(a: DetectArgs) -> Result<()> {
     });
     let f = std::fs::File::open(&a.file)
         .with_context(|| format!("cannot open {}", a.file.display()))?;
-    detect_stream(std::io::BufReader::new(f), format, cfg, a.lights, &mut out)
+    let s = detect_stream(std::io::BufReader::new(f), format, cfg, opts, &mut out)
         .with_context(|| format!("{}", a.file.display()))?;
+    warn(&a.file.display().to_string(), &s);
     Ok(())
 }
 
@@ -279,9 +382,14 @@ pub fn eval_dir(dir: &Path, cfg: DetectorConfig) -> Result<eval::Summary> {
             .and_then(|e| e.to_str())
             .and_then(Format::from_extension)
             .unwrap_or_else(|| Format::sniff(&text));
-        let events =
-            trace::read_as(format, &text).with_context(|| format!("{}", trace_path.display()))?;
-        summary.add(eval::score(&events, &labels, cfg));
+        let t = trace::read_trace_as(format, &text)
+            .with_context(|| format!("{}", trace_path.display()))?;
+        summary.add(eval::score_with_info(
+            &t.events,
+            &labels,
+            cfg,
+            t.info.as_ref(),
+        ));
     }
     Ok(summary)
 }
@@ -311,7 +419,13 @@ pub fn write_synth(dir: &Path, spec: &TraceSpec, format: Format) -> Result<()> {
     let t = synth::generate(spec);
     let mut text = String::new();
     match format {
-        Format::Jsonl => trace::write_jsonl(&t.events, &mut text)?,
+        Format::Jsonl => {
+            if let Some(i) = &t.info {
+                text.push_str(&trace::info_line(i));
+                text.push('\n');
+            }
+            trace::write_jsonl(&t.events, &mut text)?
+        }
         Format::Csv => trace::write_csv(&t.events, &mut text)?,
     }
     let ext = match format {
@@ -332,7 +446,11 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     std::fs::create_dir_all(&a.dir)
         .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let format = format_arg(Some(&a.format)).unwrap_or(Format::Jsonl);
-    let specs = synth::suite(a.seed, a.count);
+    let specs = match a.suite.as_str() {
+        "offsets" => synth::offsets(a.seed, a.count),
+        "channels" => synth::channels(a.seed, a.count),
+        _ => synth::suite(a.seed, a.count),
+    };
     for spec in &specs {
         write_synth(&a.dir, spec, format)?;
     }
@@ -346,153 +464,4 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use migwatch_shared::synth::Scenario;
-
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "migwatch-detect-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    /// A 20 s trace with one 334 ms stop-and-copy and a held reply.
-    fn migration_spec() -> TraceSpec {
-        let mut spec = TraceSpec::new(
-            "m",
-            11,
-            10_000,
-            Scenario::Migration {
-                downtime_ms: 334.0,
-                held: true,
-                loaded: false,
-            },
-        );
-        spec.duration_s = 20.0;
-        spec
-    }
-
-    fn migration() -> synth::SynthTrace {
-        synth::generate(&migration_spec())
-    }
-
-    fn run(text: &str, format: Option<Format>) -> Result<(DetectSummary, Vec<serde_json::Value>)> {
-        let mut out = Vec::new();
-        let s = detect_stream(
-            text.as_bytes(),
-            format,
-            DetectorConfig::default(),
-            false,
-            &mut out,
-        )?;
-        let lines = String::from_utf8(out)?
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        Ok((s, lines))
-    }
-
-    #[test]
-    fn lights_are_printed_as_they_change() {
-        let t = migration();
-        let mut jsonl = String::new();
-        trace::write_jsonl(&t.events, &mut jsonl).unwrap();
-        let mut out = Vec::new();
-        detect_stream(
-            jsonl.as_bytes(),
-            None,
-            DetectorConfig::default(),
-            true,
-            &mut out,
-        )
-        .unwrap();
-        let lines: Vec<serde_json::Value> = String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let changes: Vec<&str> = lines.iter().filter_map(|l| l["light"].as_str()).collect();
-        // Yellow while silent, red once the outage is recognised, and back
-        // (through yellow) to green after the holds.
-        assert_eq!(changes.first(), Some(&"yellow"), "{changes:?}");
-        assert!(changes.contains(&"red"), "{changes:?}");
-        let red = lines.iter().find(|l| l["light"] == "red").unwrap();
-        assert!(red["at_s"].as_f64().unwrap() > 1.7e9);
-        assert_eq!(red["reasons"][0]["kind"], "loss_burst");
-        // Changes come first, then the events and the summary.
-        let first_event = lines.iter().position(|l| l.get("level").is_some()).unwrap();
-        assert!(lines[..first_event]
-            .iter()
-            .all(|l| l.get("light").is_some()));
-    }
-
-    #[test]
-    fn detect_prints_events_then_a_summary_for_both_formats() {
-        let t = migration();
-        let mut jsonl = String::new();
-        trace::write_jsonl(&t.events, &mut jsonl).unwrap();
-        let mut csv = String::new();
-        trace::write_csv(&t.events, &mut csv).unwrap();
-        for (text, fmt) in [(&jsonl, None), (&csv, None), (&csv, Some(Format::Csv))] {
-            let (s, lines) = run(text, fmt).unwrap();
-            assert_eq!(s.red, 1, "{lines:?}");
-            let first = &lines[0];
-            assert_eq!(first["level"], "red");
-            let d = first["downtime_ms"].as_f64().unwrap();
-            assert!((d - 334.0).abs() < 15.0, "{d}");
-            assert!(first["start_s"].as_f64().unwrap() > 1.7e9);
-            assert_eq!(first["reasons"][0]["kind"], "loss_burst");
-            assert!(
-                lines.last().unwrap()["summary"]["samples"]
-                    .as_u64()
-                    .unwrap()
-                    > 1000
-            );
-        }
-    }
-
-    #[test]
-    fn malformed_files_name_the_line() {
-        let e = run("seq,t_send,rtt_ms\n1,1.0,0.2\n2,oops,0.2\n", None).unwrap_err();
-        assert!(e.to_string().contains("line 3"), "{e:#}");
-        let e = run(
-            "\n{\"type\":\"tick\",\"now_us\":1,\"next_seq\":0}\n{\"type\":\"sample\"}\n",
-            None,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 3"), "{e:#}");
-        assert!(run("", None).is_err());
-        assert!(run("# only a comment\n", None).is_err());
-    }
-
-    #[test]
-    fn synth_then_eval_round_trips_through_files() {
-        let dir = tmpdir("eval");
-        let t = migration();
-        let mut spec = TraceSpec::new("b", 5, 10_000, Scenario::LinkOutage);
-        spec.duration_s = 20.0;
-        write_synth(&dir, &spec, Format::Csv).unwrap();
-        write_synth(&dir, &migration_spec(), Format::Jsonl).unwrap();
-        let s = eval_dir(&dir, DetectorConfig::default()).unwrap();
-        assert_eq!(s.traces.len(), 2);
-        let mig = &s.traces.iter().find(|x| x.name == "m").unwrap().migrations[0];
-        assert_eq!(mig.level, Light::Red);
-        assert_eq!(t.labels.events.len(), 1);
-        assert!(s.table().contains("| link_outage | 1 |"));
-        assert!(eval_dir(&dir.join("nope"), DetectorConfig::default()).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn config_json_overrides_defaults() {
-        let c = config(Some("{\"red_hold_ms\":5}")).unwrap();
-        assert_eq!(c.red_hold_ms, 5);
-        assert_eq!(c.min_burst, DetectorConfig::default().min_burst);
-        assert!(config(Some("{\"red_hold_ms\":-1}")).is_err());
-    }
-}
+mod tests;

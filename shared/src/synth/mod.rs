@@ -28,157 +28,7 @@
 //! the stream is quiet.
 
 use crate::eval::{Labels, Truth, TruthKind};
-use crate::wire::{Event, Gap, Late, Sample, Tick};
-use serde::{Deserialize, Serialize};
-
-/// SplitMix64: tiny, fast, and good enough for noise.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for this seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.f64()
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.f64() < p
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.f64().max(1e-300);
-        let u2 = self.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// Exponential with this mean.
-    pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.f64()).max(1e-300).ln()
-    }
-}
-
-/// What a trace holds besides baseline noise.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Scenario {
-    /// Baseline noise only.
-    Baseline,
-    /// A live migration.
-    Migration {
-        /// Guest-visible downtime, ms.
-        downtime_ms: f64,
-        /// The last request before the stop is held and answered at resume.
-        held: bool,
-        /// Pre-copy on a loaded host.
-        loaded: bool,
-    },
-    /// RTT inflation without loss.
-    BulkCopy,
-    /// A plain loss burst.
-    LinkOutage,
-    /// Loss, then ARP-queued replies released together.
-    LinkFlap,
-    /// Replies queued in the paused guest, released at once.
-    VmPause,
-    /// RTT ramps up, then loss.
-    Congestion,
-    /// Growing stalls, then loss.
-    CpuStarvation,
-    /// Dense isolated losses and spikes.
-    Isolated,
-    /// Events lost in the stream (a `gap` event).
-    StreamGap,
-    /// The sidecar stalled and skipped slots.
-    SidecarStall,
-    /// The sidecar restarted.
-    SidecarRestart,
-}
-
-impl Scenario {
-    /// Short name for file names.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Scenario::Baseline => "baseline",
-            Scenario::Migration { .. } => "migration",
-            Scenario::BulkCopy => "bulk_copy",
-            Scenario::LinkOutage => "link_outage",
-            Scenario::LinkFlap => "link_flap",
-            Scenario::VmPause => "vm_pause",
-            Scenario::Congestion => "congestion",
-            Scenario::CpuStarvation => "cpu_starvation",
-            Scenario::Isolated => "isolated",
-            Scenario::StreamGap => "stream_gap",
-            Scenario::SidecarStall => "sidecar_stall",
-            Scenario::SidecarRestart => "sidecar_restart",
-        }
-    }
-
-    /// Every decoy, for suites and tests.
-    pub const DECOYS: [Scenario; 10] = [
-        Scenario::BulkCopy,
-        Scenario::LinkOutage,
-        Scenario::LinkFlap,
-        Scenario::VmPause,
-        Scenario::Congestion,
-        Scenario::CpuStarvation,
-        Scenario::Isolated,
-        Scenario::StreamGap,
-        Scenario::SidecarStall,
-        Scenario::SidecarRestart,
-    ];
-}
-
-/// One trace to generate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceSpec {
-    /// File name stem.
-    pub name: String,
-    /// Seed for everything random in it.
-    pub seed: u64,
-    /// Probe interval, µs.
-    pub interval_us: u32,
-    /// Sidecar timeout, µs.
-    pub timeout_us: u32,
-    /// Length in seconds.
-    pub duration_s: f64,
-    /// What happens in it.
-    pub scenario: Scenario,
-}
-
-impl TraceSpec {
-    /// A 30 s trace at `interval_us` with the default 1 s timeout.
-    pub fn new(name: &str, seed: u64, interval_us: u32, scenario: Scenario) -> Self {
-        TraceSpec {
-            name: name.into(),
-            seed,
-            interval_us,
-            timeout_us: 1_000_000,
-            duration_s: 30.0,
-            scenario,
-        }
-    }
-}
+use crate::wire::{Event, Info};
 
 /// A generated trace: the events in stream order, and its labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,18 +37,21 @@ pub struct SynthTrace {
     pub events: Vec<Event>,
     /// Ground truth.
     pub labels: Labels,
+    /// The sidecar's `/info` to write at the trace's head when a guest
+    /// channel is on (the clock interval, the capture interface).
+    pub info: Option<Info>,
 }
 
 /// Start of synthetic time (unix µs, November 2025).
 const T0: i64 = 1_763_000_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
-struct Probe {
-    run: u8,
-    seq: u64,
-    sent: i64,
+pub(super) struct Probe {
+    pub(super) run: u8,
+    pub(super) seq: u64,
+    pub(super) sent: i64,
     /// Reply arrival (unix µs), `None` when lost.
-    arrival: Option<i64>,
+    pub(super) arrival: Option<i64>,
 }
 
 fn base_rtt(rng: &mut Rng, base: f64) -> f64 {
@@ -227,6 +80,11 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     let mut t_e = t0 + dur / 2 + (rng.range(-0.1, 0.1) * dur as f64) as i64;
     if spec.scenario == Scenario::Isolated {
         t_e = t0 + dur / 6;
+    }
+    if let Some(ph) = spec.phase {
+        // Probes are due at t0 + k·iv (sent up to 30 µs later).
+        let k = (t_e - t0).div_euclid(iv);
+        t_e = t0 + k * iv + (ph.clamp(0.0, 0.999) * iv as f64) as i64 + 30;
     }
     let s = |x: f64| (x * 1e6) as i64;
 
@@ -292,6 +150,10 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     let mut stream_gap: Option<(i64, i64)> = None;
     let rtt_at = |rng: &mut Rng, sent: i64| sent + base_rtt(rng, base) as i64;
 
+    let mut story = GuestStory {
+        clock: spec.clock,
+        ..GuestStory::default()
+    };
     match spec.scenario {
         Scenario::Baseline => {}
         Scenario::Migration {
@@ -377,6 +239,8 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             }
             truths.push(t);
             excl = Some((t_s - precopy, t_r + s(1.0)));
+            story.stop = Some((t_s, t_r));
+            story.announce_at = spec.announce.then_some(t_r);
         }
         Scenario::BulkCopy => {
             let len = s(rng.range(3.0, 15.0));
@@ -392,13 +256,26 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             truths.push(window(TruthKind::BulkCopy, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
         }
-        Scenario::LinkOutage => {
-            let len = rng.range(50e3, 3e6) as i64;
+        Scenario::LinkOutage | Scenario::LinkOutageOf { .. } => {
+            let len = match spec.scenario {
+                Scenario::LinkOutageOf { ms } => (ms * 1000.0).max(1.0) as i64,
+                _ => rng.range(50e3, 3e6) as i64,
+            };
             for p in probes.iter_mut().filter(|p| in_window(p, t_e, t_e + len)) {
                 p.arrival = None;
             }
+            // A cut link also drops the replies that reach it while it is
+            // down (a slow reply to a probe sent just before the cut).
+            if spec.phase.is_some() {
+                for p in probes.iter_mut().filter(|p| p.run == 0 && p.sent < t_e) {
+                    if p.arrival.is_some_and(|a| a >= t_e && a < t_e + len) {
+                        p.arrival = None;
+                    }
+                }
+            }
             truths.push(window(TruthKind::LinkOutage, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
+            story.cut = Some((t_e, t_e + len));
         }
         Scenario::LinkFlap => {
             let down = s(rng.range(0.5, 1.0));
@@ -431,6 +308,22 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             }
             truths.push(window(TruthKind::VmPause, t_e, t_e + len));
             excl = Some((t_e, t_e + len));
+        }
+        Scenario::Pause { stop_ms, lose_ms } => {
+            let len = (stop_ms * 1000.0).max(1.0) as i64;
+            let t_r = t_e + len;
+            let lose_from = t_r - (lose_ms * 1000.0).clamp(0.0, len as f64) as i64;
+            let queued = probes.iter_mut().filter(|p| in_window(p, t_e, t_r));
+            for (j, p) in queued.enumerate() {
+                // Answered in order at resume; the guest's ring holds 256.
+                p.arrival =
+                    (p.sent < lose_from && j < 256).then_some(t_r + base as i64 + 10 * j as i64);
+            }
+            let mut t = window(TruthKind::Pause, t_e, t_r);
+            t.downtime_us = Some(len);
+            truths.push(t);
+            excl = Some((t_e, t_r));
+            story.stop = Some((t_e, t_r));
         }
         Scenario::Congestion => {
             let r1 = rng.range(1e6, 3e6) as i64;
@@ -593,11 +486,24 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
         }
     }
 
-    let events = emit(&probes, iv, timeout, stall, restart, stream_gap);
+    let guest = guest_events(spec.seed, t0, t_end, base, &story);
+    let events = emit(&probes, iv, timeout, stall, restart, stream_gap, guest);
     let first = events
         .first()
         .map_or(t0, |e| event_time(e, &probes, timeout));
+    let info = (spec.clock || spec.announce).then(|| Info {
+        target: "192.0.2.1".into(),
+        interval_ms: iv as f64 / 1000.0,
+        timeout_ms: timeout as f64 / 1000.0,
+        version: "synth".into(),
+        run_id: format!("synth-{}", spec.seed),
+        clock_interval_ms: spec.clock.then_some(200.0),
+        capture_iface: spec.announce.then(|| "synth0".to_string()),
+        name: spec.name.clone(),
+        labels: Default::default(),
+    });
     SynthTrace {
+        info,
         events,
         labels: Labels {
             name: spec.name.clone(),
@@ -608,279 +514,19 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             start_us: first.min(t0),
             end_us: t_end,
             events: truths,
+            phase: spec.phase,
         },
     }
 }
 
-/// Every probe sent in [at, at + len) is answered only when the stall ends.
-fn stall_spike(probes: &mut [Probe], at: i64, len: i64, base: f64) {
-    for p in probes
-        .iter_mut()
-        .filter(|p| p.sent >= at && p.sent < at + len)
-    {
-        if let Some(a) = p.arrival {
-            p.arrival = Some(a.max(at + len + base as i64));
-        }
-    }
-}
-
-fn event_time(e: &Event, probes: &[Probe], timeout: i64) -> i64 {
-    match e {
-        Event::Sample(s) => s.sent_us + s.rtt_us.map_or(timeout, i64::from),
-        Event::Tick(t) => t.now_us,
-        _ => probes.first().map_or(0, |p| p.sent),
-    }
-}
-
-/// The sidecar's output: every probe's sample (and late reply) at the time
-/// it would be emitted, ticks while quiet, and the holes of a stalled
-/// sidecar or a broken stream.
-fn emit(
-    probes: &[Probe],
-    iv: i64,
-    timeout: i64,
-    stall: Option<(i64, i64)>,
-    restart: Option<(i64, i64)>,
-    stream_gap: Option<(i64, i64)>,
-) -> Vec<Event> {
-    // (time, order at equal times, run, seq, event)
-    let mut em: Vec<(i64, u8, u8, u64, Event)> = Vec::with_capacity(probes.len() + 16);
-    for p in probes {
-        let sample = |rtt_us| {
-            Event::Sample(Sample {
-                seq: p.seq,
-                sent_us: p.sent,
-                rtt_us,
-            })
-        };
-        match p.arrival {
-            Some(a) if a - p.sent <= timeout => {
-                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
-                em.push((a, 1, p.run, p.seq, sample(Some(rtt))));
-            }
-            Some(a) => {
-                let rtt = (a - p.sent).clamp(1, i64::from(u32::MAX)) as u32;
-                em.push((p.sent + timeout, 0, p.run, p.seq, sample(None)));
-                em.push((
-                    a,
-                    2,
-                    p.run,
-                    p.seq,
-                    Event::Late(Late {
-                        seq: p.seq,
-                        rtt_us: rtt,
-                    }),
-                ));
-            }
-            None => em.push((p.sent + timeout, 0, p.run, p.seq, sample(None))),
-        }
-    }
-    // A stalled sidecar emits what it owes when it wakes up.
-    if let Some((g0, g1)) = stall {
-        for e in em.iter_mut() {
-            if e.0 >= g0 && e.0 < g1 {
-                e.0 = g1;
-            }
-        }
-    }
-    em.sort_by_key(|e| (e.0, e.1, e.2, e.3));
-
-    let quiet = (2 * iv).max(20_000);
-    // Seq the next probe would carry at time t.
-    let next_seq_at = |t: i64| -> u64 {
-        let run = u8::from(restart.is_some_and(|(_, r1)| t >= r1));
-        let i = probes.partition_point(|p| (p.run, p.sent) <= (run, t));
-        match i.checked_sub(1).map(|j| probes[j]) {
-            Some(p) if p.run == run => p.seq + 1,
-            _ => 0,
-        }
-    };
-    let mut out: Vec<(i64, Event)> = Vec::with_capacity(em.len() + em.len() / 4);
-    let mut last = em.first().map_or(0, |e| e.0);
-    for (t, _, _, _, ev) in em {
-        loop {
-            let tt = last + quiet;
-            if tt > t {
-                break;
-            }
-            if let Some((g0, g1)) = stall.filter(|(g0, g1)| tt >= *g0 && tt < *g1) {
-                // Frozen: no ticks; one when it wakes, still owing its probes.
-                out.push((
-                    g1,
-                    Event::Tick(Tick {
-                        now_us: g1,
-                        next_seq: next_seq_at(g0),
-                    }),
-                ));
-                last = g1;
-                continue;
-            }
-            if let Some((_, r1)) = restart.filter(|(r0, r1)| tt >= *r0 && tt < *r1) {
-                last = r1; // not running at all
-                continue;
-            }
-            out.push((
-                tt,
-                Event::Tick(Tick {
-                    now_us: tt,
-                    next_seq: next_seq_at(tt),
-                }),
-            ));
-            last = tt;
-        }
-        out.push((t, ev));
-        last = last.max(t);
-    }
-
-    let Some((g0, g1)) = stream_gap else {
-        return out.into_iter().map(|(_, e)| e).collect();
-    };
-    // The client lost everything emitted in [g0, g1) and is told so when it
-    // resumes. Event ids count from 1.
-    let mut events = Vec::with_capacity(out.len());
-    let mut hole: Option<(u64, u64)> = None;
-    for (i, (t, ev)) in out.into_iter().enumerate() {
-        let id = i as u64 + 1;
-        if t >= g0 && t < g1 {
-            hole = Some(hole.map_or((id, id), |(a, _)| (a, id)));
-            continue;
-        }
-        if let Some((a, b)) = hole.take() {
-            events.push(Event::Gap(Gap {
-                from_id: a,
-                to_id: b,
-                missing: b - a + 1,
-            }));
-        }
-        events.push(ev);
-    }
-    events
-}
-
-/// The standard evaluation suite: `6 × count` migrations across a range of
-/// downtimes (2 intervals up to 1.44 s, with and without a held reply, some
-/// on a loaded host), `count` traces of every decoy, and `⌈count / 2⌉`
-/// five-minute baseline traces; probe intervals of 2 ms (as in the lab
-/// measurements) and 10 ms (the sidecar's default), alternating.
-pub fn suite(seed: u64, count: u32) -> Vec<TraceSpec> {
-    let mut seeds = Rng::new(seed);
-    let mut out = Vec::new();
-    let ivs = [2_000u32, 10_000];
-    for i in 0..6 * count {
-        let iv = ivs[(i % 2) as usize];
-        let ivms = f64::from(iv) / 1000.0;
-        let downs = [
-            2.0 * ivms,
-            3.0 * ivms,
-            10.0,
-            25.0,
-            60.0,
-            150.0,
-            334.0,
-            600.0,
-            1000.0,
-            1441.0,
-        ];
-        let list: Vec<f64> = downs.into_iter().filter(|d| *d >= 2.0 * ivms).collect();
-        let d = list[(i as usize / 2) % list.len()];
-        let held = (i / 2) % 2 == 0;
-        let loaded = (i / 4) % 3 == 2;
-        out.push(TraceSpec::new(
-            &format!("{:03}-migration-{}ms-{d}ms", out.len(), iv / 1000),
-            seeds.next_u64(),
-            iv,
-            Scenario::Migration {
-                downtime_ms: d,
-                held,
-                loaded,
-            },
-        ));
-    }
-    for sc in Scenario::DECOYS {
-        for i in 0..count {
-            let iv = ivs[(i % 2) as usize];
-            out.push(TraceSpec::new(
-                &format!("{:03}-{}-{}ms", out.len(), sc.name(), iv / 1000),
-                seeds.next_u64(),
-                iv,
-                sc,
-            ));
-        }
-    }
-    for i in 0..count.div_ceil(2) {
-        let iv = ivs[(i % 2) as usize];
-        let mut t = TraceSpec::new(
-            &format!("{:03}-baseline-{}ms", out.len(), iv / 1000),
-            seeds.next_u64(),
-            iv,
-            Scenario::Baseline,
-        );
-        t.duration_s = 300.0;
-        out.push(t);
-    }
-    out
-}
-
+mod emit;
+mod guest;
+mod spec;
+mod suite;
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn generation_is_deterministic_and_ordered() {
-        let spec = TraceSpec::new(
-            "m",
-            7,
-            10_000,
-            Scenario::Migration {
-                downtime_ms: 1441.0,
-                held: true,
-                loaded: false,
-            },
-        );
-        let a = generate(&spec);
-        assert_eq!(a, generate(&spec));
-        // A held reply past the timeout is reported lost, then late.
-        let late = a
-            .events
-            .iter()
-            .find_map(|e| match e {
-                Event::Late(l) => Some(*l),
-                _ => None,
-            })
-            .unwrap();
-        assert!((1_441_000..1_460_000).contains(&late.rtt_us), "{late:?}");
-        let t = &a.labels.events[0];
-        assert_eq!(t.kind, TruthKind::Migration);
-        let n = t.last_lost_seq.unwrap() - t.first_lost_seq.unwrap() + 1;
-        assert!((144..=146).contains(&n), "{n}");
-        // Ticks are there and in time order.
-        let ticks: Vec<i64> = a
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Tick(t) => Some(t.now_us),
-                _ => None,
-            })
-            .collect();
-        assert!(ticks.len() > 50);
-        assert!(ticks.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn stream_gap_inserts_a_gap_event() {
-        let t = generate(&TraceSpec::new("g", 3, 10_000, Scenario::StreamGap));
-        let gaps: Vec<_> = t
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::Gap(_)))
-            .collect();
-        assert_eq!(gaps.len(), 1);
-    }
-
-    #[test]
-    fn suite_covers_everything() {
-        let s = suite(1, 2);
-        assert_eq!(s.len(), 12 + 20 + 1);
-        assert!(s.iter().all(|t| t.name.len() > 5));
-    }
-}
+use emit::{emit, event_time, stall_spike};
+use guest::{guest_events, GuestStory};
+pub use spec::{Rng, Scenario, TraceSpec};
+pub use suite::{channels, offsets, suite};

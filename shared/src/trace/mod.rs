@@ -30,7 +30,16 @@
 //!
 //! Malformed input is an error naming the line (1-based).
 
-use crate::wire::{Announce, Clock, Event, EventKind, Gap, Late, Overflow, Sample, Skip, Tick};
+mod info;
+mod order;
+
+pub use info::info_line;
+pub use order::Disorder;
+
+use crate::wire::{
+    Announce, Clock, Event, EventKind, Gap, Info, Late, Overflow, Sample, Skip, Tick,
+};
+use order::OrderCheck;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -243,6 +252,19 @@ pub struct TraceReader {
     prev: Option<(u64, i64)>,
     /// Lines skipped because their event type is unknown to this version.
     pub skipped: u64,
+    info: Option<Info>,
+    events: u64,
+    order: OrderCheck,
+}
+
+/// A whole trace: the sidecar's info record if it starts with one, and the
+/// events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trace {
+    /// The `{"type":"info",...}` record at its head (JSON lines only).
+    pub info: Option<Info>,
+    /// The events in stream order.
+    pub events: Vec<Event>,
 }
 
 impl TraceReader {
@@ -254,7 +276,30 @@ impl TraceReader {
             cols: None,
             prev: None,
             skipped: 0,
+            info: None,
+            events: 0,
+            order: OrderCheck::new(),
         }
+    }
+
+    /// The sidecar's `/info` from the trace's info record
+    /// (`{"type":"info",...}` before the first event), once read: the
+    /// probe interval and which channels were live (`capture_iface` set
+    /// means announces were watched). Pass it to
+    /// [`Detector::apply_info`](crate::detector::Detector::apply_info).
+    pub fn info(&self) -> Option<&Info> {
+        self.info.as_ref()
+    }
+
+    /// The first line that was out of stream order or repeated an
+    /// earlier sample, if any: worth a warning, not an error.
+    pub fn disorder(&self) -> Option<&Disorder> {
+        self.order.first.as_ref()
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> usize {
+        self.line
     }
 
     /// The format being read.
@@ -269,23 +314,42 @@ impl TraceReader {
         match self.format {
             Format::Jsonl => {
                 let t = line.trim();
+                if info::is_info_line(t) {
+                    let i = info::parse_info_line(self.line, t)?;
+                    // Only the record at the head describes the trace.
+                    if self.events == 0 && self.info.is_none() {
+                        self.info = Some(i);
+                    }
+                    return Ok(());
+                }
                 match parse_jsonl_line(self.line, t)? {
-                    Some(ev) => out.push(ev),
+                    Some(ev) => {
+                        self.order.stream_event(self.line, &ev);
+                        self.events += 1;
+                        out.push(ev);
+                    }
                     None if !t.is_empty() && !t.starts_with('#') => self.skipped += 1,
                     None => {}
                 }
                 Ok(())
             }
-            Format::Csv => self.csv_line(line, out),
+            Format::Csv => {
+                let before = out.len();
+                self.csv_line(line, out)?;
+                self.events += (out.len() - before) as u64;
+                Ok(())
+            }
         }
     }
 
-    /// Checks the end of input: a CSV file needs at least its header.
+    /// Checks the end of input: a trace without a single event is an
+    /// error, whatever its format (an empty file, only comments, only a
+    /// CSV header or an info record).
     pub fn finish(&self) -> Result<(), TraceError> {
-        if self.format == Format::Csv && self.cols.is_none() {
+        if self.events == 0 {
             return Err(err(
                 self.line.max(1),
-                "empty CSV: expected a header with seq,t_send,rtt_ms",
+                "the trace holds no events (expected JSON lines of wire events, or CSV with a seq,t_send,rtt_ms header and rows)",
             ));
         }
         Ok(())
@@ -372,6 +436,7 @@ impl TraceReader {
             }
         }
         self.prev = Some((seq, sent_us));
+        self.order.csv_row(n, seq, sent_us);
         out.push(Event::Sample(Sample {
             seq,
             sent_us,
@@ -391,13 +456,26 @@ pub fn read(text: &str) -> Result<Vec<Event>, TraceError> {
 
 /// Reads a whole trace in the given format.
 pub fn read_as(format: Format, text: &str) -> Result<Vec<Event>, TraceError> {
+    read_trace_as(format, text).map(|t| t.events)
+}
+
+/// Reads a whole trace with its info record, format sniffed.
+pub fn read_trace(text: &str) -> Result<Trace, TraceError> {
+    read_trace_as(Format::sniff(text), text)
+}
+
+/// Reads a whole trace with its info record, in the given format.
+pub fn read_trace_as(format: Format, text: &str) -> Result<Trace, TraceError> {
     let mut r = TraceReader::new(format);
     let mut out = Vec::new();
     for line in text.lines() {
         r.feed_line(line, &mut out)?;
     }
     r.finish()?;
-    Ok(out)
+    Ok(Trace {
+        info: r.info,
+        events: out,
+    })
 }
 
 fn write_scaled(out: &mut impl fmt::Write, v: i64, scale: u32) -> fmt::Result {
@@ -469,175 +547,4 @@ pub fn write_csv<'a, W: fmt::Write>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn events() -> Vec<Event> {
-        vec![
-            Event::Sample(Sample {
-                seq: 0,
-                sent_us: 1_763_000_000_000_000,
-                rtt_us: Some(250),
-            }),
-            Event::Tick(Tick {
-                now_us: 1_763_000_000_020_000,
-                next_seq: 3,
-            }),
-            Event::Sample(Sample {
-                seq: 2,
-                sent_us: 1_763_000_000_020_000,
-                rtt_us: Some(1_234_567),
-            }),
-            Event::Sample(Sample {
-                seq: 1,
-                sent_us: 1_763_000_000_010_000,
-                rtt_us: None,
-            }),
-            Event::Late(Late {
-                seq: 1,
-                rtt_us: 1_441_000,
-            }),
-            Event::Gap(Gap {
-                from_id: 5,
-                to_id: 6,
-                missing: 2,
-            }),
-            Event::Overflow(Overflow { last_id: 9 }),
-        ]
-    }
-
-    #[test]
-    fn jsonl_round_trips_every_event() {
-        let mut s = String::new();
-        write_jsonl(&events(), &mut s).unwrap();
-        assert!(s.starts_with("{\"type\":\"sample\",\"seq\":0,"));
-        assert_eq!(Format::sniff(&s), Format::Jsonl);
-        assert_eq!(read(&s).unwrap(), events());
-    }
-
-    #[test]
-    fn jsonl_accepts_envelopes_ids_comments_and_skips_unknown_types() {
-        let text =
-            "# a comment\n\n{\"event\":\"late\",\"id\":4,\"data\":{\"seq\":1,\"rtt_us\":9}}\n\
-                    {\"type\":\"hologram\",\"mac\":\"x\"}\n\
-                    {\"type\":\"sample\",\"id\":7,\"seq\":3,\"sent_us\":5,\"rtt_us\":null}\n";
-        let mut r = TraceReader::new(Format::Jsonl);
-        let mut out = vec![];
-        for l in text.lines() {
-            r.feed_line(l, &mut out).unwrap();
-        }
-        assert_eq!(r.skipped, 1);
-        assert_eq!(
-            out,
-            vec![
-                Event::Late(Late { seq: 1, rtt_us: 9 }),
-                Event::Sample(Sample {
-                    seq: 3,
-                    sent_us: 5,
-                    rtt_us: None
-                })
-            ]
-        );
-    }
-
-    #[test]
-    fn jsonl_errors_name_the_line() {
-        let e = read("{\"type\":\"tick\",\"now_us\":1,\"next_seq\":1}\n{\"type\":\"sample\",\"seq\":\"x\"}\n")
-            .unwrap_err();
-        assert_eq!(e.line, 2);
-        assert!(e.msg.contains("malformed sample"), "{e}");
-        let e = read("{\"type\":\"tick\",\"now_us\":1,\"next_seq\":1}\nnot json\n").unwrap_err();
-        assert_eq!(e.line, 2);
-        let e = read("{\"seq\":1}\n").unwrap_err();
-        assert!(e.to_string().starts_with("line 1: no \"type\""), "{e}");
-        let e = read("{\"type\":\"sample\",\"seq\":1,\"sent_us\":2,\"rtt_us\":-3}").unwrap_err();
-        assert_eq!(e.line, 1);
-    }
-
-    #[test]
-    fn csv_round_trips_samples_and_late_replies() {
-        let mut s = String::new();
-        write_csv(&events(), &mut s).unwrap();
-        assert_eq!(
-            s,
-            "seq,t_send,rtt_ms,late_ms\n\
-             0,1763000000.000000,0.250,\n\
-             1,1763000000.010000,,1441.000\n\
-             2,1763000000.020000,1234.567,\n"
-        );
-        let back = read(&s).unwrap();
-        let samples: Vec<_> = events()
-            .into_iter()
-            .filter(|e| matches!(e, Event::Sample(_) | Event::Late(_)))
-            .collect();
-        // Rows come back in seq order, each late right after its loss.
-        assert_eq!(back, vec![samples[0], samples[2], samples[3], samples[1]]);
-    }
-
-    #[test]
-    fn csv_columns_in_any_order_extras_ignored_and_missing_rows_become_gaps() {
-        let text =
-            "host,rtt_ms,seq,t_send\nvm,0.3,10,100.5\n\"vm\",,11,100.51\nvm,1.0005,15,100.55\n";
-        let ev = read(text).unwrap();
-        assert_eq!(
-            ev,
-            vec![
-                Event::Sample(Sample {
-                    seq: 10,
-                    sent_us: 100_500_000,
-                    rtt_us: Some(300)
-                }),
-                Event::Sample(Sample {
-                    seq: 11,
-                    sent_us: 100_510_000,
-                    rtt_us: None
-                }),
-                Event::Gap(Gap {
-                    from_id: 12,
-                    to_id: 14,
-                    missing: 3
-                }),
-                Event::Sample(Sample {
-                    seq: 15,
-                    sent_us: 100_550_000,
-                    rtt_us: Some(1001)
-                }),
-            ]
-        );
-    }
-
-    #[test]
-    fn csv_errors_name_the_line() {
-        let cases = [
-            ("seq,when,rtt\n1,2,3\n", 1, "header"),
-            ("seq,t_send,rtt_ms\n1,2,3\nx,2,3\n", 3, "seq"),
-            ("seq,t_send,rtt_ms\n1,2,3\n2,yesterday,3\n", 3, "t_send"),
-            ("seq,t_send,rtt_ms\n1,2,-3\n", 2, "out of range"),
-            ("seq,t_send,rtt_ms\n1,2,abc\n", 2, "rtt_ms"),
-            ("seq,t_send,rtt_ms\n1,2\n", 2, "columns"),
-            ("seq,t_send,rtt_ms,late_ms\n1,2,3,4\n", 2, "late_ms"),
-            ("", 1, "empty"),
-        ];
-        for (text, line, what) in cases {
-            let e = read_as(Format::Csv, text).unwrap_err();
-            assert_eq!(e.line, line, "{text:?}: {e}");
-            assert!(e.msg.contains(what), "{text:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn decimals_parse_exactly() {
-        assert_eq!(
-            parse_scaled("1763000000.123456", 6),
-            Some(1_763_000_000_123_456)
-        );
-        assert_eq!(parse_scaled("0.2505", 3), Some(251));
-        assert_eq!(parse_scaled("12", 3), Some(12_000));
-        assert_eq!(parse_scaled(".5", 3), Some(500));
-        assert_eq!(parse_scaled("-1.5", 6), Some(-1_500_000));
-        assert_eq!(parse_scaled("1.5e3", 3), Some(1_500_000));
-        for bad in ["", ".", "1.2.3", "1,5", "nan", "inf", "1e999", "--1"] {
-            assert_eq!(parse_scaled(bad, 3), None, "{bad}");
-        }
-    }
-}
+mod tests;

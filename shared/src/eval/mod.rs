@@ -7,8 +7,8 @@
 //! timeout, a tick at its `now_us`), so latencies are what a live viewer
 //! would have seen.
 
-use crate::detector::{Detector, DetectorConfig, Light};
-use crate::wire::Event;
+use crate::detector::{Detector, DetectorConfig, EventVerdict, Light, Migration};
+use crate::wire::{Event, Info};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,6 +27,8 @@ pub enum TruthKind {
     LinkFlap,
     /// The VM paused in place: replies queued, then released.
     VmPause,
+    /// A QMP stop/cont, no move (its `downtime_us` is the stop).
+    Pause,
     /// Congestion: RTT climbs, then loss.
     Congestion,
     /// Host CPU starvation: growing stalls, then loss.
@@ -50,6 +52,7 @@ impl TruthKind {
             TruthKind::LinkOutage => "link_outage",
             TruthKind::LinkFlap => "link_flap",
             TruthKind::VmPause => "vm_pause",
+            TruthKind::Pause => "pause",
             TruthKind::Congestion => "congestion",
             TruthKind::CpuStarvation => "cpu_starvation",
             TruthKind::Isolated => "isolated",
@@ -120,6 +123,9 @@ pub struct Labels {
     pub end_us: i64,
     /// The labelled windows.
     pub events: Vec<Truth>,
+    /// Offset of the event within the probe interval, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<f64>,
 }
 
 /// How the detector did on one labelled migration.
@@ -143,6 +149,12 @@ pub struct MigrationScore {
     pub red_from_miss_us: Option<i64>,
     /// |estimated − true downtime|, µs.
     pub downtime_err_us: Option<i64>,
+    /// The matching event's verdict (none: no event).
+    #[serde(default)]
+    pub verdict: Option<EventVerdict>,
+    /// Offset of the stop within the probe interval, if the trace set it.
+    #[serde(default)]
+    pub phase: Option<f64>,
 }
 
 /// Highest level a decoy window reached.
@@ -152,6 +164,12 @@ pub struct DecoyScore {
     pub kind: TruthKind,
     /// The highest light during its window.
     pub level: Light,
+    /// The verdict of the highest event detected in it (none: no event).
+    #[serde(default)]
+    pub verdict: Option<EventVerdict>,
+    /// Pause only: |estimated − true stop|, µs, of that event.
+    #[serde(default)]
+    pub downtime_err_us: Option<i64>,
 }
 
 /// Everything measured on one trace.
@@ -171,6 +189,11 @@ pub struct TraceScore {
     pub false_reds: u32,
     /// Of those, outside every labelled window.
     pub false_reds_baseline: u32,
+    /// Reds inside a pause's window while no announce channel was live:
+    /// "migrated or paused" by design (nothing can tell them apart), so
+    /// not counted in `false_reds`.
+    #[serde(default)]
+    pub pause_reds_no_channel: u32,
     /// Yellow lights (other than a silence alone) starting outside every
     /// labelled window.
     pub false_yellows: u32,
@@ -186,8 +209,22 @@ const PAD_AFTER_US: i64 = 3_000_000;
 
 /// Runs a fresh detector over `events` and scores it against `labels`.
 pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceScore {
+    score_with_info(events, labels, cfg, None)
+}
+
+/// [`score`] with the trace's info record applied first (its live
+/// channels), as `detect` and the page's replay do.
+pub fn score_with_info(
+    events: &[Event],
+    labels: &Labels,
+    cfg: DetectorConfig,
+    info: Option<&Info>,
+) -> TraceScore {
     let timeout = i64::from(labels.timeout_us);
     let mut det = Detector::new(cfg);
+    if let Some(i) = info {
+        det.apply_info(i);
+    }
     let mut sent: HashMap<u64, i64> = HashMap::new();
     let mut clock = i64::MIN;
     let mut prev = Light::Green;
@@ -238,6 +275,12 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
         })
         .collect();
     let in_any = |t: i64| windows.iter().any(|(a, b, _)| (*a..=*b).contains(&t));
+    let announce_live = info.is_some_and(|i| i.capture_iface.is_some());
+    let in_pause = |t: i64| {
+        windows
+            .iter()
+            .any(|(a, b, w)| w.kind == TruthKind::Pause && (*a..=*b).contains(&t))
+    };
     let in_migration = |t: i64| {
         windows
             .iter()
@@ -252,12 +295,15 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
         decoys: Vec::new(),
         false_reds: 0,
         false_reds_baseline: 0,
+        pause_reds_no_channel: 0,
         false_yellows: 0,
         transient_yellows: 0,
     };
     let mut last = Light::Green;
     for &(t, l, why) in &changes {
-        if l == Light::Red && !in_migration(t) {
+        if l == Light::Red && !announce_live && in_pause(t) {
+            out.pause_reds_no_channel += 1;
+        } else if l == Light::Red && !in_migration(t) {
             out.false_reds += 1;
             if !in_any(t) {
                 out.false_reds_baseline += 1;
@@ -300,9 +346,14 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
                 .max()
                 .unwrap_or(Light::Green)
                 .max(light_at(*a));
+            let ev = strongest(found, truth.start_us, truth.end_us, 2 * iv + 5_000);
             out.decoys.push(DecoyScore {
                 kind: truth.kind,
                 level,
+                verdict: ev.map(|m| m.verdict),
+                downtime_err_us: ev
+                    .zip(truth.downtime_us)
+                    .map(|(m, d)| (m.downtime_us - d).abs()),
             });
             continue;
         }
@@ -310,10 +361,7 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
             continue;
         };
         let tol = 2 * iv + 5_000;
-        let matched = found
-            .iter()
-            .filter(|m| m.start_us <= le + tol && m.end_us >= ls - tol)
-            .max_by_key(|m| m.level);
+        let matched = strongest(found, ls, le, tol);
         let miss = truth.first_missed_us.unwrap_or(ls);
         let until = truth.end_us.saturating_add(PAD_AFTER_US);
         let yellow = first_at_least(miss, until, Light::Yellow);
@@ -330,279 +378,21 @@ pub fn score(events: &[Event], labels: &Labels, cfg: DetectorConfig) -> TraceSco
             downtime_err_us: matched
                 .zip(truth.downtime_us)
                 .map(|(m, d)| (m.downtime_us - d).abs()),
+            verdict: matched.map(|m| m.verdict),
+            phase: labels.phase,
         });
     }
     out
 }
 
-/// Length of [start, end] not covered by any window.
-fn baseline_time(start: i64, end: i64, windows: &[(i64, i64, &Truth)]) -> i64 {
-    let mut w: Vec<(i64, i64)> = windows
+/// The highest-level detected event overlapping [a, b] (± `tol`).
+fn strongest(found: &[Migration], a: i64, b: i64, tol: i64) -> Option<&Migration> {
+    found
         .iter()
-        .map(|(a, b, _)| ((*a).max(start), (*b).min(end)))
-        .filter(|(a, b)| a < b)
-        .collect();
-    w.sort_unstable();
-    let mut covered = 0;
-    let mut cur: Option<(i64, i64)> = None;
-    for (a, b) in w {
-        match cur {
-            Some((ca, cb)) if a <= cb => cur = Some((ca, cb.max(b))),
-            Some((ca, cb)) => {
-                covered += cb - ca;
-                cur = Some((a, b));
-            }
-            None => cur = Some((a, b)),
-        }
-    }
-    if let Some((ca, cb)) = cur {
-        covered += cb - ca;
-    }
-    (end - start - covered).max(0)
+        .filter(|m| m.start_us <= b + tol && m.end_us >= a - tol)
+        .max_by_key(|m| m.level)
 }
 
-/// Totals over many traces.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    /// Every trace's score.
-    pub traces: Vec<TraceScore>,
-}
-
-fn median(v: &mut [i64]) -> Option<i64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    Some(v[v.len() / 2])
-}
-
-fn fmt_ms(us: Option<i64>) -> String {
-    us.map_or("–".into(), |v| format!("{:.1} ms", v as f64 / 1000.0))
-}
-
-impl Summary {
-    /// Adds one trace's score.
-    pub fn add(&mut self, s: TraceScore) {
-        self.traces.push(s);
-    }
-
-    fn migrations(&self) -> impl Iterator<Item = &MigrationScore> {
-        self.traces.iter().flat_map(|t| t.migrations.iter())
-    }
-
-    /// Whether every bar of issue 4 is met.
-    pub fn meets_bar(&self) -> bool {
-        let b = self.bars();
-        b.recall.0 == b.recall.1
-            && b.false_reds == 0
-            && b.yellow_ok.0 == b.yellow_ok.1
-            && b.red_ok.0 == b.red_ok.1
-            && b.err_ok.0 == b.err_ok.1
-    }
-
-    fn bars(&self) -> Bars {
-        let mut b = Bars::default();
-        for m in self.migrations() {
-            let iv = i64::from(m.interval_us);
-            if m.downtime_us >= 2 * iv {
-                b.recall.1 += 1;
-                if m.level == Light::Red {
-                    b.recall.0 += 1;
-                }
-            }
-            b.yellow_ok.1 += 1;
-            if m.yellow_latency_us.is_some_and(|l| l <= 2 * iv + 50_000) {
-                b.yellow_ok.0 += 1;
-            }
-            if m.level == Light::Red {
-                b.red_ok.1 += 1;
-                if m.red_latency_us.is_some_and(|l| l <= 50_000) {
-                    b.red_ok.0 += 1;
-                }
-            }
-            if let Some(e) = m.downtime_err_us {
-                b.err_ok.1 += 1;
-                if e <= iv + 5_000 {
-                    b.err_ok.0 += 1;
-                }
-            }
-        }
-        b.false_reds = self.traces.iter().map(|t| t.false_reds).sum();
-        b
-    }
-
-    /// The results as Markdown tables.
-    pub fn table(&self) -> String {
-        let mut s = String::new();
-        let b = self.bars();
-        let hours = self.traces.iter().map(|t| t.baseline_us).sum::<i64>() as f64 / 3.6e9;
-        let per_h = |n: u32| {
-            if hours > 0.0 {
-                format!("{:.2} ({n} in {hours:.2} h)", f64::from(n) / hours)
-            } else {
-                format!("{n} (no baseline time)")
-            }
-        };
-        let sum = |f: fn(&TraceScore) -> u32| self.traces.iter().map(f).sum::<u32>();
-        let decoy_reds = self
-            .traces
-            .iter()
-            .flat_map(|t| t.decoys.iter())
-            .filter(|d| d.level == Light::Red)
-            .count();
-        let pct = |(a, n): (u32, u32)| {
-            if n == 0 {
-                "–".to_string()
-            } else {
-                format!("{a}/{n} ({:.0} %)", 100.0 * f64::from(a) / f64::from(n))
-            }
-        };
-        let mut yl: Vec<i64> = self
-            .migrations()
-            .filter_map(|m| m.yellow_latency_us)
-            .collect();
-        let mut rl: Vec<i64> = self.migrations().filter_map(|m| m.red_latency_us).collect();
-        let mut rm: Vec<i64> = self
-            .migrations()
-            .filter_map(|m| m.red_from_miss_us)
-            .collect();
-        let mut de: Vec<i64> = self
-            .migrations()
-            .filter_map(|m| m.downtime_err_us)
-            .collect();
-        let n_mig = self.migrations().count() as u32;
-        let any_yellow = self
-            .migrations()
-            .filter(|m| m.level >= Light::Yellow)
-            .count() as u32;
-        let _ = writeln!(
-            s,
-            "{} traces, {n_mig} migrations, {:.2} h of baseline\n",
-            self.traces.len(),
-            hours
-        );
-        let _ = writeln!(s, "| metric | measured | bar |\n|---|---|---|");
-        let _ = writeln!(
-            s,
-            "| recall, red, downtime ≥ 2 intervals | {} | 100 % |",
-            pct(b.recall)
-        );
-        let _ = writeln!(
-            s,
-            "| recall, at least yellow, all migrations | {} | |",
-            pct((any_yellow, n_mig))
-        );
-        let _ = writeln!(
-            s,
-            "| false reds (decoy windows + baseline) | {} ({decoy_reds} decoy windows red) | 0 |",
-            b.false_reds
-        );
-        let _ = writeln!(
-            s,
-            "| false reds per hour of baseline | {} | 0 |",
-            per_h(sum(|t| t.false_reds_baseline))
-        );
-        let _ = writeln!(
-            s,
-            "| false yellows per hour of baseline | {} | |",
-            per_h(sum(|t| t.false_yellows))
-        );
-        let _ = writeln!(
-            s,
-            "| transient yellows (silence that ended without loss) per hour of baseline | {} | |",
-            per_h(sum(|t| t.transient_yellows))
-        );
-        let max = |v: &[i64]| v.iter().max().copied();
-        let _ = writeln!(
-            s,
-            "| first missed reply → yellow, median / max | {} / {} | ≤ 2 intervals + 50 ms: {} |",
-            fmt_ms(median(&mut yl)),
-            fmt_ms(max(&yl)),
-            pct(b.yellow_ok)
-        );
-        let _ = writeln!(
-            s,
-            "| first reply after the gap → red, median / max | {} / {} | ≤ 50 ms: {} |",
-            fmt_ms(median(&mut rl)),
-            fmt_ms(max(&rl)),
-            pct(b.red_ok)
-        );
-        let _ = writeln!(
-            s,
-            "| first missed reply → red, median / max | {} / {} | |",
-            fmt_ms(median(&mut rm)),
-            fmt_ms(max(&rm))
-        );
-        let _ = writeln!(
-            s,
-            "| downtime error, median / max | {} / {} | ≤ 1 interval + 5 ms: {} |",
-            fmt_ms(median(&mut de)),
-            fmt_ms(max(&de)),
-            pct(b.err_ok)
-        );
-
-        // Per-kind outcome of the decoys.
-        let mut kinds: Vec<TruthKind> = self
-            .traces
-            .iter()
-            .flat_map(|t| t.decoys.iter().map(|d| d.kind))
-            .collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        let _ = writeln!(
-            s,
-            "\n| decoy | windows | green | yellow | red |\n|---|---|---|---|---|"
-        );
-        for k in kinds {
-            let levels: Vec<Light> = self
-                .traces
-                .iter()
-                .flat_map(|t| t.decoys.iter())
-                .filter(|d| d.kind == k)
-                .map(|d| d.level)
-                .collect();
-            let c = |l: Light| levels.iter().filter(|x| **x == l).count();
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} |",
-                k.name(),
-                levels.len(),
-                c(Light::Green),
-                c(Light::Yellow),
-                c(Light::Red)
-            );
-        }
-
-        // Migrations by downtime.
-        let _ = writeln!(
-            s,
-            "\n| downtime | interval | held reply | loaded | level | → yellow | → red (after gap) | downtime error |\n|---|---|---|---|---|---|---|---|"
-        );
-        let mut ms: Vec<&MigrationScore> = self.migrations().collect();
-        ms.sort_by_key(|m| (m.interval_us, m.downtime_us));
-        for m in ms {
-            let _ = writeln!(
-                s,
-                "| {:.0} ms | {} ms | {} | {} | {} | {} | {} | {} |",
-                m.downtime_us as f64 / 1000.0,
-                f64::from(m.interval_us) / 1000.0,
-                if m.held { "yes" } else { "no" },
-                if m.loaded { "yes" } else { "no" },
-                m.level.name(),
-                fmt_ms(m.yellow_latency_us),
-                fmt_ms(m.red_latency_us),
-                fmt_ms(m.downtime_err_us)
-            );
-        }
-        s
-    }
-}
-
-#[derive(Debug, Default)]
-struct Bars {
-    recall: (u32, u32),
-    yellow_ok: (u32, u32),
-    red_ok: (u32, u32),
-    err_ok: (u32, u32),
-    false_reds: u32,
-}
+mod table;
+use table::baseline_time;
+pub use table::Summary;

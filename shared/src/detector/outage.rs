@@ -1,0 +1,444 @@
+//! Outages: recognising one when a loss burst ends, gathering its
+//! evidence, judging it and publishing it as a migration event.
+
+use super::episode::{Episode, Post, SlotState};
+use super::*;
+
+impl Detector {
+    // ---- outages ------------------------------------------------------------
+
+    /// Probes `a..=b` went unanswered and `q = b + 1`, sent at `s_next`,
+    /// was answered at `t_end`.
+    pub(super) fn gap_ended(&mut self, a: u64, b: u64, q: u64, s_next: i64, t_end: i64) {
+        let cfg = self.cfg;
+        let n = b - a + 1;
+        if let Some(ep) = self.episode.as_mut() {
+            let p = &mut ep.post;
+            let window = ms(cfg.sawtooth_window_ms);
+            if a > ep.b
+                && !p.done
+                && !p.expired
+                && n < cfg.min_burst
+                && s_next.saturating_sub(ep.s_next) <= window
+            {
+                // A stray loss inside the post-resume shape, not a new outage.
+                p.lost += n;
+                return;
+            }
+        }
+        self.finalise(false);
+
+        let iv = i64::from(self.iv().max(1));
+        let back = |k: u64| i64::try_from(k).unwrap_or(i64::MAX).saturating_mul(iv);
+        let s_a = self
+            .slot(a)
+            .map_or(s_next.saturating_sub(back(q - a)), |s| s.sent_us);
+        let s_b = self
+            .slot(b)
+            .map_or(s_next.saturating_sub(iv), |s| s.sent_us);
+        let dur = s_next.saturating_sub(s_a);
+        let long = (dur > ms(cfg.max_downtime_ms)).then_some(dur);
+        // A held reply comes back at resume: late in the outage (extra
+        // losses after resume can make up its last ~10 ms).
+        let mid = s_a.saturating_add(dur / 4);
+        let tol = ms(cfg.held_tol_ms);
+        let (held_lo, held_hi) = (mid.max(s_b.saturating_sub(tol)), s_next.saturating_add(tol));
+        let base = if self.base.ready { self.base.median } else { 0 };
+        // Replies released at the outage's end (held or a paused guest's
+        // queue) were the last to arrive; the level before the outage and
+        // its congestion are judged without them.
+        let released = self.released_before(a, held_lo, held_hi, base);
+        let (pre_level, pre_p75) = self.recent.median_p75_before(released);
+        let window = (ms(cfg.congestion_window_ms) / iv).clamp(16, 256) as usize;
+        let congestion = (self.high.fraction_before(window, released) >= cfg.congestion_frac)
+            .then_some(Congestion {
+                rtt_us: pre_p75,
+                baseline_us: base,
+            });
+        let mut ep = Episode {
+            id: self.next_id,
+            a,
+            b,
+            probes: n,
+            s_a,
+            s_next,
+            t_end,
+            iv: self.iv(),
+            // Post-resume replies are judged against the level just before
+            // the outage, not the MAD-scaled threshold, which a noisy
+            // pre-copy on a loaded host inflates.
+            elev: base.max(pre_level).saturating_add(cfg.elev_floor_us),
+            pre_level,
+            congestion,
+            long,
+            held_lo,
+            held_hi,
+            held_count: 0,
+            held: None,
+            held_max: 0,
+            held_allow: cfg
+                .max_held
+                .saturating_add((ms(cfg.held_span_ms) / iv).clamp(0, 1024) as u32),
+            resolved: self.lost_above,
+            unlost: 0,
+            post: Post::default(),
+            stop_from: s_a,
+            clock_step: None,
+            announce: None,
+            steady_n: 0,
+            steady_change: 0,
+            clock_live: self.clock.last_any_us >= s_a.saturating_sub(ms(cfg.clock_live_ms)),
+            waited: false,
+            decided: false,
+            dirty: true,
+            published: false,
+            level: Light::Green,
+        };
+        self.next_id += 1;
+        // Replies to the probes just before the burst that came back only
+        // after it: held across the stop (one) or a released queue (many).
+        // Past `held_allow`, the scan only finds where the stop began: a
+        // VM paused in place answers every queued request at resume, so
+        // its clock steps back by more than the loss at the pause's end.
+        let reach = (ms(cfg.max_downtime_ms) / iv).clamp(1, self.window() as i64 / 2) as u64;
+        for j in 1..=reach.max(u64::from(ep.held_allow) + 1) {
+            let Some(seq) = a.checked_sub(j) else { break };
+            // Late replies count too: a queue longer than the timeout comes
+            // back partly as `late`, partly as slow samples.
+            let Some(s) = self
+                .slot(seq)
+                .filter(|s| matches!(s.state, SlotState::Answered | SlotState::LostLate))
+            else {
+                break;
+            };
+            let (rtt, arrival) = (s.rtt_us, s.sent_us.saturating_add(i64::from(s.rtt_us)));
+            if !ep.held_ok(arrival, rtt, &cfg) {
+                break;
+            }
+            ep.stop_from = ep.stop_from.min(s.sent_us);
+            if j <= u64::from(ep.held_allow) + 1 {
+                ep.add_held(seq, rtt, 1);
+            }
+        }
+        // Late replies that came in while the outage was still going on.
+        let acc = self.held_acc;
+        if acc.count > 0
+            && (a..=b).contains(&acc.seq)
+            && ep.held_ok(acc.arrival_us, acc.rtt_us, &cfg)
+        {
+            ep.add_held(acc.seq, acc.rtt_us, acc.count);
+        }
+        // Signals that came before the first reply after the outage (the
+        // hypervisor's RARP goes out at resume).
+        if let Some(st) = self.clock.last_step {
+            if self.step_owned != Some(st.first_after_us) && ep.attach_step(&st, &cfg) {
+                self.step_owned = Some(st.first_after_us);
+            }
+        }
+        self.absorb_earlier(&ep);
+        if let Some(b) = self.announces.burst {
+            if self.burst_owned != Some(b.first_us) && ep.attach_burst(&b, &cfg) {
+                self.burst_owned = Some(b.first_us);
+            }
+        }
+        self.episode = Some(ep);
+    }
+
+    /// One stop, one event: a pause whose first requests outlived the
+    /// sidecar's timeout loses them (an earlier loss burst, already
+    /// recorded) and may lose its last ones too. Once the guest clock's
+    /// step ties this outage to a stop that began before that earlier
+    /// event, the earlier one is withdrawn.
+    pub(super) fn absorb_earlier(&mut self, ep: &Episode) {
+        if ep.clock_step.is_none() || ep.stop_from >= ep.s_a {
+            return;
+        }
+        let earlier = self.migrations.iter().rev().find(|m| {
+            m.id != ep.id
+                && m.start_us >= ep.stop_from
+                && m.end_us <= ep.s_a
+                && m.level != Light::Red
+        });
+        if let Some(id) = earlier.map(|m| m.id) {
+            self.retract(id);
+        }
+    }
+
+    /// How many answered probes just before `a` were answered only at the
+    /// outage's end (arrival in `lo..=hi`, RTT clearly above `base`).
+    fn released_before(&self, a: u64, lo: i64, hi: i64, base: u32) -> usize {
+        let floor = base
+            .saturating_add(self.cfg.elev_floor_us)
+            .max(self.cfg.held_min_us);
+        let mut n = 0;
+        for j in 1..=(self.window() as u64 / 2) {
+            let Some(s) = a
+                .checked_sub(j)
+                .and_then(|q| self.slot(q))
+                .filter(|s| s.state == SlotState::Answered)
+            else {
+                break;
+            };
+            let arrival = s.sent_us.saturating_add(i64::from(s.rtt_us));
+            if s.rtt_us < floor || arrival < lo || arrival > hi {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The smallest sawtooth peak worth the name at this interval: the
+    /// first reply after the loss samples the fall up to an interval late.
+    fn saw_peak_min(&self, iv: u32) -> u32 {
+        let cfg = &self.cfg;
+        let decay = f64::from(cfg.sawtooth_decay_ms.max(1)) * 1000.0;
+        let f = (1.0 - f64::from(iv) / decay).clamp(0.75, 1.0);
+        (f64::from(cfg.sawtooth_min_us) * f) as u32
+    }
+
+    pub(super) fn min_saw_probes(&self, iv: u32) -> u32 {
+        let fit = ms(self.cfg.sawtooth_min_span_ms) / i64::from(iv.max(1));
+        (fit.clamp(1, i64::from(self.cfg.sawtooth_min_probes.max(1)))) as u32
+    }
+
+    pub(super) fn ready(&self, ep: &Episode) -> bool {
+        let cfg = &self.cfg;
+        let p = &ep.post;
+        let held_confirms = ep.held.is_some()
+            && ep.held_count <= ep.held_allow
+            && ep.probes.saturating_sub(ep.unlost) >= 2;
+        ep.clock_step.is_some()
+            || ep.announce.is_some()
+            || p.done
+            || p.expired
+            || (p.n_elev > 0 && p.max_rtt > cfg.sawtooth_max_us)
+            || ep.held_count > ep.held_allow
+            || held_confirms
+            || self.now_us >= ep.t_end.saturating_add(ms(cfg.sawtooth_window_ms))
+    }
+
+    /// Recomputes an episode's evidence and level and publishes it.
+    pub(super) fn evaluate(&mut self, ep: &mut Episode) {
+        let cfg = self.cfg;
+        let p = ep.post;
+        let sawtooth = (p.done
+            && p.n_elev >= self.min_saw_probes(ep.iv)
+            && p.max_rtt >= self.saw_peak_min(ep.iv)
+            && p.max_rtt <= cfg.sawtooth_max_us
+            && p.last_elev_sent.saturating_sub(ep.s_next) <= ms(cfg.sawtooth_window_ms)
+            && p.max_rtt as f32 >= cfg.sawtooth_rise * ep.pre_level as f32
+            && p.first_rtt >= p.max_rtt / 2)
+            .then_some(Sawtooth {
+                probes: p.n_elev,
+                first_rtt_us: p.first_rtt,
+                max_rtt_us: p.max_rtt,
+                teeth: p.teeth,
+                span_us: p
+                    .last_elev_sent
+                    .saturating_sub(ep.s_next)
+                    .clamp(0, i64::from(u32::MAX)) as u32,
+            });
+        let flush = if p.n_elev > 0 && p.max_rtt > cfg.sawtooth_max_us {
+            Some(QueueFlush {
+                replies: p.n_elev.saturating_add(ep.held_count),
+                max_rtt_us: p.max_rtt.max(ep.held_max),
+            })
+        } else if ep.held_count > ep.held_allow {
+            Some(QueueFlush {
+                replies: ep.held_count,
+                max_rtt_us: ep.held_max,
+            })
+        } else {
+            None
+        };
+        let evidence = Evidence {
+            held: ep.held.filter(|_| ep.held_count <= ep.held_allow),
+            held_count: ep.held_count,
+            sawtooth,
+            flush,
+            congestion: ep.congestion,
+            long_outage: ep.long,
+            clock_step: ep.clock_step,
+            announce: ep.announce,
+            clock_steady: (ep.clock_step.is_none()
+                && ep.clock_live
+                && ep.steady_n >= cfg.clock_confirm.max(1)
+                && ep.dur() >= 4 * i64::from(cfg.clock_step_min_us))
+            .then_some(ClockSteady {
+                change_us: ep.steady_change,
+                outage_us: ep.dur(),
+            }),
+            channels: Channels {
+                clock: ep.clock_live,
+                announce: self.announce_channel || self.announces.seen,
+            },
+            waited: ep.waited,
+        };
+        let probes = ep.probes.saturating_sub(ep.unlost);
+        let verdict = evidence.verdict(probes, &cfg);
+        let level = evidence.level(probes, &cfg);
+        let iv = i64::from(ep.iv.max(1));
+        let (downtime, downtime_source) = match (evidence.clock_step, evidence.held) {
+            (Some(c), _) => (c.downtime_us(), DowntimeSource::ClockStep),
+            (None, Some(h)) => (
+                (i64::from(h.rtt_us) - iv / 2).max(iv / 2),
+                DowntimeSource::LateReply,
+            ),
+            (None, None) => (
+                i64::try_from(probes).unwrap_or(i64::MAX).saturating_mul(iv),
+                DowntimeSource::LossBurst,
+            ),
+        };
+        let m = Migration {
+            id: ep.id,
+            first_seq: ep.a,
+            last_seq: ep.b,
+            probes,
+            start_us: ep.s_a,
+            end_us: ep.s_next,
+            downtime_us: downtime,
+            downtime_source,
+            level,
+            verdict,
+            evidence,
+            decided_us: self.now_us,
+            interval_us: ep.iv,
+        };
+        let prev = ep.level;
+        ep.level = level;
+        ep.dirty = false;
+        self.publish(ep, m, prev);
+    }
+
+    pub(super) fn publish(&mut self, ep: &mut Episode, m: Migration, prev: Light) {
+        let now = self.now_us;
+        if m.level == Light::Green {
+            if ep.published {
+                self.retract(ep.id);
+                ep.published = false;
+            }
+            return;
+        }
+        let changed = !ep.published || prev != m.level;
+        if ep.published {
+            if let Some(slot) = self.migrations.iter_mut().rev().find(|x| x.id == m.id) {
+                // Keep when it first got this level.
+                let decided = if changed {
+                    m.decided_us
+                } else {
+                    slot.decided_us
+                };
+                *slot = Migration {
+                    decided_us: decided,
+                    ..m
+                };
+            }
+        } else {
+            if self.migrations.len() >= self.cfg.max_events.max(1) as usize {
+                self.migrations.remove(0);
+            }
+            self.migrations.push(m);
+            ep.published = true;
+        }
+        let hold_red = ms(self.cfg.red_hold_ms);
+        let hold_yellow = ms(self.cfg.yellow_hold_ms);
+        if changed {
+            match m.level {
+                Light::Red => {
+                    self.red_until = now.saturating_add(hold_red);
+                    self.yellow_until = self
+                        .yellow_until
+                        .max(self.red_until.saturating_add(hold_yellow));
+                    self.red_src = Some(m);
+                    self.yellow_src = Some(m);
+                }
+                _ => {
+                    if self.red_src.is_some_and(|r| r.id == m.id) {
+                        self.red_until = i64::MIN;
+                        self.red_src = None;
+                    }
+                    self.yellow_until = self.yellow_until.max(now.saturating_add(hold_yellow));
+                    self.yellow_src = Some(m);
+                }
+            }
+        } else {
+            for src in [&mut self.red_src, &mut self.yellow_src] {
+                if let Some(s) = src.as_mut().filter(|s| s.id == m.id) {
+                    *s = Migration {
+                        decided_us: s.decided_us,
+                        ..m
+                    };
+                }
+            }
+        }
+    }
+
+    pub(super) fn retract(&mut self, id: u64) {
+        self.migrations.retain(|m| m.id != id);
+        if self.red_src.is_some_and(|m| m.id == id) {
+            self.red_src = None;
+            self.red_until = i64::MIN;
+        }
+        if self.yellow_src.is_some_and(|m| m.id == id) {
+            self.yellow_src = None;
+            self.yellow_until = i64::MIN;
+        }
+    }
+
+    /// Closes the current episode. `by_time`: its resolve time passed, so
+    /// an outage none of whose probes was ever reported is a hole in the
+    /// data and is withdrawn.
+    pub(super) fn finalise(&mut self, by_time: bool) {
+        let Some(mut ep) = self.episode.take() else {
+            return;
+        };
+        if !ep.decided || ep.dirty {
+            ep.decided = true;
+            ep.post.expired = !ep.post.done;
+            self.evaluate(&mut ep);
+        }
+        if by_time && ep.published && ep.probes > 0 && ep.resolved == 0 && ep.held_count == 0 {
+            self.retract(ep.id);
+        }
+    }
+
+    #[inline]
+    pub(super) fn timers(&mut self) {
+        let Some(ep) = self.episode.as_mut() else {
+            return;
+        };
+        let now = self.now_us;
+        let cfg = &self.cfg;
+        let p = &mut ep.post;
+        if !p.done
+            && !p.expired
+            && now
+                > ep.s_next
+                    .saturating_add(ms(cfg.sawtooth_window_ms))
+                    .saturating_add(i64::from(cfg.sawtooth_max_us))
+        {
+            p.expired = true;
+            ep.dirty = true;
+        }
+        if !ep.waited && now >= ep.t_end.saturating_add(ms(cfg.confirm_wait_ms)) {
+            ep.waited = true;
+            ep.dirty = true;
+        }
+        let resolve_at = ep.t_end.saturating_add(ms(cfg.resolve_ms));
+        if !ep.dirty && now < resolve_at {
+            return; // the common case: nothing new
+        }
+        let mut ep = *ep;
+        if !ep.decided && self.ready(&ep) {
+            ep.decided = true;
+        }
+        if ep.decided && ep.dirty {
+            self.evaluate(&mut ep);
+        }
+        self.episode = Some(ep);
+        if now >= resolve_at {
+            self.finalise(true);
+        }
+    }
+}
