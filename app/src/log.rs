@@ -24,6 +24,9 @@ pub struct SidecarRecord {
     pub downtime_from: String,
     /// `red` or `yellow`.
     pub level: String,
+    /// The sidecar's verdict in words (empty from older sidecars).
+    #[serde(default)]
+    pub explanation: String,
 }
 
 /// `/targets/{name}/migrations`: `{"migrations":[…]}`, newest first.
@@ -71,7 +74,14 @@ pub fn record_row(key: u32, target: &str, r: &SidecarRecord, tz: TzOffset<'_>) -
             duration_i((r.downtime_ms * 1000.0).round() as i64),
             source_words(&r.downtime_from)
         ),
-        evidence: vec!["detected by the sidecar, before the history this page holds".into()],
+        evidence: vec![if r.explanation.is_empty() {
+            "detected by the sidecar, before the history this page holds".into()
+        } else {
+            format!(
+                "{} (the sidecar's own detector, before the history this page holds)",
+                r.explanation
+            )
+        }],
         from_sidecar: true,
     }
 }
@@ -145,6 +155,7 @@ mod tests {
             downtime_ms: 392.4,
             downtime_from: "clock_step".into(),
             level: level.into(),
+            explanation: String::new(),
         }
     }
 
@@ -161,6 +172,8 @@ mod tests {
                 seq: 7,
                 rtt_us: 400_000,
             }],
+            verdict: Default::default(),
+            explanation: "migrated: downtime 40 ms".into(),
         };
         let text = format!(
             "{{\"migrations\":[{}]}}",
@@ -171,6 +184,7 @@ mod tests {
         let r = record_row(1, "a", &got.migrations[0], UTC);
         assert_eq!(r.downtime, "40.0 ms (late reply)");
         assert_eq!(r.level, Light::Red);
+        assert!(r.evidence[0].starts_with("migrated: downtime 40 ms (the sidecar's own"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::signals::{ClockFrame, Signals};
 use crate::store::{Frame, Store, DEFAULT_CAPACITY};
 use crate::viewport::Viewport;
 use migwatch_shared::trace;
-use migwatch_shared::{Detector, Event, Light, Migration, Tick, Verdict, WireError};
+use migwatch_shared::{Detector, Event, Info, Light, Migration, Tick, Verdict, WireError};
 use std::collections::VecDeque;
 
 /// The stats line covers this much of the newest data, µs.
@@ -56,6 +56,8 @@ pub struct Model {
     /// The sidecar watches for layer-2 announces (its `/info` names a
     /// capture interface): kept across detector resets.
     announce_channel: bool,
+    /// The sidecar's `/info`, re-applied to a new run's detector.
+    info: Option<Info>,
     /// Start of the last migration the user acknowledged: the tile stops
     /// repeating it (and older ones).
     acked_us: Option<i64>,
@@ -84,6 +86,7 @@ impl Model {
             tick: None,
             announce_channel: false,
             acked_us: None,
+            info: None,
         }
     }
 
@@ -172,6 +175,15 @@ impl Model {
         self.detector.finish();
     }
 
+    /// Tells the detector what the sidecar's `/info` says (probe interval,
+    /// announce channel), as the sidecar's own detector is told; kept for
+    /// the detector of a new run.
+    pub fn apply_info(&mut self, info: &Info) {
+        self.announce_channel = info.capture_iface.is_some();
+        self.detector.apply_info(info);
+        self.info = Some(info.clone());
+    }
+
     /// The user has seen the last migration: stop repeating it.
     pub fn acknowledge(&mut self) {
         if let Some(m) = crate::log::unacknowledged(self.migrations(), self.acked_us) {
@@ -187,6 +199,9 @@ impl Model {
         self.events = VecDeque::new();
         self.detector = Detector::default();
         self.detector.set_announce_channel(self.announce_channel);
+        if let Some(i) = &self.info {
+            self.detector.apply_info(i);
+        }
         self.tick = None;
         self.diag.new_runs += 1;
     }

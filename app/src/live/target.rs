@@ -280,7 +280,7 @@ impl Target {
                 a.capacity(info.interval_ms)
             });
             m.set_capacity(cap);
-            m.set_announce_channel(info.capture_iface.is_some());
+            m.apply_info(&info);
         }
         *self.info.borrow_mut() = Some(info);
         *self.held.borrow_mut() = None;

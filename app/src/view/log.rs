@@ -92,7 +92,6 @@ fn LogPart(
                                 <span class="mono lr-target">{r.target.clone()}</span>
                                 <span class="lr-evidence">
                                     {r.evidence.join("; ")}
-                                    {r.from_sidecar.then_some(" (from the sidecar's list: before this page's history)")}
                                 </span>
                             </li>
                         }
