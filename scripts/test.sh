@@ -18,8 +18,12 @@ cargo fmt --all -- --check
 step "lints (native crates, then the page for wasm32)"
 cargo clippy --workspace --all-targets --exclude migwatch-app -- -D warnings
 cargo clippy -p migwatch-app --target wasm32-unknown-unknown --all-targets -- -D warnings
+cargo clippy -p migwatch-app --target wasm32-unknown-unknown --all-targets --features bench -- -D warnings
 step "build the page (release) and the sidecar"
 trunk build --release
+# The page with its measurement hooks (cargo feature `bench`), for
+# tests/e2e/app_bench.rs only: the shipped page carries none.
+trunk build --release --features bench --dist dist-bench
 cargo build -p migwatch-sidecar
 step "unit tests of the page's logic (native)"
 cargo test -p migwatch-app
