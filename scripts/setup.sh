@@ -2,7 +2,8 @@
 # Installs what migwatch needs, idempotently: each step is skipped when the
 # exact version is already there, so a second run takes seconds.
 #   scripts/setup.sh          build tools (wasm target, trunk, wasm-bindgen, wasm-opt)
-#   scripts/setup.sh --test   also Chromium, chromedriver and network tools for the tests
+#   scripts/setup.sh --test   also Chromium, chromedriver, network tools, and openssl and
+#                             curl (the HTTPS tests make a test CA and read over TLS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +49,8 @@ fi
 if [ "${1:-}" = "--test" ]; then
     missing=()
     for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver \
-                iproute2:/usr/sbin/ip nftables:/usr/sbin/nft iputils-ping:/usr/bin/ping fping:/usr/bin/fping; do
+                iproute2:/usr/sbin/ip nftables:/usr/sbin/nft iputils-ping:/usr/bin/ping fping:/usr/bin/fping \
+                openssl:/usr/bin/openssl curl:/usr/bin/curl; do
         [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -10,8 +10,10 @@ pub mod browser;
 pub mod fleet;
 pub mod netns;
 pub mod procstat;
+pub mod promstack;
 pub mod sidecar;
 pub mod tcpproxy;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

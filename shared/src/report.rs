@@ -51,3 +51,35 @@ impl MigrationRecord {
         self.level == Light::Red.name()
     }
 }
+
+/// One target at a glance, for a grid of many (`GET /overview`): the
+/// sidecar's own detector's light and reasons, and a per-second sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSummary {
+    /// The target's name.
+    pub name: String,
+    /// `green`, `yellow` or `red`.
+    pub light: String,
+    /// Why, when not green.
+    pub reasons: Vec<Reason>,
+    /// Whole seconds (Unix time) of the first sparkline bucket.
+    pub first_s: i64,
+    /// Mean RTT of each second's answered probes, µs, oldest first (`None`:
+    /// none answered that second).
+    pub rtt_us: Vec<Option<u32>>,
+    /// Probes lost in each second.
+    pub lost: Vec<u32>,
+    /// Migrations found so far (red verdicts).
+    pub migrations: u64,
+    /// The newest recorded event, if any.
+    pub last_event: Option<MigrationRecord>,
+}
+
+/// `GET /overview`: every target at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    /// The sidecar's clock, s since the Unix epoch.
+    pub at_s: f64,
+    /// One summary per target, in the sidecar's order.
+    pub targets: Vec<TargetSummary>,
+}

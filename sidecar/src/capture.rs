@@ -187,7 +187,7 @@ pub fn start(
                         continue
                     }
                     Err(e) => {
-                        eprintln!("migwatch-sidecar: capture on {} failed: {e}", cap.iface);
+                        tracing::error!("capture on {} failed: {e}", cap.iface);
                         return;
                     }
                 };

@@ -97,14 +97,11 @@ pub struct Args {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Folder with the built page (Trunk's dist/), served at /.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "MIGWATCH_WEB_ROOT",
-        default_value = "dist"
-    )]
-    pub web_root: PathBuf,
+    /// Folder with the built page (Trunk's dist/), served at / instead of
+    /// the page built into the binary. Default: the built-in page, else
+    /// ./dist if it holds one.
+    #[arg(long, value_name = "DIR", env = "MIGWATCH_WEB_ROOT")]
+    pub web_root: Option<PathBuf>,
 
     /// Another origin whose pages may read this sidecar (repeatable), e.g.
     /// http://192.0.2.10:8080. `*` allows any origin.
@@ -144,6 +141,10 @@ pub struct Args {
     /// client that stopped reading is cut off with `event: overflow`.
     #[arg(long, value_name = "N", default_value = "1024", value_parser = clap::value_parser!(u32).range(4..=100_000))]
     pub client_queue: u32,
+
+    /// Serving: names, timeouts, connection cap, TLS, logs.
+    #[command(flatten)]
+    pub http: crate::http::args::HttpArgs,
 }
 
 /// Parses `250us`, `10ms`, `1.5s`, `2m`.
@@ -321,14 +322,17 @@ pub fn config_to_flags(path: &str, text: &str) -> Result<Vec<String>, String> {
     let mut flags = Vec::new();
     for (key, value) in &table {
         let flag = key.replace('_', "-");
-        if !CONFIG_KEYS.contains(&flag.as_str()) {
+        let http_keys = crate::http::args::CONFIG_KEYS;
+        if !CONFIG_KEYS.contains(&flag.as_str()) && !http_keys.contains(&flag.as_str()) {
             return Err(format!(
-                "config {path}: unknown field `{key}`; known fields: {}",
-                CONFIG_KEYS.join(", ")
+                "config {path}: unknown field `{key}`; known fields: {}, {}",
+                CONFIG_KEYS.join(", "),
+                http_keys.join(", ")
             ));
         }
         let values: Vec<String> = match value {
-            toml::Value::Array(items) if flag == "allow-origin" || flag == "target" => items
+            toml::Value::Array(items)
+                if flag == "allow-origin" || flag == "target" || flag == "allow-host" => items
                 .iter()
                 .map(|v| scalar(v).ok_or_else(|| format!("config {path}: field `{key}` must be a list of strings")))
                 .collect::<Result<_, _>>()?,

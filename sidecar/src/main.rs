@@ -5,7 +5,8 @@
 //! privileged, drop privileges, and only then start threads and serve.
 #![deny(unsafe_code)]
 
-use migwatch_sidecar::{cli, detect, http, service, sys, watch};
+use migwatch_sidecar::http::{self, auth, static_files::Source};
+use migwatch_sidecar::{cli, detect, embedded, logging, service, sys, watch};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -48,27 +49,27 @@ fn main() {
     }
 }
 
-fn read_token(args: &cli::Args) -> Result<Option<Arc<str>>> {
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --token-file {}", path.display()))?;
-            Some(text.lines().next().unwrap_or("").trim().to_string())
-        }
-        (None, None) => None,
-    };
-    match token {
-        Some(t) if t.is_empty() => {
-            bail!("the token is empty: give a non-empty --token or --token-file")
-        }
-        t => Ok(t.map(Arc::from)),
-    }
-}
+/// Connections kept free of `--max-connections` below the open-files
+/// limit, for the raw socket, the capture, files and the listener.
+const FD_RESERVE: u64 = 64;
 
 fn run(args: cli::Args) -> Result<()> {
+    logging::init(args.http.log_format);
     args.validate().map_err(anyhow::Error::msg)?;
-    let token = read_token(&args)?;
+    let argv: Vec<String> = std::env::args().collect();
+    let token = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &argv)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(t) = &token {
+        for w in &t.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(source = ?t.source, "clients need the token (?token= or Authorization: Bearer)");
+    }
+    // Before the privilege drop: the key may be readable by root only.
+    let tls = match (&args.http.tls_cert, &args.http.tls_key) {
+        (Some(c), Some(k)) => Some(http::tls::load(c, k).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
 
     // 1. Privileged steps: the raw socket, the capture, the listening port.
     let opened = service::open(args.setup().map_err(anyhow::Error::msg)?)?;
@@ -87,21 +88,47 @@ fn run(args: cli::Args) -> Result<()> {
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER)?;
     let local = listener.local_addr()?;
 
-    // The page is served from inside its folder: the process moves there
-    // while it may still read anything, so after the drop `nobody` needs
-    // access to that folder only, not to every folder above it (a clone
-    // under a private home or a 0700 temporary folder).
-    let web_root = if args.web_root.join("index.html").is_file() {
-        std::env::set_current_dir(&args.web_root)
-            .with_context(|| format!("cannot enter --web-root {}", args.web_root.display()))?;
-        Some(std::path::PathBuf::from("."))
-    } else {
-        eprintln!(
-            "migwatch-sidecar: warning: no page at {} (index.html missing); serving the API only. \
-             Build the page with scripts/run.sh or pass --web-root DIR.",
-            args.web_root.display()
-        );
-        None
+    // The page: --web-root if given, else the one built in, else ./dist.
+    // A folder is served from inside: the process moves there while it may
+    // still read anything, so after the drop `nobody` needs access to that
+    // folder only, not to every folder above it.
+    let page = match (&args.web_root, embedded::page()) {
+        (Some(dir), _) => Some(enter_web_root(dir)?),
+        (None, Some(files)) => {
+            tracing::info!(
+                files = files.len(),
+                "serving the page built into the binary"
+            );
+            Some(Source::Embedded(files))
+        }
+        (None, None) if std::path::Path::new("dist/index.html").is_file() => {
+            Some(enter_web_root(std::path::Path::new("dist"))?)
+        }
+        (None, None) => {
+            tracing::warn!(
+                "no page built into this binary and no dist/index.html here: serving the API only. \
+                 Build the page with scripts/run.sh or pass --web-root DIR"
+            );
+            None
+        }
+    };
+
+    let mut max_connections = args.http.max_connections as u64;
+    if let Some(limit) = http::serve::open_files_limit() {
+        if max_connections + FD_RESERVE > limit {
+            let fit = limit.saturating_sub(FD_RESERVE).max(1);
+            tracing::warn!(
+                wanted = max_connections,
+                open_files_limit = limit,
+                "--max-connections lowered to {fit} to stay under the open-files limit (raise it with ulimit -n or LimitNOFILE=)"
+            );
+            max_connections = fit;
+        }
+    }
+    let limits = http::serve::Limits {
+        idle_timeout: args.http.idle_timeout,
+        header_timeout: args.http.header_timeout,
+        max_connections: max_connections as usize,
     };
 
     // 2. Give up root and every capability, then start the threads.
@@ -113,7 +140,7 @@ fn run(args: cli::Args) -> Result<()> {
     //    when the prober wakes to send. Raising one's own nice value needs
     //    no privilege; if it fails anyway, serving just competes evenly.
     if let Err(e) = sys::set_thread_nice(HTTP_NICE) {
-        eprintln!("migwatch-sidecar: warning: cannot lower the HTTP threads' priority: {e}");
+        tracing::warn!("cannot lower the HTTP threads' priority: {e}");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -124,53 +151,83 @@ fn run(args: cli::Args) -> Result<()> {
     let state = http::AppState {
         fleet: svc.fleet.clone(),
         metrics: svc.metrics.clone(),
-        shutdown: shutdown_rx,
-        web_root,
-        token,
+        shutdown: shutdown_rx.clone(),
+        page,
+        token: token.map(|t| t.value),
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut origins = args.allow_origin.clone();
-    origins.push(format!("http://{local}"));
+    origins.push(format!("{scheme}://{local}"));
     if local.ip().is_loopback() {
-        origins.push(format!("http://localhost:{}", local.port()));
+        origins.push(format!("{scheme}://localhost:{}", local.port()));
     }
-    let routes = http::routes(state, &origins);
+    let front = http::front::Front {
+        hosts: http::policy::HostPolicy::new(local, &args.http.allow_host),
+        cors: http::policy::Cors::new(&origins),
+        scheme,
+    };
+    let routes = warp::service(http::routes(state));
 
     let list = svc.fleet.list();
-    let first = &list[0].spec;
-    eprintln!(
-        "migwatch-sidecar {}: probing {} ({}{}) every {:?} (timeout {:?}, receive buffer {} KiB, {} priority), running as uid {} with no capabilities{}",
-        env!("CARGO_PKG_VERSION"),
-        if list.len() == 1 { "1 target".to_string() } else { format!("{} targets", list.len()) },
-        first.name,
-        if list.len() > 1 { ", ..." } else { "" },
-        first.interval,
-        first.timeout,
-        rcvbuf / 1024,
-        svc.probe_priority.name(),
-        svc.dropped.uid,
-        if svc.dropped.switched_user {
-            format!(" ({})", args.user)
+    let history: Vec<String> = list
+        .iter()
+        .map(|t| {
+            let n = migwatch_sidecar::targets::ring_capacity(
+                &t.spec,
+                args.history,
+                args.history_memory as usize * (1 << 20),
+                list.len(),
+            );
+            format!("{}={:?}", t.spec.name, t.spec.interval * n as u32)
+        })
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        targets = list.len(),
+        uid = svc.dropped.uid,
+        user = if svc.dropped.switched_user {
+            args.user.as_str()
         } else {
-            String::new()
-        }
+            "(unchanged)"
+        },
+        "privileges dropped: running with no capabilities"
     );
-    println!("migwatch: open http://{local}/");
+    tracing::info!(
+        receive_buffer_kib = rcvbuf / 1024,
+        "prober started at {} priority",
+        svc.probe_priority.name()
+    );
+    for t in &list {
+        tracing::info!(
+            target_name = %t.spec.name,
+            interval = ?t.spec.interval,
+            timeout = ?t.spec.timeout,
+            "probing"
+        );
+    }
+    tracing::info!(history = %history.join(" "), "history kept per target for resuming clients");
+    tracing::info!(
+        listen = %local,
+        tls = tls.is_some(),
+        idle_timeout = ?limits.idle_timeout,
+        header_timeout = ?limits.header_timeout,
+        max_connections = limits.max_connections,
+        "serving"
+    );
+    println!("migwatch: open {scheme}://{local}/");
 
     let svc_sig = svc.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        let signal = async move {
+        tokio::spawn(async move {
             wait_for_signal(&svc_sig).await;
-            eprintln!("migwatch-sidecar: shutting down");
+            tracing::info!("shutting down");
             // Ends every SSE stream, which lets the graceful shutdown finish.
             shutdown_tx.send_replace(true);
             svc_sig.fleet.close_all();
-        };
+        });
         let mut stopping = shutdown_watch;
-        let server = warp::serve(routes)
-            .incoming(listener)
-            .graceful(signal)
-            .run();
+        let server = http::serve::run(listener, routes, front, limits, tls, shutdown_rx);
         // Graceful shutdown waits for every connection to finish; a client
         // that stopped reading never does, so give up on it after a moment.
         tokio::select! {
@@ -187,6 +244,20 @@ fn run(args: cli::Args) -> Result<()> {
     rt.shutdown_timeout(Duration::from_millis(200));
     svc.stop();
     Ok(())
+}
+
+/// Moves into the page's folder and serves it from there.
+fn enter_web_root(dir: &std::path::Path) -> Result<Source> {
+    if !dir.join("index.html").is_file() {
+        bail!(
+            "--web-root {}: no index.html in it (build the page with `trunk build --release`, or point at Trunk's dist/)",
+            dir.display()
+        );
+    }
+    std::env::set_current_dir(dir)
+        .with_context(|| format!("cannot enter --web-root {}", dir.display()))?;
+    tracing::info!(web_root = %dir.display(), "serving the page from a folder");
+    Ok(Source::Dir(std::path::PathBuf::from(".")))
 }
 
 /// Waits for SIGINT or SIGTERM; re-reads the targets file on each SIGHUP
@@ -206,11 +277,13 @@ async fn wait_for_signal(svc: &service::Service) {
             _ = int.recv() => return,
             _ = term.recv() => return,
             _ = hup.recv() => match svc.reload() {
-                Ok(r) => eprintln!(
-                    "migwatch-sidecar: reloaded the targets: {} now; started {:?}, stopped {:?}",
-                    r.total, r.added, r.removed
+                Ok(r) => tracing::info!(
+                    targets = r.total,
+                    started = ?r.added,
+                    stopped = ?r.removed,
+                    "reloaded the targets file"
                 ),
-                Err(e) => eprintln!("migwatch-sidecar: reload failed: {e:#}"),
+                Err(e) => tracing::error!("reload failed: {e:#}"),
             },
         }
     }

@@ -82,13 +82,25 @@ pub struct Service {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// The broadcast addresses of this host's IPv4 networks.
+fn local_broadcasts() -> Vec<Ipv4Addr> {
+    pnet::datalink::interfaces()
+        .iter()
+        .flat_map(|i| i.ips.iter())
+        .filter_map(|n| match n {
+            pnet::ipnetwork::IpNetwork::V4(v4) if v4.prefix() < 31 => Some(v4.broadcast()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Reads and parses the targets file, printing each skipped entry.
 fn read_targets_file(path: &std::path::Path, d: &Defaults) -> Result<Vec<TargetSpec>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read --targets-file {}: {e}", path.display()))?;
     let (good, bad) = targets::parse_targets_file(&path.display().to_string(), &text, d)?;
     for b in bad {
-        eprintln!("migwatch-sidecar: {b}");
+        tracing::warn!("{b}");
     }
     Ok(good)
 }
@@ -105,9 +117,22 @@ impl Setup {
         if let Some(path) = &self.targets_file {
             specs.extend(read_targets_file(path, &self.defaults)?);
         }
+        // A subnet's broadcast address would make every host on it answer.
+        let broadcasts = local_broadcasts();
+        specs.retain(|t| {
+            let bad = broadcasts.contains(&t.address);
+            if bad {
+                eprintln!(
+                    "migwatch-sidecar: target {:?} skipped: {} is the broadcast address of a local \
+                     network; give one host's address",
+                    t.name, t.address
+                );
+            }
+            !bad
+        });
         let (kept, why) = check_set(specs, RATE_BUDGET);
         for w in why {
-            eprintln!("migwatch-sidecar: {w}");
+            tracing::warn!("{w}");
         }
         Ok(kept)
     }
@@ -132,8 +157,8 @@ fn raise_for_prober(want: ProbePriority) -> ProbePriority {
     match got {
         Ok(()) => want,
         Err(e) => {
-            eprintln!(
-                "migwatch-sidecar: warning: the prober runs at normal priority (--probe-priority \
+            tracing::warn!(
+                "the prober runs at normal priority (--probe-priority \
                  {}: {e}; it needs root or CAP_SYS_NICE at start): its sends may be late while \
                  many clients are served",
                 want.name()
@@ -200,8 +225,8 @@ impl Opened {
         }
         if let Some(path) = &setup.targets_file {
             if std::fs::read(path).is_err() {
-                eprintln!(
-                    "migwatch-sidecar: warning: {} is not readable after the privilege drop (uid {}): \
+                tracing::warn!(
+                    "{} is not readable after the privilege drop (uid {}): \
                      SIGHUP will not be able to re-read it; make it readable by --user {}",
                     path.display(),
                     dropped.uid,

@@ -453,9 +453,22 @@ impl Hub {
     pub fn subscribe(
         self: &Arc<Self>,
         start: Start,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
         metrics: Arc<Metrics>,
     ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
+        self.subscribe_with(start, shutdown, metrics, Box::new(|| {}))
+    }
+
+    /// [`Hub::subscribe`], calling `on_overflow` when the client is cut
+    /// off (the HTTP side logs it and shuts the connection).
+    pub fn subscribe_with(
+        self: &Arc<Self>,
+        start: Start,
+        mut shutdown: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+        on_overflow: Box<dyn FnOnce() + Send>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
+        let mut on_overflow = Some(on_overflow);
         let (tx, rx) = mpsc::channel::<Bytes>(self.cfg.client_queue.max(2));
         // Bytes handed to the channel and not yet taken by the connection,
         // and a signal each time the connection takes some.
@@ -532,6 +545,9 @@ impl Hub {
                         queued.fetch_add(bye.len(), Ordering::Relaxed);
                         let _ = tx.try_send(Bytes::from(bye));
                         metrics.overflows.fetch_add(1, Ordering::Relaxed);
+                        if let Some(f) = on_overflow.take() {
+                            f();
+                        }
                         return;
                     }
                     // Counted before sending: the connection may take the

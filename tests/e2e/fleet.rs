@@ -112,6 +112,17 @@ fn fifty_targets_on_one_socket_stream_reload_and_survive_a_dead_one() -> anyhow:
     let (d, l) = (sent("vm-10")?, sent("vm-12")?);
     assert!((d - l).abs() <= 2.0, "dead target sent {d}, live one {l}");
 
+    // The grid's view: every target at a glance, the dead one not green.
+    let ov: migwatch_shared::report::Overview =
+        serde_json::from_str(&sc.get("/overview?seconds=10")?)?;
+    assert_eq!(ov.targets.len(), 50);
+    let by = |n: &str| ov.targets.iter().find(|t| t.name == n).expect("listed");
+    assert_eq!(by("vm-11").light, "green");
+    assert_ne!(by("vm-10").light, "green");
+    assert_eq!(by("vm-11").rtt_us.len(), 10);
+    assert!(by("vm-11").rtt_us.iter().flatten().count() >= 5);
+    assert!(by("vm-10").lost.iter().sum::<u32>() >= 5);
+
     // Reload: vm-49 goes, vm-50 comes, and one bad entry is skipped by line.
     let run_id_0 = infos[0].run_id.clone();
     f.add(last)?;
@@ -166,5 +177,18 @@ fn fifty_targets_on_one_socket_stream_reload_and_survive_a_dead_one() -> anyhow:
     assert!(err.contains("404"), "{err}");
     assert_eq!(metric(&sc, "migwatch_targets")?, 50.0);
     assert_eq!(metric(&sc, "migwatch_reload_errors_total")?, 0.0);
+
+    // A file the sidecar cannot read on SIGHUP: the set stays, and why is
+    // logged and counted.
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o000))?;
+    sc.signal("HUP")?;
+    wait_for(
+        "the failed reload",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || (metric(&sc, "migwatch_reload_errors_total").ok()? == 1.0).then_some(()),
+    )?;
+    assert_eq!(list(&sc)?.len(), 50);
+    assert!(sc.log().contains("reload failed"), "{}", sc.log());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! They need root (namespaces, raw sockets). Run them with `scripts/test.sh`,
 //! which installs and builds what they need first.
 
+mod alerts;
 mod app_bench;
 mod app_common;
 mod app_multi;
@@ -12,9 +13,12 @@ mod app_resume;
 mod app_signals;
 mod faults;
 mod fleet;
+mod hardening;
 mod icmp;
+mod onefile;
 mod page;
 mod stream;
+mod tls;
 mod watch;
 
 /// Fails the test at once when not root: these tests must never pass

@@ -13,7 +13,7 @@ use super::spec::TargetSpec;
 use super::Target;
 use crate::metrics::{escape, family};
 use migwatch_shared::detector::{Detector, DetectorConfig, Light};
-use migwatch_shared::report::MigrationRecord;
+use migwatch_shared::report::{MigrationRecord, TargetSummary};
 use migwatch_shared::wire::Event;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -41,12 +41,29 @@ const OUTAGE_FINAL_US: i64 = 10_000_000;
 /// range of real stop-and-copy phases (docs/DETECTION.md).
 const DOWNTIME_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Seconds of sparkline kept per target for `/overview`.
+pub const SPARK_SECONDS: usize = 60;
+
+/// One second of a target's samples.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    second: i64,
+    rtt_sum_us: u64,
+    answered: u32,
+    lost: u32,
+}
+
 /// One recorded event, with what has been counted of it.
 #[derive(Debug, Clone)]
 struct Seen {
     record: MigrationRecord,
     counted_red: bool,
     counted_outage: bool,
+    /// Its downtime is in the histogram: the first estimate, at once, so an
+    /// alert on a long stop fires with the migration alert (the guest
+    /// clock refines it by about 10 ms over the next 3 s; the gauges follow
+    /// that, the histogram's buckets hardly notice).
+    counted_downtime: bool,
 }
 
 /// What the detector has concluded for one target.
@@ -67,6 +84,8 @@ struct State {
     fresh: Vec<MigrationRecord>,
     /// Reused buffer for hub reads.
     buf: Vec<Event>,
+    /// The last [`SPARK_SECONDS`] seconds, oldest first.
+    spark: VecDeque<Bucket>,
 }
 
 /// The per-target detector and its tallies.
@@ -97,6 +116,7 @@ impl Verdicts {
                 light: Light::Green,
                 fresh: Vec::new(),
                 buf: Vec::new(),
+                spark: VecDeque::with_capacity(SPARK_SECONDS),
             }),
         }
     }
@@ -119,6 +139,9 @@ impl Verdicts {
             }
             for ev in &s.buf {
                 s.detector.push(ev);
+                if let Event::Sample(x) = ev {
+                    spark_add(&mut s.spark, x.sent_us, x.rtt_us);
+                }
             }
             s.cursor = last;
             if s.buf.len() < READ_BATCH {
@@ -143,6 +166,37 @@ impl Verdicts {
     /// first (`watch` prints them).
     pub fn take_fresh(&self) -> Vec<MigrationRecord> {
         std::mem::take(&mut lock(&self.state).fresh)
+    }
+
+    /// This target at a glance: the light, its reasons, and the last
+    /// `seconds` of the sparkline (at most [`SPARK_SECONDS`]).
+    pub fn summary(&self, name: &str, seconds: usize) -> TargetSummary {
+        let s = lock(&self.state);
+        let v = s.detector.verdict();
+        let n = seconds.min(SPARK_SECONDS);
+        let last = s.spark.back().map_or(0, |b| b.second);
+        let first_s = last - n as i64 + 1;
+        let mut rtt_us = vec![None; n];
+        let mut lost = vec![0; n];
+        for b in &s.spark {
+            if let Ok(i) = usize::try_from(b.second - first_s) {
+                if i < n {
+                    rtt_us[i] =
+                        (b.answered > 0).then(|| (b.rtt_sum_us / u64::from(b.answered)) as u32);
+                    lost[i] = b.lost;
+                }
+            }
+        }
+        TargetSummary {
+            name: name.to_string(),
+            light: v.light.name().to_string(),
+            reasons: v.reasons,
+            first_s,
+            rtt_us,
+            lost,
+            migrations: s.migrations_total,
+            last_event: s.events.back().map(|(_, e)| e.record.clone()),
+        }
     }
 
     /// The detector's baseline, once it has one (`watch` says when).
@@ -281,6 +335,46 @@ impl Family {
     ];
 }
 
+/// Adds one sample to the per-second sparkline (samples arrive nearly in
+/// send order; one older than the kept window is dropped).
+fn spark_add(spark: &mut VecDeque<Bucket>, sent_us: i64, rtt_us: Option<u32>) {
+    let second = sent_us.div_euclid(1_000_000);
+    let idx = match spark.back().map(|b| b.second) {
+        Some(last) if second <= last => {
+            let back = usize::try_from(last - second).unwrap_or(usize::MAX);
+            if back >= spark.len() {
+                return;
+            }
+            spark.len() - 1 - back
+        }
+        _ => {
+            // Seconds with no sample at all (a skip) stay as gaps.
+            let last = spark.back().map_or(second - 1, |b| b.second);
+            for s in (last + 1).max(second - SPARK_SECONDS as i64 + 1)..=second {
+                if spark.len() >= SPARK_SECONDS {
+                    spark.pop_front();
+                }
+                spark.push_back(Bucket {
+                    second: s,
+                    ..Bucket::default()
+                });
+            }
+            spark.len() - 1
+        }
+    };
+    let b = &mut spark[idx];
+    if b.second != second {
+        return;
+    }
+    match rtt_us {
+        Some(r) => {
+            b.rtt_sum_us += u64::from(r);
+            b.answered += 1;
+        }
+        None => b.lost += 1,
+    }
+}
+
 impl State {
     /// Brings the kept events and counters up to date with the detector's
     /// list of events (which it may update in place as evidence comes).
@@ -290,6 +384,7 @@ impl State {
         for (i, (id, _)) in self.events.iter().enumerate() {
             by_id.insert(*id, i);
         }
+        let mut newest_red_us = i64::MIN;
         for m in self.detector.migrations() {
             let record = MigrationRecord::from_migration(m);
             let slot = match by_id.get(&m.id) {
@@ -309,6 +404,7 @@ impl State {
                             record: record.clone(),
                             counted_red: false,
                             counted_outage: false,
+                            counted_downtime: false,
                         },
                     ));
                     by_id.insert(m.id, self.events.len() - 1);
@@ -320,11 +416,22 @@ impl State {
             }
             slot.record = record;
             if m.level == Light::Red && !slot.counted_red {
+                // Counted at once, so an alert need not wait for the
+                // estimate to settle.
                 slot.counted_red = true;
                 self.migrations_total += 1;
+            }
+            let newest_red = m.level == Light::Red && m.start_us >= newest_red_us;
+            if newest_red {
+                // The gauges follow the newest migration's estimate as the
+                // guest clock refines it.
+                newest_red_us = m.start_us;
                 self.last_migration_s = slot.record.start_s;
+                self.last_downtime_s = slot.record.downtime_ms / 1000.0;
+            }
+            if slot.counted_red && !slot.counted_downtime {
+                slot.counted_downtime = true;
                 let d = slot.record.downtime_ms / 1000.0;
-                self.last_downtime_s = d;
                 self.downtime_sum_s += d;
                 let i = DOWNTIME_BUCKETS
                     .iter()
@@ -383,5 +490,36 @@ pub fn render_all(targets: &[Arc<Target>], out: &mut String) {
             let _ = write!(labels, ",{k}=\"{}\"", escape(v));
         }
         let _ = writeln!(out, "migwatch_target_info{{{labels}}} 1");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sparkline_buckets_by_second_and_keeps_a_minute() {
+        let mut s = VecDeque::new();
+        spark_add(&mut s, 10_000_000, Some(100));
+        spark_add(&mut s, 10_500_000, Some(300));
+        spark_add(&mut s, 10_900_000, None);
+        spark_add(&mut s, 12_000_000, Some(50));
+        // Late sample for second 10 still lands there.
+        spark_add(&mut s, 10_950_000, None);
+        let secs: Vec<i64> = s.iter().map(|b| b.second).collect();
+        assert_eq!(secs, vec![10, 11, 12]);
+        assert_eq!((s[0].rtt_sum_us, s[0].answered, s[0].lost), (400, 2, 2));
+        assert_eq!((s[1].answered, s[1].lost), (0, 0));
+        for k in 0..200 {
+            spark_add(&mut s, (13 + k) * 1_000_000, Some(1));
+        }
+        assert_eq!(s.len(), SPARK_SECONDS);
+        assert_eq!(s.back().map(|b| b.second), Some(212));
+        // Older than the window: dropped.
+        spark_add(&mut s, 10_000_000, Some(1));
+        assert_eq!(
+            s.front().map(|b| b.second),
+            Some(212 - SPARK_SECONDS as i64 + 1)
+        );
     }
 }

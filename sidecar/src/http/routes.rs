@@ -1,18 +1,28 @@
-//! The HTTP side: warp routes for the stream, `/info`, `/healthz`,
-//! `/metrics` and the page itself, behind CORS and an optional token.
+//! The routes: the stream, `/info`, `/migrations`, `/targets`,
+//! `/healthz`, `/metrics` and the page itself, behind an optional token.
+//! `Host`, CORS and the common headers are checked and added in front of
+//! them ([`crate::http::serve::Front`]).
 //!
-//! Nothing here can change what is probed: the target is fixed at start.
+//! Nothing here can change what is probed: the targets are fixed at start
+//! (or by the targets file).
 
+use crate::http::auth;
+use crate::http::serve::ConnHandle;
+use crate::http::static_files::{self, Source};
 use crate::metrics::Metrics;
 use crate::stream::Start;
 use crate::targets::{verdict, Fleet, Target};
 use migwatch_shared::wire::Info;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use warp::http::{header, StatusCode};
 use warp::{Filter, Rejection, Reply};
+
+/// How long a client cut off with `overflow` has to take what was queued
+/// for it (the notice last) before its connection is closed.
+const OVERFLOW_FLUSH: Duration = Duration::from_secs(1);
 
 /// Everything the routes need.
 #[derive(Clone)]
@@ -24,18 +34,10 @@ pub struct AppState {
     /// Flips to true on shutdown; every stream ends then.
     pub shutdown: watch::Receiver<bool>,
     /// The built page, served at `/`.
-    pub web_root: Option<PathBuf>,
-    /// Clients must pass `?token=` equal to this, if set.
+    pub page: Option<Source>,
+    /// Clients must pass `?token=` or `Authorization: Bearer` equal to
+    /// this, if set.
     pub token: Option<Arc<str>>,
-}
-
-/// Compares in time that depends only on the lengths, so the token cannot
-/// be guessed byte by byte from response times.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Debug)]
@@ -100,22 +102,33 @@ struct Migrations {
 }
 
 fn with_token(token: Option<Arc<str>>) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    warp::query::<HashMap<String, String>>()
-        .or(warp::any().map(HashMap::new))
-        .unify()
-        .and_then(move |q: HashMap<String, String>| {
+    query()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(move |q: HashMap<String, String>, authz: Option<String>| {
             let token = token.clone();
             async move {
                 match &token {
                     None => Ok(()),
-                    Some(t) => match q.get("token") {
-                        Some(given) if constant_time_eq(given.as_bytes(), t.as_bytes()) => Ok(()),
-                        _ => Err(warp::reject::custom(BadToken)),
-                    },
+                    Some(t)
+                        if auth::authorized(
+                            t,
+                            q.get("token").map(String::as_str),
+                            authz.as_deref(),
+                        ) =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(warp::reject::custom(BadToken)),
                 }
             }
         })
         .untuple_one()
+}
+
+/// GET, and HEAD wherever GET works (hyper sends a HEAD answer's headers
+/// only).
+fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::get().or(warp::head()).unify()
 }
 
 /// Where a client resumes: `Last-Event-ID` (the browser's own reconnect)
@@ -144,10 +157,9 @@ fn query(
         .unify()
 }
 
-/// All routes, with CORS for `allowed_origins` (`*` means any origin).
+/// All routes.
 pub fn routes(
     state: AppState,
-    allowed_origins: &[String],
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     // `/targets/{name}/X` and the first target's `/X` share one handler.
     let named = |leaf: &'static str| {
@@ -161,17 +173,21 @@ pub fn routes(
     };
     let st = state.clone();
     let events = named("events")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_token(state.token.clone()))
         .and(warp::header::optional::<String>("last-event-id"))
         .and(query())
+        .and(warp::ext::optional::<ConnHandle>())
         .and_then(
-            move |name: Option<String>, last: Option<String>, q: HashMap<String, String>| {
+            move |name: Option<String>,
+                  last: Option<String>,
+                  q: HashMap<String, String>,
+                  conn: Option<ConnHandle>| {
                 let st = st.clone();
                 async move {
                     let t = find(&st.fleet, name.as_deref())?;
                     let start = start_from(last, &q)?;
-                    let body = t.hub.subscribe(start, t.closing(), st.metrics.clone());
+                    let body = client_stream(&t, start, conn, &st.metrics);
                     let reply = warp::reply::stream(body);
                     let reply =
                         warp::reply::with_header(reply, header::CONTENT_TYPE, "text/event-stream");
@@ -184,7 +200,7 @@ pub fn routes(
 
     let st = state.clone();
     let info = named("info")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_token(state.token.clone()))
         .and_then(move |name: Option<String>| {
             let st = st.clone();
@@ -196,7 +212,7 @@ pub fn routes(
 
     let st = state.clone();
     let migrations = named("migrations")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_token(state.token.clone()))
         .and_then(move |name: Option<String>| {
             let st = st.clone();
@@ -211,18 +227,42 @@ pub fn routes(
 
     let st = state.clone();
     let targets = warp::path!("targets")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_token(state.token.clone()))
         .map(move || {
             let list: Vec<Info> = st.fleet.list().iter().map(|t| t.info.clone()).collect();
             warp::reply::json(&list)
         });
 
-    let healthz = warp::path!("healthz").and(warp::get()).map(|| "ok\n");
+    let st = state.clone();
+    let overview = warp::path!("overview")
+        .and(get_or_head())
+        .and(with_token(state.token.clone()))
+        .and(query())
+        .map(move |q: HashMap<String, String>| {
+            let seconds = q
+                .get("seconds")
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(30);
+            let body = migwatch_shared::report::Overview {
+                at_s: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+                targets: st
+                    .fleet
+                    .list()
+                    .iter()
+                    .map(|t| t.verdicts.summary(&t.spec.name, seconds))
+                    .collect(),
+            };
+            warp::reply::json(&body)
+        });
+
+    let healthz = warp::path!("healthz").and(get_or_head()).map(|| "ok\n");
 
     let st = state.clone();
     let metrics = warp::path!("metrics")
-        .and(warp::get())
+        .and(get_or_head())
         .and(with_token(state.token.clone()))
         .map(move || {
             let list = st.fleet.list();
@@ -238,43 +278,89 @@ pub fn routes(
             verdict::render_all(&list, &mut text);
             warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
         });
-    let page = match state.web_root.clone() {
-        Some(root) => warp::get()
-            .and(warp::fs::dir(root))
-            .map(|f: warp::filters::fs::File| f.into_response())
-            .boxed(),
-        None => warp::get()
-            .and(warp::path::end())
-            .map(|| {
-                warp::reply::with_status(
-                    "The page is not built, so this sidecar serves only its API \
-                     (/events, /info, /metrics). Build it with `scripts/run.sh`, \
-                     or pass --web-root DIR.\n",
-                    StatusCode::NOT_FOUND,
-                )
-                .into_response()
-            })
-            .boxed(),
-    };
-
-    let mut cors = warp::cors()
-        .allow_methods(["GET", "OPTIONS"])
-        .allow_headers(["last-event-id", "cache-control"]);
-    if allowed_origins.iter().any(|o| o == "*") {
-        cors = cors.allow_any_origin();
-    } else {
-        cors = cors.allow_origins(allowed_origins.iter().map(String::as_str));
-    }
+    let page_src = state.page.clone();
+    // A file that is not there is a rejection, not an answer: a refused
+    // token on an API path then wins over "not found" (see
+    // handle_rejection).
+    let page = get_or_head()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and_then(move |path: warp::path::FullPath, inm: Option<String>| {
+            let page_src = page_src.clone();
+            async move {
+                match &page_src {
+                    Some(src) => static_files::sanitize(path.as_str())
+                        .and_then(|n| src.find(&n))
+                        .map(|f| static_files::respond(f, inm.as_deref()).into_response())
+                        .ok_or_else(warp::reject::not_found),
+                    None if path.as_str() == "/" => Ok(warp::reply::with_status(
+                        "The page is not built into this sidecar, so it serves only its API \
+                         (/targets, /events, /info, /metrics). Build it with `scripts/run.sh`, \
+                         or pass --web-root DIR.\n",
+                        StatusCode::NOT_FOUND,
+                    )
+                    .into_response()),
+                    None => Err(warp::reject::not_found()),
+                }
+            }
+        });
 
     events
         .or(info)
         .or(migrations)
         .or(targets)
+        .or(overview)
         .or(healthz)
         .or(metrics)
         .or(page)
-        .with(cors)
         .recover(handle_rejection)
+}
+
+/// One client's SSE body: the hub's stream, plus a log line when the
+/// client comes and goes, and its connection shut after an `overflow`
+/// (the body ends there; the socket must not linger with data queued).
+fn client_stream(
+    t: &Arc<Target>,
+    start: Start,
+    conn: Option<ConnHandle>,
+    metrics: &Arc<Metrics>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>>
+       + Send
+       + Sync
+       + 'static {
+    let target = t.spec.name.clone();
+    let peer = conn
+        .as_ref()
+        .map(|c| c.0.peer.to_string())
+        .unwrap_or_default();
+    tracing::info!(target_name = %target, peer = %peer, start = ?start, "client connected");
+    let (o_target, o_peer) = (target.clone(), peer.clone());
+    let on_overflow = move || {
+        tracing::warn!(target_name = %o_target, peer = %o_peer, "client cut off: overflow (it stopped reading); closing its connection");
+        if let Some(c) = conn {
+            c.0.close_after(OVERFLOW_FLUSH);
+        }
+    };
+    let body = t
+        .hub
+        .subscribe_with(start, t.closing(), metrics.clone(), Box::new(on_overflow));
+    let bye = Disconnect { target, peer };
+    futures_util::StreamExt::map(body, move |chunk| {
+        let _ = &bye;
+        chunk
+    })
+}
+
+/// Logs a client's disconnect when its stream is dropped.
+struct Disconnect {
+    target: String,
+    peer: String,
+}
+
+impl Drop for Disconnect {
+    fn drop(&mut self) {
+        tracing::info!(target_name = %self.target, peer = %self.peer, "client disconnected");
+    }
 }
 
 async fn handle_rejection(
@@ -283,7 +369,8 @@ async fn handle_rejection(
     let (status, msg) = if err.find::<BadToken>().is_some() {
         (
             StatusCode::UNAUTHORIZED,
-            "missing or wrong ?token=".to_string(),
+            "missing or wrong token: pass ?token=TOKEN or the header Authorization: Bearer TOKEN"
+                .to_string(),
         )
     } else if let Some(UnknownTarget(name)) = err.find::<UnknownTarget>() {
         (
@@ -299,11 +386,6 @@ async fn handle_rejection(
             StatusCode::BAD_REQUEST,
             "Last-Event-ID / ?since= must be an event id (a whole number)".to_string(),
         )
-    } else if let Some(e) = err.find::<warp::filters::cors::CorsForbidden>() {
-        (
-            StatusCode::FORBIDDEN,
-            format!("{e}: start the sidecar with --allow-origin ORIGIN to let that page read it"),
-        )
     } else if err.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())
     } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
@@ -312,7 +394,9 @@ async fn handle_rejection(
             "method not allowed".to_string(),
         )
     } else {
-        (StatusCode::BAD_REQUEST, format!("{err:?}"))
+        // Never echo warp's internal rejection (it names internals).
+        tracing::debug!(rejection = ?err, "bad request");
+        (StatusCode::BAD_REQUEST, "bad request".to_string())
     };
     Ok(warp::reply::with_status(msg + "\n", status).into_response())
 }
@@ -320,14 +404,6 @@ async fn handle_rejection(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(constant_time_eq(b"", b""));
-    }
 
     #[test]
     fn header_wins_over_query_and_garbage_is_refused() {
