@@ -28,8 +28,9 @@ mkdir -p tests/out
 # The range guard (scripts/range-guard.sh) holds `unreachable
 # 198.18.0.0/15` in the root namespace while the benchmark runs; removed
 # at exit only if it was added for this run.
-scripts/range-guard.sh acquire $$
-trap 'scripts/range-guard.sh release $$ || true' EXIT
+guard="$PWD/scripts/range-guard.sh"
+"$guard" acquire $$
+trap '"$guard" release $$ || true' EXIT
 target/release/mw-bench \
     --sidecar target/release/migwatch-sidecar \
     --responder target/release/mw-responder \

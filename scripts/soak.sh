@@ -37,7 +37,8 @@ mkdir -p tests/out
 # The range guard (scripts/range-guard.sh) holds `unreachable
 # 198.18.0.0/15` in the root namespace while the soak runs; removed at exit
 # only if it was added for this run.
-scripts/range-guard.sh acquire $$
-trap 'scripts/range-guard.sh release $$ || true' EXIT
+guard="$PWD/scripts/range-guard.sh"
+"$guard" acquire $$
+trap '"$guard" release $$ || true' EXIT
 MIGWATCH_SIDECAR="$PWD/target/$profile/migwatch-sidecar" \
     "target/$profile/mw-soak" "${args[@]}" --out "tests/out/soak-${minutes}min.md"

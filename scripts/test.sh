@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Guard the test range for the whole run: `unreachable 198.18.0.0/15
 # metric 4000` in the root namespace, removed at exit only if added here.
-scripts/range-guard.sh acquire $$
-trap 'scripts/range-guard.sh release $$ || true' EXIT
+guard="$PWD/scripts/range-guard.sh"
+"$guard" acquire $$
+trap '"$guard" release $$ || true' EXIT
 scripts/setup.sh --test
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
