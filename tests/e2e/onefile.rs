@@ -105,3 +105,102 @@ fn the_lone_binary_in_an_empty_folder_serves_the_page_built_into_it() -> anyhow:
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+/// The sidecar binary alone in an empty folder, started there with `args`
+/// (no `--web-root`: the page comes from inside it). Killed on drop.
+struct Lone {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    base: String,
+}
+
+impl Lone {
+    fn start(tag: &str, args: &[&str]) -> anyhow::Result<Lone> {
+        let dir = std::env::temp_dir().join(format!("mw-lone-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let bin = dir.join("migwatch-sidecar");
+        std::fs::copy(migwatch_tests::sidecar::binary()?, &bin)?;
+        let log = migwatch_tests::out_dir().join(format!("sidecar-lone-{tag}.log"));
+        let mut child = Command::new(&bin)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("MIGWATCH_WEB_ROOT")
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            BufReader::new(out).read_line(&mut line)?;
+        }
+        let mut lone = Lone {
+            child,
+            dir,
+            base: String::new(),
+        };
+        lone.base = line
+            .trim()
+            .strip_prefix("migwatch: open ")
+            .ok_or_else(|| anyhow::anyhow!("unexpected {line:?}; log: {}", log.display()))?
+            .trim_end_matches('/')
+            .to_string();
+        Ok(lone)
+    }
+}
+
+impl Drop for Lone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The detail view's light, as the page shows it.
+fn light(b: &migwatch_tests::browser::Browser) -> Option<String> {
+    b.eval("const l = document.getElementById('light'); return l ? (l.dataset.light || '') : null;")
+        .ok()?
+        .as_str()
+        .map(String::from)
+}
+
+#[test]
+fn the_lone_binary_serves_a_page_that_turns_red_on_a_scripted_migration() -> anyhow::Result<()> {
+    require_root!();
+    let ns = migwatch_tests::netns::TargetNs::create()?;
+    let mut guest = crate::app_common::GuestResponder::start(&ns)?;
+    let target = ns.target.to_string();
+    let lone = Lone::start(
+        "red",
+        &[
+            "--target",
+            &target,
+            "--interval",
+            "10ms",
+            "--timeout",
+            "500ms",
+            "--clock-interval",
+            "100ms",
+            "--capture-iface",
+            &ns.host_if,
+        ],
+    )?;
+    let b = migwatch_tests::browser::Browser::start(1280, 900, false)?;
+    b.goto(&format!("{}/", lone.base))?;
+    wait_for(
+        "the page's green light",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || light(&b).filter(|l| l == "green"),
+    )?;
+    guest.cmd("migrate 300")?;
+    wait_for(
+        "the page's red light",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || light(&b).filter(|l| l == "red"),
+    )?;
+    b.screenshot(&migwatch_tests::out_dir().join("onefile-red.png"))?;
+    Ok(())
+}
