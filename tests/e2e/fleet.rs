@@ -34,6 +34,15 @@ fn samples(evs: &[Received]) -> impl Iterator<Item = (u64, Option<u32>)> + '_ {
     })
 }
 
+/// Removes a folder when dropped (also when the test fails).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn list(sc: &Sidecar) -> anyhow::Result<Vec<Info>> {
     Ok(serde_json::from_str(&sc.get("/targets")?)?)
 }
@@ -44,8 +53,13 @@ fn fifty_targets_on_one_socket_stream_reload_and_survive_a_dead_one() -> anyhow:
     let mut f = FleetNs::create(51)?;
     let last = f.address(50);
     f.remove(last)?; // added later, with the reload
-    let dir = migwatch_tests::out_dir().join(format!("fleet-{}", std::process::id()));
+                     // Under the system's temporary folder, not the clone: the sidecar
+                     // re-reads the file as `nobody` after its privilege drop, and a clone
+                     // may sit in a folder only root can enter (mktemp -d makes 0700).
+    let dir = std::env::temp_dir().join(format!("mw-fleet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveOnDrop(dir.clone());
     let file = dir.join("targets.toml");
     let first: Vec<(usize, Ipv4Addr)> = (0..50).map(|i| (i, f.address(i))).collect();
     std::fs::write(&file, targets_file(&first, ""))?;
