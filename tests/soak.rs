@@ -181,7 +181,9 @@ fn stall(base: &str, sc: &Sidecar) -> Result<Option<Duration>> {
     sock.connect(&addr.into())?;
     let mut s: std::net::TcpStream = sock.into();
     let before = counter(&scrape(sc)?, "migwatch_overflow_disconnects_total");
-    s.write_all(b"GET /events HTTP/1.1\r\nHost: soak\r\n\r\n")?;
+    // The sidecar answers only its own names (DNS-rebinding guard): ask
+    // by its address.
+    s.write_all(format!("GET /events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())?;
     let t = Instant::now();
     while t.elapsed() < STALL_MAX {
         std::thread::sleep(Duration::from_millis(200));
