@@ -122,11 +122,16 @@ run_until_healthy() {
         sleep 0.1
     done
     [ -n "$ok" ] || { cat "$tmp/out.log" >&2; fail "/healthz did not answer within 10 s"; }
-    local sent
-    sent=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" |
-        sed -n 's/^migwatch_probes_sent_total{.*target="loopback".*} \([0-9]*\)$/\1/p')
+    # The server may answer before the first probe has left: wait for it.
+    local sent=""
+    for _ in $(seq 50); do
+        sent=$(curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" |
+            sed -n 's/^migwatch_probes_sent_total{.*target="loopback".*} \([0-9]*\)$/\1/p')
+        [ -n "$sent" ] && [ "$sent" -gt 0 ] && break
+        sleep 0.1
+    done
     [ -n "$sent" ] && [ "$sent" -gt 0 ] ||
-        fail "/metrics counts no probe sent to target=\"loopback\" (got '$sent')"
+        fail "/metrics counts no probe sent to target=\"loopback\" within 5 s (got '$sent')"
     local user
     user=$(ps -o user= -p "$pid" | tr -d ' ')
     [ "$user" = "$want_user" ] || fail "the sidecar runs as '$user', not $want_user"

@@ -144,11 +144,17 @@ impl Loop<'_> {
                     .collect();
                 widest_gap_middle(&mut taken)
             };
-            // The first slot of this phase at or after now.
+            // The first slot of this phase at or after now (the first set
+            // starts at once: its first target's probe 0 goes at start).
             let phase = interval.mul_f64(frac);
-            let since = now.saturating_duration_since(self.base + phase);
-            let periods = (since.as_nanos() / interval.as_nanos().max(1)) as u32 + 1;
-            let origin = self.base + phase + interval * periods;
+            let first = self.base + phase;
+            let origin = if first >= now {
+                first
+            } else {
+                let behind = (now - first).as_nanos();
+                let step = interval.as_nanos().max(1);
+                first + interval * behind.div_ceil(step) as u32
+            };
             let keys = match RunKeys::random_avoiding(&busy) {
                 Ok(k) => {
                     busy.insert(k.ident);
