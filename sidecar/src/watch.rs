@@ -80,6 +80,16 @@ struct Line<'a> {
     record: &'a MigrationRecord,
 }
 
+/// Prints one record as a JSON line (with its target) and flushes it, so
+/// a pipeline reading stdout sees it at once.
+fn print_line(stdout: &std::io::Stdout, target: &str, record: &MigrationRecord) -> Result<()> {
+    let mut out = stdout.lock();
+    serde_json::to_writer(&mut out, &Line { target, record })?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Sets `flag` on SIGINT or SIGTERM (a small runtime on its own thread
 /// waits for them), so the watch loop ends cleanly and exits 0.
 fn flag_on_signal(flag: Arc<AtomicBool>) -> Result<()> {
@@ -185,16 +195,7 @@ pub fn run(a: WatchArgs) -> Result<i32> {
         }
         for t in svc.fleet.list() {
             for r in t.verdicts.take_fresh() {
-                let mut out = stdout.lock();
-                serde_json::to_writer(
-                    &mut out,
-                    &Line {
-                        target: &t.spec.name,
-                        record: &r,
-                    },
-                )?;
-                out.write_all(b"\n")?;
-                out.flush()?;
+                print_line(&stdout, &t.spec.name, &r)?;
                 if r.is_migration() && a.until_migration && settling.is_none() {
                     // The light is red at the first announce; the guest
                     // clock's step, the precise downtime, is confirmed
@@ -217,16 +218,7 @@ pub fn run(a: WatchArgs) -> Result<i32> {
                     .into_iter()
                     .find(|r| r.start_s == *start_s)
                 {
-                    let mut out = stdout.lock();
-                    serde_json::to_writer(
-                        &mut out,
-                        &Line {
-                            target: &t.spec.name,
-                            record: &r,
-                        },
-                    )?;
-                    out.write_all(b"\n")?;
-                    out.flush()?;
+                    print_line(&stdout, &t.spec.name, &r)?;
                     eprintln!(
                         "migwatch-sidecar watch: {}: migrated, downtime {:.1} ms ({})",
                         t.spec.name,
