@@ -24,10 +24,10 @@ mod plateau;
 mod tools;
 
 use anyhow::{bail, Context, Result};
-use measure::{mb, us};
-use migwatch_tests::procstat;
+use migwatch_tests::benchlib::stats::{mb, median, us};
+use migwatch_tests::benchlib::{report, Report};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tools::Run;
 
 /// (targets, Hz per target) of the scale section.
@@ -127,98 +127,12 @@ fn parse_opts() -> Result<Opts> {
             _ => bail!("unknown argument {a:?}\n{}", usage()),
         }
     }
-    if std::env::var_os("MIGWATCH_SIDECAR").is_none() {
-        if let Some(p) = std::env::current_exe()
-            .ok()
-            .and_then(|p| Some(p.parent()?.join("migwatch-sidecar")))
-            .filter(|p| p.is_file())
-        {
-            std::env::set_var("MIGWATCH_SIDECAR", p);
-        }
-    }
+    report::default_sidecar_next_to_exe();
     Ok(o)
 }
 
-/// Markdown collected as it is printed.
-#[derive(Default)]
-pub(crate) struct Report {
-    md: String,
-}
-
-impl Report {
-    pub(crate) fn line(&mut self, s: impl AsRef<str>) {
-        println!("{}", s.as_ref());
-        self.md.push_str(s.as_ref());
-        self.md.push('\n');
-    }
-
-    pub(crate) fn table(&mut self, head: &[&str], rows: &[Vec<String>]) {
-        self.line(format!("| {} |", head.join(" | ")));
-        self.line(format!("|{}", "---|".repeat(head.len())));
-        for r in rows {
-            self.line(format!("| {} |", r.join(" | ")));
-        }
-        self.line("");
-    }
-}
-
 fn main() {
-    let code = match run() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("mw-bench-fleet: error: {e:#}");
-            1
-        }
-    };
-    // Every guard has dropped by now.
-    std::process::exit(code);
-}
-
-fn first_line(args: &[&str]) -> String {
-    std::process::Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .ok()
-        .map(|o| {
-            let mut t = String::from_utf8_lossy(&o.stdout).into_owned();
-            t.push_str(&String::from_utf8_lossy(&o.stderr));
-            t.lines().next().unwrap_or("").trim().to_string()
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn machine(r: &mut Report) -> Result<()> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|x| x.1))
-        .unwrap_or("?")
-        .trim()
-        .to_string();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let root = migwatch_tests::repo_root();
-    let rev = first_line(&[
-        "git",
-        "-C",
-        &root.to_string_lossy(),
-        "describe",
-        "--always",
-        "--dirty",
-    ]);
-    r.line(format!(
-        "Machine: {nproc} CPUs ({model}), Linux {}; {}; load average at start: {}",
-        kernel.trim(),
-        first_line(&["date", "-u", "+%Y-%m-%d %H:%M UTC"]),
-        procstat::loadavg()
-    ));
-    r.line(format!(
-        "Sidecar: {} (git {rev}); {}; {}\n",
-        migwatch_tests::sidecar::binary()?.display(),
-        first_line(&["fping", "-v"]),
-        first_line(&["ping", "-V"])
-    ));
-    Ok(())
+    report::main_of("mw-bench-fleet", run)
 }
 
 fn run() -> Result<()> {
@@ -230,34 +144,24 @@ fn run() -> Result<()> {
         bail!("mw-bench-fleet needs root (network namespaces, raw ICMP)");
     }
     let mut r = Report::default();
-    machine(&mut r)?;
+    r.machine(
+        &migwatch_tests::sidecar::binary()?,
+        &[&["fping", "-v"], &["ping", "-V"]],
+    );
     let net = ns::FleetNet::create(ns::MAX_TARGETS)?;
     r.line(format!("Path: {}.\n", net.describe()));
     for name in SECTIONS {
         if !o.only.iter().any(|s| s == name) {
             continue;
         }
-        let busy0 = procstat::machine_ticks()?;
-        let t = Instant::now();
-        let res = match name {
-            "scale" => scale(&net.addrs, &o, &mut r),
-            _ => plateau::plateau(&net.addrs, o.plateau, o.window, &mut r),
-        };
-        if let Err(e) = res {
-            r.line(format!("**{name} failed:** {e:#}\n"));
-        }
-        let busy = procstat::machine_busy(busy0, procstat::machine_ticks()?);
-        r.line(format!(
-            "_{name}: {:.0} s; machine {:.0} % busy (both CPUs) during it; load average after: {}_\n",
-            t.elapsed().as_secs_f64(),
-            busy * 100.0,
-            procstat::loadavg()
-        ));
+        r.section(name, |r| match name {
+            "scale" => scale(&net.addrs, &o, r),
+            _ => plateau::plateau(&net.addrs, o.plateau, o.window, r),
+        })?;
     }
     drop(net);
     if let Some(path) = o.out {
-        std::fs::write(&path, &r.md).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("mw-bench-fleet: wrote {}", path.display());
+        r.write(&path, "mw-bench-fleet")?;
     }
     Ok(())
 }
@@ -268,11 +172,6 @@ fn pct_s(v: f64) -> String {
     } else {
         format!("{:.3} %", v * 100.0)
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| x.is_finite());
-    measure::pct(&measure::sorted(v), 0.5)
 }
 
 /// Every tool at every size, `rounds` times, alternating the order.

@@ -6,6 +6,7 @@
 //! (namespace by name, processes by PID), so a failing test cleans up too.
 #![forbid(unsafe_code)]
 
+pub mod benchlib;
 pub mod browser;
 pub mod fleet;
 pub mod netns;

@@ -5,7 +5,6 @@
 use anyhow::{bail, Context, Result};
 use migwatch_tests::procstat;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// One `/metrics` scrape: every family summed over its label sets, and the
 /// process-wide send-lateness histogram.
@@ -201,92 +200,4 @@ pub fn thread_deltas(a: &HashMap<String, u64>, b: &HashMap<String, u64>) -> Vec<
 /// Sum of the RSS of `pids`, kB.
 pub fn rss_kb(pids: &[u32]) -> Result<u64> {
     pids.iter().map(|&p| procstat::rss_kb(p)).sum()
-}
-
-/// Nearest-rank percentile of sorted values.
-pub fn pct(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
-
-/// The values, sorted.
-pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// Lateness of each send against the straight line through the earliest
-/// sends of the first and last quarter (copied from `tests/bench.rs`, where
-/// it is private): points are (probe index, send time µs). The schedule's
-/// rate error is then not counted as lateness, only its jitter.
-pub fn lateness_vs_fit(points: &[(u64, f64)]) -> Vec<f64> {
-    if points.len() < 8 {
-        return Vec::new();
-    }
-    let (k0, t0) = points[0];
-    let (kn, tn) = points[points.len() - 1];
-    let period = (tn - t0) / (kn - k0).max(1) as f64;
-    let resid: Vec<(f64, f64)> = points
-        .iter()
-        .map(|&(k, t)| ((k - k0) as f64, t - t0 - (k - k0) as f64 * period))
-        .collect();
-    let q = resid.len() / 4;
-    let lowest = |s: &[(f64, f64)]| {
-        s.iter()
-            .copied()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((0.0, 0.0))
-    };
-    let (ka, ra) = lowest(&resid[..q]);
-    let (kb, rb) = lowest(&resid[resid.len() - q..]);
-    let slope = if kb > ka { (rb - ra) / (kb - ka) } else { 0.0 };
-    resid
-        .iter()
-        .map(|&(k, r)| r - (ra + slope * (k - ka)))
-        .collect()
-}
-
-/// Lateness against the exact nominal schedule: the earliest send defines
-/// the phase, `period_us` the spacing (the sidecar's schedule is absolute).
-pub fn lateness_vs_schedule(points: &[(u64, f64)], period_us: f64) -> Vec<f64> {
-    let Some(&(k0, _)) = points.first() else {
-        return Vec::new();
-    };
-    let phase = points
-        .iter()
-        .map(|&(k, t)| t - (k - k0) as f64 * period_us)
-        .fold(f64::INFINITY, f64::min);
-    points
-        .iter()
-        .map(|&(k, t)| t - phase - (k - k0) as f64 * period_us)
-        .collect()
-}
-
-/// `12.3 µs` or `-`.
-pub fn us(v: f64) -> String {
-    if v.is_nan() {
-        "-".into()
-    } else if v.is_infinite() {
-        "> 1 s".into()
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0} µs")
-    } else {
-        format!("{v:.1} µs")
-    }
-}
-
-/// `12.3 MB`.
-pub fn mb(kb: u64) -> String {
-    format!("{:.1} MB", kb as f64 / 1024.0)
-}
-
-/// Sleeps for a measured window (the sleep *is* the window) and returns
-/// its real length.
-pub fn window(d: Duration) -> Duration {
-    let t = std::time::Instant::now();
-    std::thread::sleep(d);
-    t.elapsed()
 }

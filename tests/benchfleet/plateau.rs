@@ -2,9 +2,11 @@
 //! rings are full, then the detector thread's CPU, and `/metrics` size and
 //! scrape time with the send lateness during the scrapes.
 
-use crate::measure::{self, mb, us, Snapshot};
-use crate::{tools, Report};
+use crate::measure::{self, Snapshot};
+use crate::tools;
 use anyhow::Result;
+use migwatch_tests::benchlib::stats::{self, mb, us};
+use migwatch_tests::benchlib::Report;
 use migwatch_tests::procstat;
 use std::time::{Duration, Instant};
 
@@ -71,7 +73,7 @@ pub fn plateau(
         procstat::loadavg(),
     );
     let m0 = Snapshot::parse(&sc.get("/metrics")?)?;
-    let win = measure::window(window);
+    let win = stats::window(window);
     let m1 = Snapshot::parse(&sc.get("/metrics")?)?;
     let (c1, th1) = (measure::Cpu::of(&[pid])?, measure::threads_by_name(pid)?);
     let d = measure::thread_deltas(&th0, &th1);
@@ -105,7 +107,7 @@ pub fn plateau(
     let spent: f64 = times.iter().sum::<f64>() / 1e3;
     std::thread::sleep(Duration::from_secs_f64(spent));
     let quiet = measure::Counts::between(&after, &Snapshot::parse(&sc.get("/metrics")?)?);
-    let times = measure::sorted(times);
+    let times = stats::sorted(times);
     r.table(
         &[
             "targets",
@@ -128,8 +130,8 @@ pub fn plateau(
                 .filter(|l| !l.starts_with('#'))
                 .count()
                 .to_string(),
-            format!("{:.1} ms", measure::pct(&times, 0.5)),
-            format!("{:.1} ms", measure::pct(&times, 0.95)),
+            format!("{:.1} ms", stats::pct(&times, 0.5)),
+            format!("{:.1} ms", stats::pct(&times, 0.95)),
             format!("{:.1} ms", times.last().copied().unwrap_or(f64::NAN)),
             format!(
                 "≤ {} / ≤ {}",

@@ -6,11 +6,13 @@
 use crate::measure::{self, Counts, Cpu, Snapshot};
 use anyhow::{bail, Context, Result};
 use migwatch_shared::wire::Event;
-use migwatch_tests::netns::sh;
+use migwatch_tests::benchlib::stats;
+use migwatch_tests::benchlib::tools::{fping_totals, ms_arg, ping_times_us};
+use migwatch_tests::benchlib::Guard;
 use migwatch_tests::procstat;
 use migwatch_tests::sidecar::{EventStream, Sidecar};
 use std::net::Ipv4Addr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,37 +27,6 @@ const FPING_SEQ_RATE: f64 = 6_000.0;
 /// fping's window when it must run short (1 s warm-up before it): about
 /// 5 s at 10 kHz uses 50 000 of its 65 536 sequence numbers.
 const FPING_SHORT_WINDOW: Duration = Duration::from_secs(4);
-
-/// A child process killed (by PID) and reaped on drop.
-pub struct Guard(pub Child);
-
-impl Guard {
-    /// Its PID.
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// SIGINT (fping and ping print their summaries), then waits up to `t`.
-    pub fn interrupt(&mut self, t: Duration) -> Result<()> {
-        sh(&["kill", "-INT", &self.pid().to_string()])?;
-        let deadline = Instant::now() + t;
-        while self.0.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                let _ = self.0.kill();
-                bail!("pid {} did not exit within {t:?} of SIGINT", self.pid());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// What one run measured over its window.
 #[derive(Debug, Clone, Default)]
@@ -175,14 +146,8 @@ fn now_us() -> i64 {
 
 /// The median `time=` of a `ping` output, µs, and how many replies.
 fn ping_median(text: &str) -> (f64, usize) {
-    let v = measure::sorted(
-        text.lines()
-            .filter_map(|l| l.split("time=").nth(1)?.split_whitespace().next())
-            .filter_map(|x| x.parse::<f64>().ok())
-            .map(|ms| ms * 1000.0)
-            .collect(),
-    );
-    (measure::pct(&v, 0.5), v.len())
+    let v = stats::sorted(ping_times_us(text));
+    (stats::pct(&v, 0.5), v.len())
 }
 
 /// The window a run measures, with its start state.
@@ -238,7 +203,7 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
             .spawn()
             .context("cannot run ping")?,
     );
-    let elapsed = measure::window(win);
+    let elapsed = stats::window(win);
     let (c1, th1, rss) = (
         Cpu::of(&[pid])?,
         measure::threads_by_name(pid)?,
@@ -281,24 +246,24 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
             .filter(|s| s.1 >= us0 && s.1 <= us1)
             .collect();
         let points: Vec<(u64, f64)> = inside.iter().map(|s| (s.0, s.1 as f64)).collect();
-        sched.extend(measure::lateness_vs_schedule(&points, period));
-        fit.extend(measure::lateness_vs_fit(&points));
+        sched.extend(stats::lateness_vs_schedule(&points, period));
+        fit.extend(stats::lateness_vs_fit(&points));
         if k == 0 {
             first_rtts = inside.iter().filter_map(|s| s.2).map(f64::from).collect();
         }
     }
-    let (sched, fit) = (measure::sorted(sched), measure::sorted(fit));
+    let (sched, fit) = (stats::sorted(sched), stats::sorted(fit));
     if !sched.is_empty() {
         run.stream_late = Some((
-            measure::pct(&sched, 0.99),
+            stats::pct(&sched, 0.99),
             sched.last().copied().unwrap_or(f64::NAN),
-            measure::pct(&fit, 0.99),
+            stats::pct(&fit, 0.99),
         ));
     }
     let (ping_med, ping_n) = ping_median(&std::fs::read_to_string(&ping_out).unwrap_or_default());
-    let first_rtts = measure::sorted(first_rtts);
+    let first_rtts = stats::sorted(first_rtts);
     run.rtt = Some((
-        measure::pct(&first_rtts, 0.5),
+        stats::pct(&first_rtts, 0.5),
         ping_med,
         first_rtts.len(),
         ping_n,
@@ -314,26 +279,6 @@ pub fn sidecar_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration)
 }
 
 /// `-p` or `-i` in ms as fping takes them.
-fn ms(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// fping's per-target summaries (on SIGINT): total (xmt, rcv).
-fn fping_totals(stderr: &str) -> (u64, u64) {
-    stderr
-        .lines()
-        .filter_map(|l| l.split("xmt/rcv/%loss = ").nth(1))
-        .filter_map(|v| {
-            let mut f = v.split(['/', ',']);
-            Some((
-                f.next()?.parse::<u64>().ok()?,
-                f.next()?.parse::<u64>().ok()?,
-            ))
-        })
-        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
-}
-
 /// The fping command line for `n` targets at `hz` each: every target every
 /// 1/hz, any two pings at least `spread`/(n·hz) apart.
 pub fn fping_args(n: usize, hz: u32, spread: f64) -> Vec<String> {
@@ -342,9 +287,9 @@ pub fn fping_args(n: usize, hz: u32, spread: f64) -> Vec<String> {
         "-l".into(),
         "-q".into(),
         "-p".into(),
-        ms(p),
+        ms_arg(p),
         "-i".into(),
-        ms(p * spread / n as f64),
+        ms_arg(p * spread / n as f64),
     ]
 }
 
@@ -386,7 +331,7 @@ pub fn fping_run(
     std::thread::sleep(warmup);
     let w = Window::open()?;
     let c0 = Cpu::of(&[pid])?;
-    let elapsed = measure::window(win);
+    let elapsed = stats::window(win);
     let (c1, rss) = (Cpu::of(&[pid])?, procstat::rss_kb(pid));
     let busy = procstat::machine_busy(w.busy0, procstat::machine_ticks()?);
     let total = started.elapsed();
@@ -402,7 +347,7 @@ pub fn fping_run(
     }
     let rss = rss?;
     fp.interrupt(Duration::from_secs(5))?;
-    let (xmt, rcv) = fping_totals(&std::fs::read_to_string(&err_path)?);
+    let (xmt, rcv) = fping_totals(&std::fs::read_to_string(&err_path)?).unwrap_or((0, 0));
     if xmt == 0 {
         bail!(
             "fping {} sent nothing: {}",
@@ -484,7 +429,7 @@ pub fn multi_run(addrs: &[Ipv4Addr], hz: u32, warmup: Duration, win: Duration) -
     let w = Window::open()?;
     let s0 = Instant::now();
     let (m0, c0) = (scrape(&scs)?, Cpu::of(&pids)?);
-    let elapsed = measure::window(win);
+    let elapsed = stats::window(win);
     let (c1, rss) = (Cpu::of(&pids)?, measure::rss_kb(&pids)?);
     let s1 = Instant::now();
     let m1 = scrape(&scs)?;
