@@ -113,13 +113,7 @@ fn parse_opts() -> Result<Opts> {
             }
             "--window" => o.window = secs(value()?, "--window")?,
             "--plateau" => o.plateau = secs(value()?, "--plateau")?,
-            "--only" => {
-                let v = value()?;
-                o.only = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = o.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-                    bail!("unknown section {bad:?}\n{}", usage());
-                }
-            }
+            "--only" => o.only = report::parse_sections(&value()?, &SECTIONS, &usage())?,
             "-h" | "--help" => {
                 println!("{}", usage());
                 o.only.clear();

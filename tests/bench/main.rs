@@ -75,13 +75,7 @@ fn parse_opts() -> Result<Opts> {
             "--sidecar" => std::env::set_var("MIGWATCH_SIDECAR", value()?),
             "--responder" => opts.responder = Some(PathBuf::from(value()?)),
             "--out" => opts.out = Some(PathBuf::from(value()?)),
-            "--only" => {
-                let v = value()?;
-                opts.only = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = opts.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
-                    bail!("unknown section {bad:?}\n{}", usage());
-                }
-            }
+            "--only" => opts.only = report::parse_sections(&value()?, &SECTIONS, &usage())?,
             "-h" | "--help" => {
                 println!("{}", usage());
                 opts.only.clear();

@@ -141,3 +141,13 @@ pub fn main_of(tool: &str, run: impl FnOnce() -> Result<()>) -> ! {
     };
     std::process::exit(code);
 }
+
+/// The value of `--only`: section names separated by commas, each one of
+/// `known` (else an error naming it, with the usage).
+pub fn parse_sections(value: &str, known: &[&str], usage: &str) -> Result<Vec<String>> {
+    let only: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+    if let Some(bad) = only.iter().find(|s| !known.contains(&s.as_str())) {
+        anyhow::bail!("--only: unknown section {bad:?}\n{usage}");
+    }
+    Ok(only)
+}

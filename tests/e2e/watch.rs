@@ -85,13 +85,17 @@ impl Drop for Watch {
     }
 }
 
-#[test]
-fn watch_until_migration_exits_0_with_the_clock_step_downtime() -> anyhow::Result<()> {
-    require_root!();
-    let ns = TargetNs::create()?;
-    let mut guest = GuestResponder::start(&ns)?;
+/// A guest (echo, timestamp, announces) in `ns` and `watch
+/// --until-migration --timeout TIMEOUT` on it with every channel at test
+/// speed, once its baseline is ready (within `ready`).
+fn guest_and_watch(
+    ns: &TargetNs,
+    timeout: &str,
+    ready: Duration,
+) -> anyhow::Result<(GuestResponder, Watch)> {
+    let guest = GuestResponder::start(ns)?;
     let target = ns.target.to_string();
-    let mut w = Watch::start(&[
+    let w = Watch::start(&[
         "--target",
         &target,
         "--interval",
@@ -104,9 +108,18 @@ fn watch_until_migration_exits_0_with_the_clock_step_downtime() -> anyhow::Resul
         &ns.host_if,
         "--until-migration",
         "--timeout",
-        "60s",
+        timeout,
     ])?;
-    w.wait_err("baseline ready", Duration::from_secs(20))?;
+    w.wait_err("baseline ready", ready)?;
+    Ok((guest, w))
+}
+
+#[test]
+fn watch_until_migration_exits_0_with_the_clock_step_downtime() -> anyhow::Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let (mut guest, mut w) = guest_and_watch(&ns, "60s", Duration::from_secs(20))?;
+    let target = ns.target.to_string();
     guest.cmd("migrate 300")?;
     let (code, lines) = w.wait_exit(Duration::from_secs(30))?;
     assert_eq!(code, 0, "lines: {lines:?}");
@@ -126,24 +139,7 @@ fn watch_until_migration_exits_0_with_the_clock_step_downtime() -> anyhow::Resul
 fn watch_times_out_with_exit_3_on_a_plain_outage() -> anyhow::Result<()> {
     require_root!();
     let ns = TargetNs::create()?;
-    let mut guest = GuestResponder::start(&ns)?;
-    let target = ns.target.to_string();
-    let mut w = Watch::start(&[
-        "--target",
-        &target,
-        "--interval",
-        "10ms",
-        "--probe-timeout",
-        "500ms",
-        "--clock-interval",
-        "100ms",
-        "--capture-iface",
-        &ns.host_if,
-        "--until-migration",
-        "--timeout",
-        "12s",
-    ])?;
-    w.wait_err("baseline ready", Duration::from_secs(12))?;
+    let (mut guest, mut w) = guest_and_watch(&ns, "12s", Duration::from_secs(12))?;
     // A path outage: requests dropped, the guest's clock runs on.
     guest.cmd("blackout 300")?;
     let (code, lines) = w.wait_exit(Duration::from_secs(30))?;
