@@ -40,6 +40,33 @@ fn wait_metric(sc: &Sidecar, name: &str, from: f64, by: f64, within: Duration) -
     )
 }
 
+/// The sum of the `name` series whose labels contain `label` (e.g.
+/// `errno="ENOBUFS"`).
+fn metric_with(sc: &Sidecar, name: &str, label: &str) -> Result<f64> {
+    let text = sc.get("/metrics")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (labels, v) = l.strip_prefix(name)?.strip_prefix('{')?.split_once("} ")?;
+            labels
+                .contains(label)
+                .then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum())
+}
+
+/// CPU time (user + system) the process has used so far.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line, in clock ticks (100 Hz on Linux).
+    let rest = stat.rsplit_once(')').context("malformed /proc stat")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).context("no utime")?.parse::<u64>()?
+        + f.get(12).context("no stime")?.parse::<u64>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
+
 /// A bare namespace for running `scripts/range-guard.sh` where its route
 /// cannot touch the real root namespace, with its own holder folder.
 struct GuardLab {
@@ -291,7 +318,6 @@ fn send_garp(ns: &TargetNs, mac: &str) -> Result<()> {
 }
 
 #[test]
-#[ignore = "the capture thread ends when its interface goes away (log: `capture on IF failed: Unexpected poll event`) and cannot reopen after the privilege drop: reported to the lead (issue 13)"]
 fn the_announce_capture_survives_its_interface_being_recreated() -> Result<()> {
     require_root!();
     let ns = TargetNs::create()?;
@@ -313,6 +339,17 @@ fn the_announce_capture_survives_its_interface_being_recreated() -> Result<()> {
         "no announce after re-creation; log: {}",
         sc.log()
     );
+    // Counted and said once each way; /info still names the interface.
+    assert!(metric(&sc, "migwatch_capture_iface_lost_total")? >= 1.0);
+    assert_eq!(metric(&sc, "migwatch_capture_waiting")?, 0.0);
+    let log = sc.log();
+    assert!(
+        log.contains("capturing again") || log.contains("capturing on the new one"),
+        "{log}"
+    );
+    assert!(sc
+        .get("/info")?
+        .contains(&format!("\"capture_iface\":\"{}\"", ns.host_if)));
     Ok(())
 }
 
@@ -481,7 +518,12 @@ fn a_sidecar_frozen_for_3_s_accounts_for_every_seq() -> Result<()> {
 /// loss, at least `refused_share` of them are counted in
 /// `migwatch_probe_send_errors_total` (the ones the kernel refused), and
 /// the prober keeps its schedule (no skipped slots, every seq a sample).
-fn transmit_queue_fault(qdisc: &[&str], hold: Duration, refused_share: f64) -> Result<()> {
+fn transmit_queue_fault(
+    qdisc: &[&str],
+    hold: Duration,
+    refused_share: f64,
+    errno: Option<&str>,
+) -> Result<()> {
     let ns = TargetNs::create()?;
     let sc = Sidecar::start(
         &ns.target.to_string(),
@@ -490,6 +532,14 @@ fn transmit_queue_fault(qdisc: &[&str], hold: Duration, refused_share: f64) -> R
     let stream = EventStream::open(&sc.base, "?since=0")?;
     let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 50)?;
     let errors = metric(&sc, "migwatch_probe_send_errors_total")?;
+    let label = errno.map(|e| format!("errno=\"{e}\""));
+    let labelled = |sc: &Sidecar| -> Result<f64> {
+        match &label {
+            Some(l) => metric_with(sc, "migwatch_probe_send_errors_total", l),
+            None => Ok(0.0),
+        }
+    };
+    let errors_of_errno = labelled(&sc)?;
     let mut tc = vec!["tc", "qdisc", "add", "dev", &ns.host_if, "root"];
     tc.extend_from_slice(qdisc);
     sh(&tc)?;
@@ -523,16 +573,27 @@ fn transmit_queue_fault(qdisc: &[&str], hold: Duration, refused_share: f64) -> R
         refused >= want * refused_share,
         "counted as send errors: {refused}"
     );
+    if let Some(e) = errno {
+        let of_errno = labelled(&sc)? - errors_of_errno;
+        assert!(
+            of_errno >= want * refused_share,
+            "counted as errno={e}: {of_errno} of {refused}"
+        );
+    }
     Ok(())
 }
 
 #[test]
-#[ignore = "the sidecar's raw socket has no IP_RECVERR, so the kernel hides ENOBUFS from a dropping qdisc: reported to the lead (issue 13)"]
 fn a_transmit_queue_that_drops_everything_is_send_errors_and_loss() -> Result<()> {
     require_root!();
     // pfifo with room for nothing: every probe is dropped at enqueue, and
     // the kernel answers the send with ENOBUFS (if asked to report it).
-    transmit_queue_fault(&["pfifo", "limit", "0"], Duration::from_secs(1), 1.0)
+    transmit_queue_fault(
+        &["pfifo", "limit", "0"],
+        Duration::from_secs(1),
+        1.0,
+        Some("ENOBUFS"),
+    )
 }
 
 #[test]
@@ -546,5 +607,75 @@ fn a_transmit_queue_that_holds_everything_leaves_the_schedule_intact() -> Result
         &["tbf", "rate", "8kbit", "burst", "1600", "limit", "10000000"],
         Duration::from_secs(3),
         0.1,
+        None,
     )
+}
+
+#[test]
+fn icmp_errors_about_our_probes_are_counted_never_replies_and_cost_no_spin() -> Result<()> {
+    require_root!();
+    let ns = TargetNs::create()?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        // Slower than the prober's read delay (20 ms), so it waits in
+        // ppoll on the socket between probes, where POLLERR would spin.
+        &["--interval", "50ms", "--timeout", "200ms"],
+    )?;
+    let stream = EventStream::open(&sc.base, "?since=0")?;
+    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 10)?;
+    let target = format!("target=\"{}\"", ns.target);
+    let unreachable = |sc: &Sidecar| {
+        metric_with(
+            sc,
+            "migwatch_icmp_errors_total",
+            "type=\"dest_unreachable\"",
+        )
+    };
+    assert_eq!(unreachable(&sc)?, 0.0);
+    // The target refuses every echo request with a host unreachable, each
+    // one (the namespace's ICMP rate limit off): one error per probe
+    // land on the sidecar's error queue (20 a second here).
+    ns.exec(&["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"])?;
+    let rules = "add table ip mwreject; \
+                 add chain ip mwreject inbound { type filter hook input priority 0; }; \
+                 add rule ip mwreject inbound icmp type echo-request reject with icmp host-unreachable";
+    ns.exec(&["nft", rules])?;
+    let (cpu0, t0) = (cpu_time(sc.pid())?, std::time::Instant::now());
+    let replies0 = metric(&sc, "migwatch_replies_total")?;
+    evs.extend(stream.collect_until(Duration::from_secs(10), |got| lost(got).len() >= 50)?);
+    let errors = unreachable(&sc)?;
+    let (cpu, wall) = (cpu_time(sc.pid())? - cpu0, t0.elapsed());
+    let replies = metric(&sc, "migwatch_replies_total")? - replies0;
+    ns.exec(&["nft", "delete", "table", "ip", "mwreject"])?;
+    let l = lost(&evs).len();
+    eprintln!(
+        "ICMP host unreachable for every probe: {errors} counted, {l} lost, {replies} replies; \
+         sidecar CPU {cpu:?} in {wall:?}"
+    );
+    assert!(errors >= 40.0, "counted {errors}");
+    assert!(
+        metric_with(&sc, "migwatch_icmp_errors_total", &target)? >= errors,
+        "counted at the target"
+    );
+    // At most the replies in flight when the rule went in.
+    assert!(
+        replies <= 5.0,
+        "{replies} replies while every probe was refused"
+    );
+    // A queue left full would make every poll return at once: a spin.
+    assert!(
+        cpu.as_secs_f64() < wall.as_secs_f64() * 0.5,
+        "CPU {cpu:?} in {wall:?}"
+    );
+    assert_eq!(metric(&sc, "migwatch_receive_errors_total")?, 0.0);
+    // And the replies come back.
+    let last_lost = |got: &[Received]| lost(got).into_iter().max();
+    stream.collect_until(Duration::from_secs(10), |got| {
+        let m = last_lost(got).unwrap_or(0);
+        samples(got)
+            .filter(|s| s.seq > m && s.rtt_us.is_some())
+            .count()
+            >= 10
+    })?;
+    Ok(())
 }
