@@ -6,6 +6,7 @@
 use crate::icmp::metric;
 use crate::require_root;
 use anyhow::{bail, Context, Result};
+use migwatch_shared::detector::EventVerdict;
 use migwatch_shared::wire::{Event, Sample};
 use migwatch_tests::netns::{default_iface, range_guard_present, sh, NftCounters, TargetNs};
 use migwatch_tests::sidecar::{EventStream, Received, Sidecar};
@@ -354,7 +355,7 @@ fn the_announce_capture_survives_its_interface_being_recreated() -> Result<()> {
 }
 
 #[test]
-fn a_new_mac_on_the_targets_address_is_an_outage_with_an_announce_of_the_new_mac() -> Result<()> {
+fn a_new_mac_on_the_targets_address_is_replaced_not_a_migration() -> Result<()> {
     require_root!();
     let ns = TargetNs::create()?;
     let sc = Sidecar::start(
@@ -369,13 +370,21 @@ fn a_new_mac_on_the_targets_address_is_an_outage_with_an_announce_of_the_new_mac
         ],
     )?;
     let stream = EventStream::open(&sc.base, "?since=0")?;
-    let mut evs = stream.collect_until(Duration::from_secs(10), |got| answered(got) >= 100)?;
+    let mut evs = stream
+        .collect_until(Duration::from_secs(10), |got| answered(got) >= 100)
+        .context("replies before the MAC change")?;
+    let old_mac = ns.exec(&["cat", &format!("/sys/class/net/{}/address", ns.ns_if)])?;
+    let old_mac = old_mac.trim().to_string();
     // A new VM takes the address: new MAC; our (pinned) neighbour entry
     // still names the old one, so probes go nowhere until the new VM's
     // gratuitous ARP is heard and the host's entry follows it.
     let new_mac = "02:6d:77:0e:0e:01";
     ns.exec(&["ip", "link", "set", &ns.ns_if, "address", new_mac])?;
-    evs.extend(stream.collect_until(Duration::from_secs(10), |got| lost(got).len() >= 20)?);
+    evs.extend(
+        stream
+            .collect_until(Duration::from_secs(10), |got| lost(got).len() >= 20)
+            .context("loss after the MAC change")?,
+    );
     let mac_hex: String = new_mac.split(':').collect();
     let ip_hex: String = ns
         .target
@@ -402,39 +411,76 @@ fn a_new_mac_on_the_targets_address_is_an_outage_with_an_announce_of_the_new_mac
         "nud",
         "permanent",
     ])?;
-    let last_lost = |got: &[Received]| lost(got).into_iter().max();
-    evs.extend(stream.collect_until(Duration::from_secs(10), |got| {
-        let m = last_lost(got).unwrap_or(u64::MAX);
-        samples(got)
-            .filter(|s| s.seq > m && s.rtt_us.is_some())
-            .count()
-            >= 100
-    })?);
-    let announces: Vec<String> = evs
+    // The last loss so far, or a later one still being reported.
+    let before = lost(&evs).into_iter().max();
+    let last_lost = |got: &[Received]| lost(got).into_iter().max().or(before);
+    evs.extend(
+        stream
+            .collect_until(Duration::from_secs(10), |got| {
+                let m = last_lost(got).unwrap_or(u64::MAX);
+                samples(got)
+                    .filter(|s| s.seq > m && s.rtt_us.is_some())
+                    .count()
+                    >= 100
+            })
+            .context("replies after the neighbour entry names the new MAC")?,
+    );
+    let announces: Vec<(String, Option<String>)> = evs
         .iter()
         .filter_map(|r| match r.event {
-            Event::Announce(a) => Some(a.mac.to_string()),
+            Event::Announce(a) => Some((a.mac.to_string(), a.previous_mac.map(|m| m.to_string()))),
             _ => None,
         })
         .collect();
-    assert_eq!(announces, vec![new_mac.to_string()]);
-    // What the detector makes of it: an outage that ended with an
-    // announce, which is what a migration looks like on the wire too.
+    // The capture had learned the old MAC from the replies: the new one's
+    // announce names it.
+    assert_eq!(
+        announces,
+        vec![(new_mac.to_string(), Some(old_mac.clone()))]
+    );
+    // What the detector makes of it: an outage ended by an announce, which
+    // on the wire looks like a migration, but of another machine: replaced,
+    // yellow, and never red on the way.
     let mut det = migwatch_shared::detector::Detector::new(Default::default());
     for r in &evs {
         det.push(&r.event);
+        assert_ne!(
+            det.light(),
+            migwatch_shared::detector::Light::Red,
+            "red at {:?}: {:?}",
+            r.event,
+            det.verdict()
+        );
     }
     det.finish();
     let l = lost(&evs);
+    let ms = det.migrations();
     eprintln!(
         "new MAC: {} probes lost, announces {announces:?}, detector: {:?}",
         l.len(),
-        det.migrations()
-            .iter()
-            .map(|m| (m.level, m.probes, m.downtime_us))
+        ms.iter()
+            .map(|m| (m.level, m.verdict, m.probes, m.explain()))
             .collect::<Vec<_>>()
     );
-    assert_eq!(det.migrations().len(), 1, "{:?}", det.migrations());
+    assert_eq!(ms.len(), 1, "{ms:?}");
+    assert_eq!(ms[0].verdict, EventVerdict::Replaced);
+    assert_eq!(ms[0].level, migwatch_shared::detector::Light::Yellow);
+    assert!(ms[0]
+        .explain()
+        .contains(&format!("MAC {old_mac} → {new_mac}")));
+    // The sidecar's own detector agrees, and counts no migration.
+    let records = wait_for(
+        "the sidecar's record of the replaced machine",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            sc.get("/migrations")
+                .ok()
+                .filter(|r| r.contains("\"verdict\":\"replaced\""))
+        },
+    )?;
+    assert!(!records.contains("\"level\":\"red\""), "{records}");
+    assert_eq!(metric(&sc, "migwatch_migrations_total")?, 0.0);
     Ok(())
 }
 

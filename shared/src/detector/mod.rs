@@ -32,6 +32,7 @@ mod evidence;
 mod holes;
 mod outage;
 mod readout;
+mod replaced;
 mod signals;
 mod stats;
 mod stops;
