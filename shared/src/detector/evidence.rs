@@ -71,6 +71,7 @@ impl From<AnnounceBurst> for Reason {
             garp: a.garp,
             first_us: a.first_us,
             mac: a.mac,
+            previous_mac: a.previous_mac,
         }
     }
 }

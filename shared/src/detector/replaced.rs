@@ -162,6 +162,15 @@ mod tests {
             (EventVerdict::Replaced, Light::Yellow)
         );
         assert_ne!(d.light(), Light::Red);
+        // Its reasons say which MAC it replaced (the page words them).
+        assert!(
+            m[0].reasons().iter().any(|r| matches!(
+                r,
+                crate::detector::Reason::Announce { previous_mac: Some(p), .. } if *p == OLD
+            )),
+            "{:?}",
+            m[0].reasons()
+        );
         // The same outage with the old MAC announced again is a move.
         let (during, d) = outage_with(Announce {
             mac: OLD,
