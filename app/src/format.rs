@@ -105,6 +105,12 @@ fn announce_frames(rarp: u32, garp: u32) -> String {
     }
 }
 
+/// A different machine at the address (verdict `replaced`) rules out a
+/// move, whatever else the reasons say.
+fn replaced_conclusion(conclusion: &mut Option<&'static str>) {
+    *conclusion = Some("a different machine at the address, not a migration");
+}
+
 /// Where a downtime estimate comes from, in words: `clock step`.
 pub fn downtime_source(s: DowntimeSource) -> &'static str {
     match s {
@@ -201,6 +207,16 @@ pub fn reason(r: &Reason, tz: TzOffset<'_>) -> String {
             },
             clock_ms(step_us),
             count(u64::from(samples), "reading", "readings")
+        ),
+        Reason::Announce {
+            rarp,
+            garp,
+            mac,
+            previous_mac: Some(old),
+            ..
+        } => format!(
+            "another machine announced the address: MAC {old} → {mac} ({})",
+            announce_frames(rarp, garp)
         ),
         Reason::Announce {
             rarp, garp, mac, ..
@@ -332,6 +348,13 @@ pub fn headline(light: Light, reasons: &[Reason], tz: TzOffset<'_>) -> String {
                 reason(r, tz)
             }
             Reason::ClockStep { step_us, .. } => clock_step_words(step_us),
+            Reason::Announce {
+                previous_mac: Some(_),
+                ..
+            } => {
+                replaced_conclusion(&mut conclusion);
+                reason(r, tz)
+            }
             Reason::Announce { rarp, garp, .. } => {
                 conclusion.get_or_insert("the VM may have moved");
                 format!(
@@ -658,6 +681,24 @@ mod tests {
             headline(Light::Yellow, &[], UTC),
             "Yellow: a possible migration."
         );
+        // Another machine announced the address (verdict `replaced`).
+        let mut replaced = migration_reasons(t);
+        replaced[1] = Reason::Announce {
+            frames: 1,
+            rarp: 0,
+            garp: 1,
+            first_us: t + 800_000,
+            mac: migwatch_shared::wire::Mac([2, 0x6d, 0x77, 0x0e, 0x0e, 1]),
+            previous_mac: Some(MAC),
+        };
+        assert_eq!(
+            reason(&replaced[1], UTC),
+            "another machine announced the address: MAC 52:54:00:12:34:56 → 02:6d:77:0e:0e:01 (1 gratuitous ARP)"
+        );
+        assert_eq!(
+            headline(Light::Yellow, &replaced, UTC),
+            "Yellow: 47 probes lost 02:13:20.315–02:13:20.790, another machine announced the address: MAC 52:54:00:12:34:56 → 02:6d:77:0e:0e:01 (1 gratuitous ARP): a different machine at the address, not a migration."
+        );
     }
 
     const MAC: migwatch_shared::wire::Mac =
@@ -679,6 +720,7 @@ mod tests {
             garp,
             first_us: 0,
             mac: MAC,
+            previous_mac: None,
         }
     }
 

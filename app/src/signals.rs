@@ -400,6 +400,7 @@ mod tests {
             at_us,
             kind,
             mac: MAC,
+            previous_mac: None,
         }
     }
 

@@ -27,7 +27,8 @@ pub struct MigrationRecord {
     /// `red` or `yellow`.
     pub level: String,
     /// What it was: `migrated` (red, and only then), `paused` (stopped and
-    /// resumed in place), `path_outage` (the guest ran on) or `undecided`.
+    /// resumed in place), `path_outage` (the guest ran on), `replaced`
+    /// (another machine announced the address) or `undecided`.
     #[serde(default)]
     pub verdict: EventVerdict,
     /// The verdict in words, e.g. "paused in place for 301 ms, not

@@ -163,6 +163,12 @@ pub struct Announce {
     pub kind: AnnounceKind,
     /// The MAC it announced.
     pub mac: Mac,
+    /// The MAC the capture had learned at the target's address before,
+    /// when this announce names a different one: another machine now
+    /// claims the address (a live migration keeps the MAC). Omitted when
+    /// absent; traces written before it parse as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_mac: Option<Mac>,
 }
 
 /// Every kind of event on the stream.
@@ -407,6 +413,7 @@ mod tests {
                 at_us: 1_763_000_000_000_000,
                 kind: AnnounceKind::Rarp,
                 mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+                previous_mac: None,
             }),
             Event::Skip(Skip {
                 first_seq: 100,
@@ -457,11 +464,33 @@ mod tests {
             at_us: 1,
             kind: AnnounceKind::Garp,
             mac: Mac([0x52, 0x54, 0, 0xab, 0xcd, 0xef]),
+            previous_mac: None,
         });
         assert_eq!(
             a.data_json(),
             r#"{"at_us":1,"kind":"garp","mac":"52:54:00:ab:cd:ef"}"#
         );
+        // A new machine at the address: the MAC learned before rides along;
+        // without it the field is omitted, and old payloads parse.
+        let replaced = Event::Announce(Announce {
+            at_us: 1,
+            kind: AnnounceKind::Garp,
+            mac: Mac([2, 0x6d, 0x77, 0x0e, 0x0e, 1]),
+            previous_mac: Some(Mac([0x52, 0x54, 0, 0xab, 0xcd, 0xef])),
+        });
+        let json = replaced.data_json();
+        assert_eq!(
+            json,
+            r#"{"at_us":1,"kind":"garp","mac":"02:6d:77:0e:0e:01","previous_mac":"52:54:00:ab:cd:ef"}"#
+        );
+        assert_eq!(Event::parse("announce", &json).unwrap(), replaced);
+        match Event::parse(
+            "announce",
+            r#"{"at_us":1,"kind":"rarp","mac":"52:54:00:ab:cd:ef"}"#,
+        ) {
+            Ok(Event::Announce(a)) => assert_eq!(a.previous_mac, None),
+            other => panic!("{other:?}"),
+        }
         for bad in ["52:54:00", "52:54:00:ab:cd:ef:01", "zz:54:00:ab:cd:ef"] {
             let json = format!(r#"{{"at_us":1,"kind":"rarp","mac":"{bad}"}}"#);
             assert!(Event::parse("announce", &json).is_err(), "{bad}");

@@ -87,8 +87,11 @@ pub struct TargetMetrics {
     pub clock_sent: AtomicU64,
     /// Timestamp replies used as clock readings.
     pub clock_replies: AtomicU64,
-    /// Sends the kernel refused.
-    pub send_errors: AtomicU64,
+    /// Sends the kernel refused, by errno (indexes of [`SEND_ERRNOS`]).
+    pub send_errors: [AtomicU64; SEND_ERRNOS.len()],
+    /// ICMP errors about our probes to this target, by type (indexes of
+    /// [`ICMP_ERROR_TYPES`]). Never replies.
+    pub icmp_errors: [AtomicU64; ICMP_ERROR_TYPES.len()],
     /// Replies in time.
     pub replies: AtomicU64,
     /// Probes with no reply within the timeout.
@@ -105,10 +108,87 @@ pub struct TargetMetrics {
     pub rtt: Histogram,
 }
 
+/// The `errno` label values of `migwatch_probe_send_errors_total`: the
+/// errors a probe's `sendto` meets in practice, then `other`.
+pub const SEND_ERRNOS: [&str; 7] = [
+    // The transmit queue (qdisc) dropped it.
+    "ENOBUFS",
+    // The socket's send buffer is full (packets held in the qdisc).
+    "EAGAIN",
+    // No route, or an `unreachable` route (the test range's guard).
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    // A firewall rule refused it.
+    "EPERM",
+    "EACCES",
+    "other",
+];
+
+/// The index in [`SEND_ERRNOS`] of a send's error.
+pub fn send_errno_index(e: &std::io::Error) -> usize {
+    let errno = e.raw_os_error().unwrap_or(0);
+    let name = match errno {
+        libc::ENOBUFS => "ENOBUFS",
+        libc::EAGAIN => "EAGAIN",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        _ => "other",
+    };
+    SEND_ERRNOS
+        .iter()
+        .position(|n| *n == name)
+        .unwrap_or(SEND_ERRNOS.len() - 1)
+}
+
+/// The `type` label values of `migwatch_icmp_errors_total`.
+pub const ICMP_ERROR_TYPES: [&str; 4] = [
+    "dest_unreachable",
+    "time_exceeded",
+    "parameter_problem",
+    "other",
+];
+
+/// The index in [`ICMP_ERROR_TYPES`] of an ICMP error's type.
+pub fn icmp_error_index(icmp_type: u8) -> usize {
+    match icmp_type {
+        3 => 0,
+        11 => 1,
+        12 => 2,
+        _ => 3,
+    }
+}
+
+impl TargetMetrics {
+    /// Counts one refused send.
+    pub fn send_error(&self, e: &std::io::Error) {
+        self.send_errors[send_errno_index(e)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sends refused, all errnos.
+    pub fn send_errors_total(&self) -> u64 {
+        self.send_errors
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// A per-target family with one more label: name, help, label name, its
+/// values, and the counters (one per value).
+type LabelledRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    fn(&TargetMetrics) -> &[AtomicU64],
+);
+
 /// The per-target counters, in the order rendered: name, help, field.
 type CounterRow = (&'static str, &'static str, fn(&TargetMetrics) -> &AtomicU64);
 
-const TARGET_COUNTERS: [CounterRow; 10] = [
+const TARGET_COUNTERS: [CounterRow; 9] = [
     ("probes_sent_total", "Echo requests sent.", |m| &m.sent),
     (
         "clock_probes_sent_total",
@@ -119,11 +199,6 @@ const TARGET_COUNTERS: [CounterRow; 10] = [
         "clock_replies_total",
         "Timestamp replies used as clock readings.",
         |m| &m.clock_replies,
-    ),
-    (
-        "probe_send_errors_total",
-        "Sends the kernel refused (counted as lost probes too).",
-        |m| &m.send_errors,
     ),
     ("replies_total", "Replies within the timeout.", |m| {
         &m.replies
@@ -167,6 +242,11 @@ pub struct Metrics {
     pub targets: AtomicU64,
     /// Targets-file reloads that failed (the old set stayed).
     pub reload_errors: AtomicU64,
+    /// Times the announce capture's interface went away (deleted; the
+    /// capture binds again when it is back).
+    pub capture_iface_lost: AtomicU64,
+    /// 1 while the announce capture waits for its interface to come back.
+    pub capture_waiting: AtomicU64,
     /// How late each send was against its schedule (all targets).
     pub send_lateness: Histogram,
 }
@@ -204,6 +284,37 @@ impl Metrics {
                 );
             }
         }
+        // Labelled per target and cause: every label value is rendered
+        // from the start, so a rate() over it never begins mid-fault.
+        let labelled: [LabelledRow; 2] = [
+            (
+                "migwatch_probe_send_errors_total",
+                "Sends the kernel refused, by errno (each is streamed as a lost probe too).",
+                "errno",
+                &SEND_ERRNOS,
+                |m| &m.send_errors,
+            ),
+            (
+                "migwatch_icmp_errors_total",
+                "ICMP errors about this target's probes (a router's or this host's \
+                 destination unreachable, time exceeded, ...), by type; never counted as replies.",
+                "type",
+                &ICMP_ERROR_TYPES,
+                |m| &m.icmp_errors,
+            ),
+        ];
+        for (full, help, label, values, field) in labelled {
+            family(&mut out, full, "counter", help);
+            for (t, m) in targets {
+                for (v, c) in values.iter().zip(field(m)) {
+                    let _ = writeln!(
+                        out,
+                        "{full}{{target=\"{t}\",{label}=\"{v}\"}} {}",
+                        c.load(Ordering::Relaxed)
+                    );
+                }
+            }
+        }
         family(
             &mut out,
             "migwatch_rtt_seconds",
@@ -214,7 +325,7 @@ impl Metrics {
             m.rtt
                 .render_series("migwatch_rtt_seconds", &format!("target=\"{t}\""), &mut out);
         }
-        let process: [(&str, &str, &str, &AtomicU64); 6] = [
+        let process: [(&str, &str, &str, &AtomicU64); 8] = [
             (
                 "receive_errors_total",
                 "counter",
@@ -238,6 +349,19 @@ impl Metrics {
                 "counter",
                 "Targets-file reloads that failed (the old set stayed).",
                 &self.reload_errors,
+            ),
+            (
+                "capture_iface_lost_total",
+                "counter",
+                "Times the announce capture's interface went away (it captures again once an \
+                 interface of that name is back).",
+                &self.capture_iface_lost,
+            ),
+            (
+                "capture_waiting",
+                "gauge",
+                "1 while the announce capture waits for its interface to come back.",
+                &self.capture_waiting,
             ),
             ("clients", "gauge", "Connected SSE clients.", &self.clients),
             ("targets", "gauge", "Targets being probed.", &self.targets),
@@ -303,5 +427,32 @@ mod tests {
             1
         );
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn send_and_icmp_errors_are_labelled_by_cause() {
+        let m = Metrics::default();
+        let t = TargetMetrics::default();
+        t.send_error(&std::io::Error::from_raw_os_error(libc::ENOBUFS));
+        t.send_error(&std::io::Error::from_raw_os_error(libc::ENOBUFS));
+        t.send_error(&std::io::Error::from_raw_os_error(libc::EINVAL));
+        t.icmp_errors[icmp_error_index(3)].fetch_add(1, Ordering::Relaxed);
+        assert_eq!(t.send_errors_total(), 3);
+        let text = m.render("0.1.0", &[("a".into(), &t)]);
+        assert!(
+            text.contains("migwatch_probe_send_errors_total{target=\"a\",errno=\"ENOBUFS\"} 2\n")
+        );
+        assert!(text.contains("migwatch_probe_send_errors_total{target=\"a\",errno=\"other\"} 1\n"));
+        assert!(
+            text.contains("migwatch_probe_send_errors_total{target=\"a\",errno=\"EAGAIN\"} 0\n")
+        );
+        assert!(
+            text.contains("migwatch_icmp_errors_total{target=\"a\",type=\"dest_unreachable\"} 1\n")
+        );
+        assert_eq!(
+            text.matches("# TYPE migwatch_icmp_errors_total counter")
+                .count(),
+            1
+        );
     }
 }

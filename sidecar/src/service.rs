@@ -276,7 +276,13 @@ impl Opened {
                         }
                     })?,
             );
-            threads.push(capture::start(c, fleet.clone(), tx, stop.clone())?);
+            threads.push(capture::start(
+                c,
+                fleet.clone(),
+                tx,
+                metrics.clone(),
+                stop.clone(),
+            )?);
         }
         let (f, s) = (fleet.clone(), stop.clone());
         threads.push(

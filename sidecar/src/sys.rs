@@ -1,6 +1,8 @@
 //! The few Linux syscalls neither pnet nor std wrap: socket options for
-//! kernel receive timestamps, the ICMP type filter and the receive buffer,
-//! non-blocking `recvmsg` with its control messages, `ppoll` with a
+//! kernel receive timestamps, the ICMP type filter, error reporting
+//! (`IP_RECVERR`) and the receive buffer, non-blocking `recvmsg` with its
+//! control messages and of the error queue, the announce capture's
+//! `AF_PACKET` socket, `ppoll` with a
 //! nanosecond timeout, timer slack, thread nice values, and the privilege
 //! drop.
 //!
@@ -11,7 +13,8 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::RawFd;
+use std::net::Ipv4Addr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `SOL_RAW` / `ICMP_FILTER` from `<linux/icmp.h>` (not in the libc crate).
@@ -61,6 +64,18 @@ pub fn icmp_accept_only(fd: RawFd, types: &[u8]) -> io::Result<()> {
     setsockopt(fd, SOL_RAW, ICMP_FILTER, &drop_mask)
 }
 
+/// Turns on `IP_RECVERR`. Without it the kernel hides from a raw socket
+/// that the transmit queue dropped a packet (`sendto` returns success on
+/// `ENOBUFS`) and discards the ICMP errors our probes cause. With it,
+/// `sendto` reports the drop, and each ICMP error about a packet we sent
+/// (destination unreachable, time exceeded, ...) is queued on the socket's
+/// error queue: `poll` then says `POLLERR` and the next `recvmsg` fails
+/// with the error until [`recv_error`] has read the queue empty. The queue
+/// counts against the receive buffer, so it must be drained.
+pub fn enable_recverr(fd: RawFd) -> io::Result<()> {
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_RECVERR, &1 as &libc::c_int)
+}
+
 /// Sets the receive buffer, past `rmem_max` when we have CAP_NET_ADMIN
 /// (`SO_RCVBUFFORCE`), else as far as `SO_RCVBUF` allows. Returns the
 /// size the kernel granted.
@@ -84,16 +99,25 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<usize> {
     Ok(usize::try_from(got).unwrap_or(0))
 }
 
-/// Waits until `fd` is readable or `timeout` has passed (`ppoll`, whose
-/// timeout is a nanosecond hrtimer, unlike `SO_RCVTIMEO` or `poll`'s
-/// milliseconds). Returns whether it is readable; a signal counts as
-/// "not yet".
+/// What [`wait_readable`] saw on the socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ready {
+    /// Data is queued (`POLLIN`).
+    pub readable: bool,
+    /// An error is pending or queued (`POLLERR`): with `IP_RECVERR` this
+    /// stays set until the error queue is drained with [`recv_error`].
+    pub error: bool,
+}
+
+/// Waits until `fd` is readable, has an error, or `timeout` has passed
+/// (`ppoll`, whose timeout is a nanosecond hrtimer, unlike `SO_RCVTIMEO`
+/// or `poll`'s milliseconds). A signal counts as "nothing yet".
 ///
 /// For a thread at nice 0 or below the kernel lets a poll timer fire up
 /// to 0.1 % of the timeout late (`select_estimate_accuracy`: 10 µs of a
 /// 10 ms wait), and on an otherwise idle CPU it fires at that latest
 /// point; so this asks for 1000/1001 of `timeout`, which ends on time.
-pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<Ready> {
     let timeout = timeout - timeout / 1001;
     let mut pfd = libc::pollfd {
         fd,
@@ -110,11 +134,20 @@ pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     if n < 0 {
         let e = io::Error::last_os_error();
         return match e.kind() {
-            io::ErrorKind::Interrupted => Ok(false),
+            io::ErrorKind::Interrupted => Ok(Ready::default()),
             _ => Err(e),
         };
     }
-    Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0)
+    if n == 0 {
+        return Ok(Ready::default());
+    }
+    if pfd.revents & libc::POLLNVAL != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    Ok(Ready {
+        readable: pfd.revents & libc::POLLIN != 0,
+        error: pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0,
+    })
 }
 
 /// One received datagram: its length in the buffer and the kernel's
@@ -168,6 +201,187 @@ pub fn recv_with_timestamp(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
         len: n as usize,
         kernel_time,
     })
+}
+
+/// One entry of a socket's error queue (`IP_RECVERR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedError {
+    /// Where it came from (`SO_EE_ORIGIN_*`; [`ORIGIN_ICMP`] for an ICMP
+    /// error a router or this host sent about our packet).
+    pub origin: u8,
+    /// The error as an errno (`EHOSTUNREACH` for a host unreachable, ...).
+    pub errno: u32,
+    /// The ICMP type and code, for [`ORIGIN_ICMP`].
+    pub icmp_type: u8,
+    /// See `icmp_type`.
+    pub icmp_code: u8,
+    /// The destination of the packet the error is about.
+    pub dest: Option<Ipv4Addr>,
+    /// Bytes of that packet written to the buffer: for a raw ICMP socket,
+    /// from its ICMP header on (at least 8 bytes: type, code, checksum,
+    /// identifier, sequence).
+    pub len: usize,
+}
+
+/// `SO_EE_ORIGIN_ICMP`: the error is an ICMP message.
+pub const ORIGIN_ICMP: u8 = libc::SO_EE_ORIGIN_ICMP;
+
+/// Reads one entry of the socket's error queue without blocking
+/// (`recvmsg(MSG_ERRQUEUE)`; `WouldBlock` when it is empty). The packet
+/// the error is about goes to `buf`.
+pub fn recv_error(fd: RawFd, buf: &mut [u8]) -> io::Result<QueuedError> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: sockaddr_in is plain data; zero is a valid value for it.
+    let mut name: libc::sockaddr_in = unsafe { mem::zeroed() };
+    // u64 elements keep the control buffer aligned for cmsghdr; room for
+    // the extended error, its offender address and a timestamp.
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; zero is a valid "empty" value for it.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: `msg` points at `name`, `iov` (into `buf`) and `control`,
+    // all live for the call and sized as declared. MSG_ERRQUEUE never
+    // blocks.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let dest = (name.sin_family == libc::AF_INET as libc::sa_family_t
+        && msg.msg_namelen as usize >= mem::size_of::<libc::sockaddr_in>())
+    .then(|| Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)));
+    let mut out = QueuedError {
+        origin: 0,
+        errno: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        dest,
+        len: (n as usize).min(buf.len()),
+    };
+    // SAFETY: the CMSG_* macros walk the control buffer the kernel just
+    // filled, within `msg_controllen`; the extended error is read
+    // unaligned from inside it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let h = &*cmsg;
+            if h.cmsg_level == libc::IPPROTO_IP
+                && h.cmsg_type == libc::IP_RECVERR
+                && h.cmsg_len as usize
+                    >= libc::CMSG_LEN(mem::size_of::<libc::sock_extended_err>() as u32) as usize
+            {
+                let ee: libc::sock_extended_err =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                out.origin = ee.ee_origin;
+                out.errno = ee.ee_errno;
+                out.icmp_type = ee.ee_type;
+                out.icmp_code = ee.ee_code;
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(out)
+}
+
+/// Opens an `AF_PACKET` raw socket that receives nothing yet (protocol 0
+/// until [`packet_bind`]). Needs CAP_NET_RAW; binding it later does not.
+pub fn packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds a packet socket to interface `ifindex`, receiving every protocol
+/// (`ETH_P_ALL`). No privilege needed; binding again moves it (after its
+/// interface was deleted the socket is unbound and can be bound to the
+/// new one).
+pub fn packet_bind(fd: RawFd, ifindex: u32) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; zero is a valid value for it.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex =
+        libc::c_int::try_from(ifindex).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+    // SAFETY: `sll` is a live sockaddr_ll and we pass its exact size.
+    check(unsafe {
+        libc::bind(
+            fd,
+            (&sll as *const libc::sockaddr_ll).cast(),
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+}
+
+/// The index of interface `name` now, or `None` when there is none
+/// (`SIOCGIFINDEX` on `fd`, a socket we already hold: no new socket,
+/// so it works under a seccomp filter on address families).
+pub fn ifindex(fd: RawFd, name: &str) -> io::Result<Option<u32>> {
+    // SAFETY: ifreq is plain data; zero is a valid value for it.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not an interface name"),
+        ));
+    }
+    for (d, b) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *b as libc::c_char;
+    }
+    // SAFETY: `req` is a live ifreq the kernel reads the name from and
+    // writes the index into.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFINDEX as _, &mut req) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODEV) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: SIOCGIFINDEX filled the union's ifindex member.
+    let idx = unsafe { req.ifr_ifru.ifru_ifindex };
+    Ok(u32::try_from(idx).ok().filter(|i| *i > 0))
+}
+
+/// Receives one frame into `buf` without blocking (`WouldBlock` when none
+/// is queued); a frame longer than `buf` is cut. A pending socket error
+/// (`ENETDOWN` when the bound interface went down or away) is returned,
+/// and cleared, instead.
+pub fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is live and writable for its whole length.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((n as usize).min(buf.len()))
+}
+
+/// Reads and clears the socket's pending error (`SO_ERROR`), 0 if none.
+pub fn take_socket_error(fd: RawFd) -> io::Result<i32> {
+    let mut err: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are live locals of the right types.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(err)
 }
 
 /// Sets this thread's timer slack to 1 ns, so timed waits wake on time

@@ -14,6 +14,7 @@ mod app_replay;
 mod app_resume;
 mod app_signals;
 mod faults;
+mod faults_send;
 mod fleet;
 mod hardening;
 mod icmp;

@@ -57,6 +57,10 @@ pub struct AnnounceBurst {
     pub first_us: i64,
     /// The MAC announced.
     pub mac: Mac,
+    /// The MAC learned at the address before, when the announces name
+    /// another (see `replaced.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_mac: Option<Mac>,
 }
 
 impl From<AnnounceBurst> for Reason {
@@ -67,6 +71,7 @@ impl From<AnnounceBurst> for Reason {
             garp: a.garp,
             first_us: a.first_us,
             mac: a.mac,
+            previous_mac: a.previous_mac,
         }
     }
 }
@@ -238,8 +243,13 @@ impl Evidence {
     /// | — | stepped back | any | off | migrated ("or paused") |
     /// | none | ran on | any | any | path outage |
     /// | none | nothing | held reply or sawtooth, no veto, ≥ `min_red_probes` | off | migrated ("or paused") |
+    /// | a burst naming a new MAC (`previous_mac`) | any | any | any | replaced (yellow) |
     /// | otherwise | | | | undecided |
     pub fn verdict(&self, probes: u64, cfg: &DetectorConfig) -> EventVerdict {
+        // A different machine at the address: no rule below applies.
+        if let Some(v) = super::replaced::verdict(self) {
+            return v;
+        }
         if self.announce.is_some() && (probes >= 1 || self.clock_step.is_some()) {
             return EventVerdict::Migrated;
         }
@@ -274,6 +284,7 @@ impl Evidence {
         match self.verdict(probes, cfg) {
             EventVerdict::Migrated => Light::Red,
             EventVerdict::Paused => Light::Yellow,
+            EventVerdict::Replaced => super::replaced::LEVEL,
             EventVerdict::PathOutage | EventVerdict::Undecided => {
                 if probes >= cfg.min_burst.max(1) || self.clock_step.is_some() {
                     Light::Yellow

@@ -8,7 +8,8 @@
 //!   a silence in progress ("possible migration in progress", shown within
 //!   2 intervals + 50 ms of the first missed reply), an event whose verdict
 //!   is *paused* (stopped and resumed in place), *path outage* (the guest's
-//!   clock ran on) or *undecided*, or a sustained RTT peak.
+//!   clock ran on), *replaced* (another machine announced the address:
+//!   `replaced`) or *undecided*, or a sustained RTT peak.
 //! * **Red**: verdict *migrated*, and nothing else: stop evidence (a loss
 //!   burst, held or queued replies, the guest clock's step) plus an
 //!   announce of the guest's MAC, or with no announce channel the strongest
@@ -32,6 +33,7 @@ mod evidence;
 mod holes;
 mod outage;
 mod readout;
+mod replaced;
 mod signals;
 mod stats;
 mod stops;

@@ -46,7 +46,8 @@ impl Detector {
     /// again, so the move is known before the outage ends.
     pub(super) fn announced_silence(&self) -> Option<(Silence, AnnounceBurst)> {
         let s = self.silence.filter(|s| s.open)?;
-        let b = self.announces.burst?;
+        // Another machine's announce is no move (see replaced.rs).
+        let b = self.announces.burst.filter(|b| b.previous_mac.is_none())?;
         (b.first_us >= s.since_us.saturating_sub(100_000)).then(|| (s, b.evidence()))
     }
 

@@ -360,6 +360,8 @@ pub(crate) struct Burst {
     pub rarp: u32,
     pub garp: u32,
     pub mac: Mac,
+    /// The MAC learned at the address before, when a frame named it.
+    pub previous_mac: Option<Mac>,
 }
 
 impl Burst {
@@ -371,6 +373,7 @@ impl Burst {
             garp: self.garp,
             first_us: self.first_us,
             mac: self.mac,
+            previous_mac: self.previous_mac,
         }
     }
 }
@@ -398,6 +401,7 @@ impl AnnounceAcc {
                 b.last_us = b.last_us.max(a.at_us);
                 b.rarp = b.rarp.saturating_add(rarp);
                 b.garp = b.garp.saturating_add(garp);
+                b.previous_mac = b.previous_mac.or(a.previous_mac);
             }
             _ => {
                 self.burst = Some(Burst {
@@ -406,6 +410,7 @@ impl AnnounceAcc {
                     rarp,
                     garp,
                     mac: a.mac,
+                    previous_mac: a.previous_mac,
                 });
             }
         }

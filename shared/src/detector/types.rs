@@ -126,6 +126,10 @@ pub enum Reason {
         first_us: i64,
         /// The MAC announced.
         mac: Mac,
+        /// The MAC learned at the address before, when the announce names
+        /// another: a different machine, not a move (verdict `replaced`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous_mac: Option<Mac>,
     },
     /// The guest's clock ran on through the outage: it was never stopped,
     /// so the loss was on the path. Rules out red from a weak signal.

@@ -1,5 +1,5 @@
 //! What an event was, in one word and in a sentence: migrated, paused in
-//! place, a path outage, or undecided. The word is
+//! place, a path outage, replaced by another machine, or undecided. The word is
 //! [`Evidence::verdict`](super::Evidence::verdict)'s; the sentence is what
 //! `detect`, `/migrations` and the page show beside the reasons.
 
@@ -24,6 +24,10 @@ pub enum EventVerdict {
     /// No channel could tell (or one still may).
     #[default]
     Undecided,
+    /// A different machine now answers at the address: the announces name
+    /// a MAC other than the one learned there (a live migration keeps the
+    /// MAC). Yellow, never red; not a migration.
+    Replaced,
 }
 
 impl EventVerdict {
@@ -34,6 +38,7 @@ impl EventVerdict {
             EventVerdict::Paused => "paused",
             EventVerdict::PathOutage => "path_outage",
             EventVerdict::Undecided => "undecided",
+            EventVerdict::Replaced => "replaced",
         }
     }
 }
@@ -67,6 +72,7 @@ impl Migration {
         };
         let down = fmt_ms(self.downtime_us);
         match self.verdict {
+            EventVerdict::Replaced => super::replaced::explain(self, &stop),
             EventVerdict::Migrated if e.announce.is_some() => {
                 format!("migrated: stopped for {down} ({stop}) and its MAC was announced again")
             }

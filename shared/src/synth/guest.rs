@@ -99,6 +99,7 @@ pub(super) fn guest_events(
                         AnnounceKind::Garp
                     },
                     mac: MAC,
+                    previous_mac: None,
                 }),
             ));
         }

@@ -137,6 +137,8 @@ pub struct DetectSummary {
     pub path_outage: usize,
     /// Undecided.
     pub undecided: usize,
+    /// Another machine at the address (a new MAC announced it).
+    pub replaced: usize,
     /// Whether the announce channel was live (info record, flag, or an
     /// announce seen).
     pub announce_channel: bool,
@@ -278,6 +280,7 @@ pub fn detect_stream(
         paused: 0,
         path_outage: 0,
         undecided: 0,
+        replaced: 0,
         announce_channel: det.announce_channel(),
         warning,
     };
@@ -295,6 +298,7 @@ pub fn detect_stream(
             EventVerdict::Paused => summary.paused += 1,
             EventVerdict::PathOutage => summary.path_outage += 1,
             EventVerdict::Undecided => summary.undecided += 1,
+            EventVerdict::Replaced => summary.replaced += 1,
         }
     }
     serde_json::to_writer(&mut *out, &serde_json::json!({ "summary": &summary }))?;

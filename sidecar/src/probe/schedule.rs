@@ -10,7 +10,7 @@ use super::{
 };
 use crate::clock;
 use crate::feed::{Batch, Feed};
-use crate::metrics::Metrics;
+use crate::metrics::{icmp_error_index, Metrics};
 use crate::sys;
 use crate::targets::Target;
 use pnet::packet::icmp::echo_request::MutableEchoRequestPacket;
@@ -245,22 +245,78 @@ impl Loop<'_> {
     }
 
     /// Reads up to `max` packets queued on the socket, without blocking,
-    /// and resolves each at the target that sent it.
+    /// and resolves each at the target that sent it. A receive error is
+    /// the socket's pending ICMP error (`IP_RECVERR`): the error queue is
+    /// drained and reading goes on.
     fn drain(&mut self, fd: RawFd, buf: &mut [u8], max: usize) {
-        for _ in 0..max {
+        let mut read = 0;
+        let mut errors_drained = false;
+        while read < max {
             match sys::recv_with_timestamp(fd, buf) {
                 Ok(got) => {
+                    read += 1;
                     let mono = Instant::now();
                     let n = got.len.min(buf.len());
                     self.packet(&buf[..n], got.kernel_time, mono);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Once per drain: a second error right after the queue was
+                // read empty is a real receive error, not a pending one.
+                Err(_) if !errors_drained => {
+                    errors_drained = true;
+                    self.drain_errors(fd, buf);
+                }
                 Err(_) => {
                     self.metrics.inc(&self.metrics.receive_errors);
                     return;
                 }
             }
+        }
+    }
+
+    /// Reads the socket's error queue empty (at most [`DRAIN_MAX`]
+    /// entries), counting each ICMP error about one of our probes at its
+    /// target. An undrained queue keeps `poll` returning `POLLERR` (a busy
+    /// loop) and takes receive-buffer room from the replies.
+    fn drain_errors(&mut self, fd: RawFd, buf: &mut [u8]) {
+        for _ in 0..DRAIN_MAX {
+            match sys::recv_error(fd, buf) {
+                Ok(err) => {
+                    let n = err.len.min(buf.len());
+                    self.icmp_error(&err, &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.metrics.inc(&self.metrics.receive_errors);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts one queued error: an ICMP error (from a router, or this host
+    /// when the neighbour did not answer) about a probe to one of our
+    /// targets, with that target's identifier. Others' probes (every raw
+    /// ICMP socket hears of every ICMP error) and errors of local origin
+    /// (`sendto` already returned those) are ignored.
+    fn icmp_error(&mut self, err: &sys::QueuedError, about: &[u8]) {
+        if err.origin != sys::ORIGIN_ICMP {
+            return;
+        }
+        let Some(slot) = err.dest.and_then(|d| self.by_addr.get(&d).copied()) else {
+            return;
+        };
+        let Some(p) = self.slots[slot as usize].as_ref() else {
+            return;
+        };
+        // The probe's ICMP header: type, code, checksum, identifier.
+        let ours = about
+            .get(4..6)
+            .is_some_and(|id| u16::from_be_bytes([id[0], id[1]]) == p.keys.ident);
+        if ours {
+            p.m().icmp_errors[icmp_error_index(err.icmp_type)].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -355,11 +411,14 @@ pub(super) fn run(
                     let sent = MutableEchoRequestPacket::new(&mut buf[..])
                         .map(|pk| tx.send_to(pk, IpAddr::V4(p.addr)));
                     match sent {
-                        Some(Ok(_)) => p.m().sent.fetch_add(1, Ordering::Relaxed),
-                        // A failed send (no route, buffer full) is still a
+                        Some(Ok(_)) => {
+                            p.m().sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // A failed send (no route, queue full) is still a
                         // probe with no reply: it times out as lost.
-                        Some(Err(_)) | None => p.m().send_errors.fetch_add(1, Ordering::Relaxed),
-                    };
+                        Some(Err(e)) => p.m().send_error(&e),
+                        None => p.m().send_error(&io::Error::other("no room")),
+                    }
                     metrics
                         .send_lateness
                         .observe(sent_mono.saturating_duration_since(due));
@@ -390,9 +449,12 @@ pub(super) fn run(
                     match IcmpPacket::new(&clock_buf[..])
                         .map(|pk| tx.send_to(pk, IpAddr::V4(p.addr)))
                     {
-                        Some(Ok(_)) => p.m().clock_sent.fetch_add(1, Ordering::Relaxed),
-                        Some(Err(_)) | None => p.m().send_errors.fetch_add(1, Ordering::Relaxed),
-                    };
+                        Some(Ok(_)) => {
+                            p.m().clock_sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(Err(e)) => p.m().send_error(&e),
+                        None => p.m().send_error(&io::Error::other("no room")),
+                    }
                     p.clocks.sent(j, originate, sent_real, sent_mono);
                     p.j += 1;
                     if let Some(next) = p.clock_due(p.j) {
@@ -430,8 +492,16 @@ pub(super) fn run(
             continue;
         }
         match sys::wait_readable(fd, wait) {
-            Ok(true) => l.drain(fd, &mut rx_buf, DRAIN_MAX),
-            Ok(false) => {}
+            Ok(ready) => {
+                // POLLERR stays up until the error queue is empty: drain
+                // it first, or this wait returns at once, again and again.
+                if ready.error {
+                    l.drain_errors(fd, &mut rx_buf);
+                }
+                if ready.readable || ready.error {
+                    l.drain(fd, &mut rx_buf, DRAIN_MAX);
+                }
+            }
             Err(e) => {
                 // Cannot happen with a valid fd; don't spin if it does.
                 eprintln!("migwatch-sidecar: waiting on the socket failed: {e}");

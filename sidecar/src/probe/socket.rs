@@ -38,7 +38,8 @@ pub struct Socket {
 
 impl Socket {
     /// Opens the raw ICMP socket and sets it up: kernel receive timestamps,
-    /// echo replies only, a large receive buffer. Needs CAP_NET_RAW, so call
+    /// send and ICMP errors reported (`IP_RECVERR`), echo replies only, a
+    /// large receive buffer. Needs CAP_NET_RAW, so call
     /// it before dropping privileges.
     pub fn open() -> Result<Socket, OpenError> {
         let kind =
@@ -53,6 +54,10 @@ impl Socket {
         })?;
         let fd = rx.socket.fd;
         sys::enable_rx_timestamps(fd)?;
+        // Send errors (ENOBUFS from a dropping qdisc) and ICMP errors about
+        // our probes are reported, not hidden; the prober drains the error
+        // queue this fills (schedule.rs, `drain_errors`).
+        sys::enable_recverr(fd)?;
         sys::icmp_accept_only(fd, &[IcmpTypes::EchoReply.0, IcmpTypes::TimestampReply.0])?;
         let rcvbuf = sys::set_rcvbuf(fd, RCVBUF)?;
         Ok(Socket { tx, rx, rcvbuf })

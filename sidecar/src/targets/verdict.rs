@@ -322,7 +322,7 @@ impl Family {
             "migwatch_outages_total",
             "counter",
             "Outages judged not to be a migration (yellow verdicts that stayed yellow): \
-             path outages, pauses in place and undecided stops.",
+             path outages, pauses in place, replaced machines and undecided stops.",
         ),
         (
             Family::Pauses,

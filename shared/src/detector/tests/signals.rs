@@ -151,6 +151,7 @@ impl Run {
                         at_us: at,
                         kind,
                         mac: MAC,
+                        previous_mac: None,
                     }),
                 ));
             }
@@ -374,6 +375,7 @@ fn a_clock_step_or_announces_without_an_outage_are_yellow_on_their_own() {
         at_us: sent(100),
         kind: AnnounceKind::Rarp,
         mac: MAC,
+        previous_mac: None,
     }));
     let v = d.verdict();
     assert_eq!(v.light, Light::Yellow);
@@ -398,6 +400,7 @@ fn an_announce_during_the_silence_is_red_before_the_guest_answers() {
         at_us: sent(499) + 305 * MS,
         kind: AnnounceKind::Rarp,
         mac: MAC,
+        previous_mac: None,
     }));
     let v = d.verdict();
     assert_eq!(v.light, Light::Red, "{v:?}");

@@ -1,16 +1,7 @@
-//! L2 announce capture: after a live migration the destination hypervisor
-//! announces the guest's MAC (QEMU sends RARP frames) and the guest sends
-//! gratuitous ARPs, so switches learn its new port. A monitor on the same
-//! segment sees them through a packet socket (pnet datalink), not through
-//! its IP stack.
-//!
-//! The target's MAC is learned from the frames themselves: any IPv4 frame or
-//! ARP from the target's address names it (our echo replies do, within the
-//! first probe interval).
+//! What a captured frame says about a target: its MAC (learned from its
+//! own frames) or an announce of it (RARP from its MAC, gratuitous ARP for
+//! its address).
 
-use crate::targets::{Fleet, Target};
-use migwatch_shared::wire::{Announce, AnnounceKind as WireKind, Event, Mac};
-use pnet::datalink::{self, Channel, Config, DataLinkReceiver, NetworkInterface};
 use pnet::packet::arp::{ArpOperations, ArpPacket};
 use pnet::packet::ethernet::{EtherType, EtherTypes, EthernetPacket};
 use pnet::packet::ipv4::Ipv4Packet;
@@ -18,11 +9,6 @@ use pnet::packet::Packet;
 use pnet::util::MacAddr;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// RARP's ethertype, which QEMU uses for its self-announce.
 const RARP: EtherType = EtherType(0x8035);
@@ -75,74 +61,6 @@ pub fn classify(frame: &[u8], target: Ipv4Addr, known: Option<MacAddr>) -> Optio
     }
 }
 
-/// Why capture could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    /// No such interface.
-    #[error("no network interface named {name:?}; pick one of: {known}")]
-    NoInterface {
-        /// Asked for.
-        name: String,
-        /// What exists.
-        known: String,
-    },
-    /// Opening the packet socket failed.
-    #[error("cannot capture on {name}: {source} (needs root or CAP_NET_RAW)")]
-    Open {
-        /// Interface.
-        name: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// pnet gave a channel type we cannot read.
-    #[error("interface {0} is not an Ethernet-like interface")]
-    NotEthernet(String),
-}
-
-/// An open, read-only capture on one interface.
-pub struct Capture {
-    /// The receiving half; the sending half is dropped at once.
-    pub rx: Box<dyn DataLinkReceiver>,
-    /// The interface's name.
-    pub iface: String,
-}
-
-/// Opens a packet socket on `name` (before the privilege drop). Not
-/// promiscuous: the announces are broadcasts, and our own replies are
-/// addressed to us.
-pub fn open(name: &str) -> Result<Capture, CaptureError> {
-    let all = datalink::interfaces();
-    let iface: NetworkInterface =
-        all.iter()
-            .find(|i| i.name == name)
-            .cloned()
-            .ok_or_else(|| CaptureError::NoInterface {
-                name: name.into(),
-                known: all
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
-    let cfg = Config {
-        read_timeout: Some(std::time::Duration::from_millis(100)),
-        promiscuous: false,
-        ..Config::default()
-    };
-    match datalink::channel(&iface, cfg) {
-        Ok(Channel::Ethernet(_tx, rx)) => Ok(Capture {
-            rx,
-            iface: name.into(),
-        }),
-        Ok(_) => Err(CaptureError::NotEthernet(name.into())),
-        Err(source) => Err(CaptureError::Open {
-            name: name.into(),
-            source,
-        }),
-    }
-}
-
 /// The address a frame may be about: its IPv4 source, an ARP's sender
 /// address, or for RARP (which carries no IP) the target whose MAC sent
 /// it. The target's own [`classify`] decides what the frame means.
@@ -156,76 +74,71 @@ pub fn about(frame: &[u8], mac_owner: &HashMap<MacAddr, Ipv4Addr>) -> Option<Ipv
     }
 }
 
-/// Reads frames until `stop`, emitting an `announce` event for each
-/// announce of any target in `fleet` (looked up per frame, so targets
-/// added by a reload are watched at once). Runs on its own thread: pnet's
-/// receive blocks. A target's MAC is learned from its own frames; a new
-/// MAC at the same address (a new VM there) replaces the old one.
-pub fn start(
-    mut cap: Capture,
-    fleet: Arc<Fleet>,
-    out: SyncSender<(Arc<Target>, Event)>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("capture".into())
-        .spawn(move || {
-            let mut mac_of: HashMap<Ipv4Addr, MacAddr> = HashMap::new();
-            let mut mac_owner: HashMap<MacAddr, Ipv4Addr> = HashMap::new();
-            while !stop.load(Ordering::Relaxed) {
-                let frame = match cap.rx.next() {
-                    Ok(f) => f,
-                    // The read timeout: check `stop` again.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::TimedOut
-                                | std::io::ErrorKind::WouldBlock
-                                | std::io::ErrorKind::Interrupted
-                        ) =>
-                    {
-                        continue
-                    }
-                    Err(e) => {
-                        tracing::error!("capture on {} failed: {e}", cap.iface);
-                        return;
-                    }
-                };
-                let Some(addr) = about(frame, &mac_owner) else {
-                    continue;
-                };
-                let Some(target) = fleet.by_address(addr) else {
-                    continue;
-                };
-                match classify(frame, addr, mac_of.get(&addr).copied()) {
-                    Some(Seen::Mac(m)) => {
-                        if let Some(old) = mac_of.insert(addr, m) {
-                            mac_owner.remove(&old);
-                        }
-                        mac_owner.insert(m, addr);
-                    }
-                    Some(Seen::Announce(kind, m)) => {
-                        let at_us = SystemTime::now()
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_micros() as i64);
-                        let kind = match kind {
-                            AnnounceKind::Rarp => WireKind::Rarp,
-                            AnnounceKind::Garp => WireKind::Garp,
-                        };
-                        // Never blocks: a full channel drops the event.
-                        let _ = out.try_send((
-                            target,
-                            Event::Announce(Announce {
-                                at_us,
-                                kind,
-                                mac: Mac(m.octets()),
-                            }),
-                        ));
-                    }
-                    None => {}
-                }
+/// An announce heard for a target's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// The target's address.
+    pub addr: Ipv4Addr,
+    /// RARP or gratuitous ARP.
+    pub kind: AnnounceKind,
+    /// The MAC announced.
+    pub mac: MacAddr,
+    /// The MAC learned at this address before, when the announce names
+    /// another one: a different machine now claims the address (a live
+    /// migration keeps the MAC).
+    pub previous: Option<MacAddr>,
+}
+
+/// The MACs learned for target addresses, from the targets' own frames.
+#[derive(Debug, Default)]
+pub struct Learned {
+    mac_of: HashMap<Ipv4Addr, MacAddr>,
+    mac_owner: HashMap<MacAddr, Ipv4Addr>,
+}
+
+impl Learned {
+    /// The MAC learned for `addr`.
+    pub fn mac_of(&self, addr: Ipv4Addr) -> Option<MacAddr> {
+        self.mac_of.get(&addr).copied()
+    }
+
+    fn learn(&mut self, addr: Ipv4Addr, mac: MacAddr) {
+        if let Some(old) = self.mac_of.insert(addr, mac) {
+            self.mac_owner.remove(&old);
+        }
+        self.mac_owner.insert(mac, addr);
+    }
+
+    /// Reads one frame: learns a target's MAC from it, or returns the
+    /// announce it is. `is_target` says whether an address is watched. An
+    /// announce of a MAC other than the learned one is marked with the old
+    /// one, and the new one is learned: later frames from it are the
+    /// target's.
+    pub fn frame(&mut self, frame: &[u8], is_target: impl Fn(Ipv4Addr) -> bool) -> Option<Heard> {
+        let addr = about(frame, &self.mac_owner)?;
+        if !is_target(addr) {
+            return None;
+        }
+        let known = self.mac_of(addr);
+        match classify(frame, addr, known)? {
+            Seen::Mac(m) => {
+                self.learn(addr, m);
+                None
             }
-        })
+            Seen::Announce(kind, mac) => {
+                let previous = known.filter(|k| *k != mac);
+                if previous.is_some() || known.is_none() {
+                    self.learn(addr, mac);
+                }
+                Some(Heard {
+                    addr,
+                    kind,
+                    mac,
+                    previous,
+                })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -323,5 +236,42 @@ mod tests {
         for n in 0..garp.len() {
             let _ = classify(&garp[..n], TARGET, None);
         }
+    }
+
+    #[test]
+    fn an_announce_of_another_mac_names_the_one_learned_before() {
+        const NEW: MacAddr = MacAddr(0x02, 0x6d, 0x77, 0x0e, 0x0e, 0x01);
+        let mut ip = vec![0u8; 20];
+        let mut p = MutableIpv4Packet::new(&mut ip).unwrap();
+        p.set_version(4);
+        p.set_header_length(5);
+        p.set_source(TARGET);
+        let reply = frame(EtherTypes::Ipv4, GUEST, &ip);
+        let watched = |a: Ipv4Addr| a == TARGET;
+        let mut l = Learned::default();
+        // Nothing learned yet: an announce is just an announce.
+        let garp_body = arp(ArpOperations::Request, TARGET, TARGET, MacAddr::zero());
+        let garp = frame(EtherTypes::Arp, GUEST, &garp_body);
+        let heard = l.frame(&garp, watched).unwrap();
+        assert_eq!((heard.mac, heard.previous), (GUEST, None));
+        assert_eq!(l.frame(&reply, watched), None);
+        assert_eq!(l.mac_of(TARGET), Some(GUEST));
+        // The same MAC again (a live migration keeps it): no previous.
+        assert_eq!(l.frame(&garp, watched).unwrap().previous, None);
+        // A new machine at the address: its GARP names the old MAC once.
+        let mut body = garp_body.clone();
+        MutableArpPacket::new(&mut body)
+            .unwrap()
+            .set_sender_hw_addr(NEW);
+        let new_garp = frame(EtherTypes::Arp, NEW, &body);
+        let heard = l.frame(&new_garp, watched).unwrap();
+        assert_eq!((heard.mac, heard.previous), (NEW, Some(GUEST)));
+        assert_eq!(l.mac_of(TARGET), Some(NEW));
+        assert_eq!(l.frame(&new_garp, watched).unwrap().previous, None);
+        // Its RARP is recognised now; the old MAC's is no longer ours.
+        assert!(l.frame(&frame(RARP, NEW, &[0u8; 28]), watched).is_some());
+        assert_eq!(l.frame(&frame(RARP, GUEST, &[0u8; 28]), watched), None);
+        // An address nobody watches teaches nothing.
+        assert_eq!(l.frame(&garp, |_| false), None);
     }
 }
