@@ -53,23 +53,24 @@ pub struct DetectorConfig {
     /// latest of 3 430 recognised ones in 20 offset sweeps came 0.2 ms
     /// before that send on a quiet host). A slow reply that comes back
     /// later, together with replies to probes sent after the outage, was
-    /// held up on the path: a 5–15 ms tail reply across a 5–8 ms cut at
-    /// 2 ms came back 1.3–6.4 ms after that send in 7 of the 8 false reds
-    /// of 20 offset sweeps (seeds 1–20) before this bound.
+    /// held up on the path: a 6–14 ms tail reply across a 4–8 ms cut at
+    /// 2 ms came back 1.3–8.2 ms after that send in 8 of the 17 false reds
+    /// of 40 offset sweeps before this bound.
     pub held_release_us: u32,
     /// RTTs up to this (µs, default 15 000) are the path's own tail (p99
     /// of 2–15 ms, issue 4). One such slow reply, with the replies queued
     /// behind it, can look like a stop's signature: a held reply when it
-    /// comes back just after a cut of a few intervals (RTT 10.2 ms, back
-    /// 0.2 ms after the next probe's send, in the 20 offset sweeps), or a
-    /// one-tooth sawtooth when it is the first reply after the cut (14.4 ms,
-    /// six replies queued behind it, all back within 14 µs). So a held
-    /// reply confirms a stop without the sawtooth, and a sawtooth released
-    /// all at once (one tooth) confirms it, only when slower than this.
-    /// Real held replies are as long as the stop (334 and 1 441 ms in
-    /// issue 4; of 3 430 recognised in the sweeps, the 17 without a
-    /// sawtooth had RTTs of 27 ms or more), and the post-resume fall lasts
-    /// 40–60 ms in batches (several teeth) from 15–45 ms.
+    /// comes back just after a cut of a few intervals (5 of the 17 false
+    /// reds of 40 offset sweeps: RTT 6.3–10.2 ms, back within 1.2 ms of
+    /// the next probe's send), or a one-tooth sawtooth when it is the first
+    /// reply after the cut (4 of them: 14.2–14.4 ms, 5–6 replies queued
+    /// behind it, all back within 15 µs). So a held reply confirms a stop
+    /// without the sawtooth, and a sawtooth released all at once (one
+    /// tooth) confirms it, only when slower than this. Real held replies
+    /// are as long as the stop (334 and 1 441 ms in issue 4; of 3 430
+    /// recognised in the sweeps, the 17 without a sawtooth had RTTs of
+    /// 27 ms or more), and the post-resume fall lasts 40–60 ms in batches
+    /// (several teeth) from 15–45 ms.
     pub path_tail_us: u32,
     /// At most this many held replies, plus the requests sent in the last
     /// [`Self::held_span_ms`] before the outage, still read as a
