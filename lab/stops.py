@@ -43,25 +43,32 @@ def rows(base):
         hits = [f for f in found if t0 - 1 <= f["start_s"] <= t1 + 1]
         det = max(hits, key=lambda f: f["downtime_ms"]) if hits else None
         truth_ms = st["downtime_us"] / 1000
-        if st["kind"] == "pause" and "downtime_max_us" in st:
-            mx = st["downtime_max_us"] / 1000
-        elif "resume_max_us" in st:
-            mx = (st["resume_max_us"] - st["stop_us"]) / 1000
-        else:
-            mx = None
         clock = seen.get("clock_step_ms")
+        # How late after its stamp each side can have taken effect: the
+        # clock restarted between RESUME and our `cont`'s answer (pause) or
+        # the destination's MIGRATION completed; it stopped between our
+        # `stop` and STOP (pause only: a migration's stop is QEMU's own).
+        if st["kind"] == "pause" and "cont_ack_us" in st:
+            resume_slack = (st["cont_ack_us"] - st["resume_us"]) / 1000
+            stop_slack = (st["stop_us"] - st["stop_cmd_us"]) / 1000
+        else:
+            resume_slack = (st["resume_max_us"] - st["resume_us"]) / 1000 if "resume_max_us" in st else None
+            stop_slack = None
+        ann = (seen.get("announces") or {}).get("first_ms")
         yield {
             "run": os.path.basename(base),
             "step": st["step"],
             "kind": st["kind"],
             "truth_ms": truth_ms,
-            "max_ms": mx,
             "clock_err_ms": None if clock is None else -clock - truth_ms,
             "det_ms": det["downtime_ms"] if det else None,
             "det_from": det.get("downtime_from") if det else None,
             "verdict": f"{det['level']} {det.get('verdict')}" if det else "none",
             "det_err_ms": det["downtime_ms"] - truth_ms if det else None,
             "load1": (st.get("loadavg") or [None])[0],
+            "stop_slack": stop_slack,
+            "resume_slack": resume_slack,
+            "announce_ms": ann,
             "nice": truth.get("nice"),
         }
 
@@ -69,11 +76,13 @@ def rows(base):
 def main(argv):
     all_rows = [r for b in runs(argv or ["lab/out"]) for r in rows(b)]
     f = lambda x, fmt: "-" if x is None else format(x, fmt)  # noqa: E731
-    print("| run | step | kind | STOP→RESUME ms | bound (max) ms | raw clock − truth ms | detector ms (from) | verdict "
+    print("| run | step | kind | STOP→RESUME ms | stop stamped ≤ ms after our `stop` | clock restarted ≤ ms after RESUME "
+          "| first announce after RESUME ms | raw clock − truth ms | detector ms (from) | verdict "
           "| detector − truth ms | load (1 min) | nice |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in all_rows:
-        print(f"| {r['run']} | {r['step']} | {r['kind']} | {r['truth_ms']:.1f} | {f(r['max_ms'], '.1f')} "
+        print(f"| {r['run']} | {r['step']} | {r['kind']} | {r['truth_ms']:.1f} | {f(r['stop_slack'], '.1f')} "
+              f"| {f(r['resume_slack'], '.1f')} | {f(r['announce_ms'], '+.1f')} "
               f"| {f(r['clock_err_ms'], '+.1f')} | {f(r['det_ms'], '.1f')} ({r['det_from'] or '-'}) | {r['verdict']} "
               f"| {f(r['det_err_ms'], '+.1f')} | {f(r['load1'], '.1f')} | {f(r['nice'], 'd')} |")
     errs = [abs(r["det_err_ms"]) for r in all_rows if r["det_err_ms"] is not None]

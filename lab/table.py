@@ -120,17 +120,20 @@ def run_detect(sidecar, trace, extra=()):
                        stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{sidecar} detect {trace} failed: {p.stderr.strip()}")
-    events, summary, lights = [], None, []
+    events, summary, lights, why = [], None, [], []
     for line in p.stdout.splitlines():
         o = json.loads(line)
         if "summary" in o:
             summary = o["summary"]
         elif "light" in o:
             lights.append((round(o["at_s"] * 1e6), o["light"]))
+            why.append(((o.get("reasons") or [{}])[0]).get("kind"))
         else:
             events.append(norm_event(o))
     summary = dict(summary or {})
     summary["_lights"] = lights
+    # The first reason of each change ("silence": the provisional yellow).
+    summary["_lights_why"] = why
     return events, summary
 
 
@@ -510,9 +513,21 @@ def quick_check(base, sidecar, out=print):
         "the announce channel is live for detect (the trace's info record names a capture_iface)")
     wins = [step_window(st) for st in steps]
     # Nothing lights up before the first step: no yellow from slow first
-    # clock readings (a cold ARP cache).
-    early = [(t, l) for t, l in summary["_lights"] if t < wins[0][0] - 1_000_000 and l != "green"]
-    res(not early, "no light before the first step" + (f": {early[0][1]} at {early[0][0]}" if early else ""))
+    # clock readings (a cold ARP cache). The provisional "possible
+    # migration in progress" yellow of a silence that ended without loss
+    # (the TCG guest stalls for 30-50 ms when the machine is busy) is not
+    # evidence and clears within 100 ms: eval counts such yellows apart
+    # (transient yellows), and so does this check.
+    early, transient = [], 0
+    for (t, l), why in zip(summary["_lights"], summary["_lights_why"]):
+        if t < wins[0][0] - 1_000_000 and l != "green":
+            if l == "yellow" and why == "silence":
+                transient += 1
+            else:
+                early.append((t, l, why))
+    res(not early, "no light before the first step" + (f": {early[0][1]} ({early[0][2]}) at {early[0][0]}"
+                                                       if early else "")
+        + (f" (besides {transient} provisional silence yellow(s) of guest stalls)" if transient else ""))
     for i, st in enumerate(steps):
         t0, t1 = wins[i]
         tm = ms(t1 - t0)
