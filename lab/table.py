@@ -37,6 +37,25 @@ CLOCK_WINDOW_US = 3_000_000  # readings this long before the stop / after the re
 CLOCK_MIN_READINGS = 3
 ANNOUNCE_WINDOW_US = (-50_000, 2_000_000)  # around the resume (or the cut's end)
 CHECK_TOL_US = 5_000  # the quick check: clock-step downtime within 5 ms of truth
+
+
+def qemu_slack_us(st):
+    """How far QMP's STOP and RESUME stamps can lie inside the time the
+    guest's clock stood still: (before STOP, after RESUME) in µs, None if
+    unknown. QEMU stops the clock before it pauses the vCPUs and stamps
+    STOP, and stamps RESUME before it starts the clock again. A pause is
+    bracketed by our `stop` going out and our `cont` being answered; a
+    migration by the source's last MIGRATION_PASS before STOP (its last
+    dirty-bitmap sync, before it decides to stop the guest) and the
+    destination's MIGRATION completed (sent after its clock restarted)."""
+    if st["kind"] == "pause":
+        if "stop_cmd_us" not in st:
+            return None, None
+        return st["stop_us"] - st["stop_cmd_us"], st["cont_ack_us"] - st["resume_us"]
+    passes = [e[2] for e in st.get("src_events", []) if e[0] == "MIGRATION_PASS" and e[2] <= st["stop_us"]]
+    before = st["stop_us"] - max(passes) if passes else None
+    after = st["resume_max_us"] - st["resume_us"] if "resume_max_us" in st else None
+    return before, after
 LEVELS = ["green", "yellow", "red"]
 
 
@@ -558,9 +577,16 @@ def quick_check(base, sidecar, out=print):
                 res(False, f"{name} clock-step downtime within {ms(CHECK_TOL_US):.0f} ms: "
                            f"no clock step in the detector's evidence{raw}")
             else:
-                res(abs(est - (t1 - t0)) <= CHECK_TOL_US,
+                # The guest stood still longer than STOP->RESUME by however
+                # long QEMU took around its stamps (a busy machine): up to
+                # the slack our records bound that by.
+                b, a = qemu_slack_us(st)
+                slack = (b or 0) + (a or 0)
+                err = est - (t1 - t0)
+                res(-CHECK_TOL_US <= err <= CHECK_TOL_US + slack,
                     f"{name} clock-step downtime within {ms(CHECK_TOL_US):.0f} ms: {ms(est):.1f} ms "
-                    f"({ms(est) - tm:+.1f}){raw}")
+                    f"({ms(est) - tm:+.1f}" + (f"; QEMU's stamps may lie {ms(slack):.1f} ms inside the stop"
+                                                if slack else "") + f"){raw}")
             ann = raw_announces(tr, t1)
             kinds = f"{sum(1 for x in ann if x['kind'] == 'rarp')} rarp + {sum(1 for x in ann if x['kind'] == 'garp')} garp"
             res(bool(ann), f"{name} announces seen: {kinds} within 2 s of RESUME"
