@@ -37,6 +37,25 @@ CLOCK_WINDOW_US = 3_000_000  # readings this long before the stop / after the re
 CLOCK_MIN_READINGS = 3
 ANNOUNCE_WINDOW_US = (-50_000, 2_000_000)  # around the resume (or the cut's end)
 CHECK_TOL_US = 5_000  # the quick check: clock-step downtime within 5 ms of truth
+
+
+def qemu_slack_us(st):
+    """How far QMP's STOP and RESUME stamps can lie inside the time the
+    guest's clock stood still: (before STOP, after RESUME) in µs, None if
+    unknown. QEMU stops the clock before it pauses the vCPUs and stamps
+    STOP, and stamps RESUME before it starts the clock again. A pause is
+    bracketed by our `stop` going out and our `cont` being answered; a
+    migration by the source's last MIGRATION_PASS before STOP (its last
+    dirty-bitmap sync, before it decides to stop the guest) and the
+    destination's MIGRATION completed (sent after its clock restarted)."""
+    if st["kind"] == "pause":
+        if "stop_cmd_us" not in st:
+            return None, None
+        return st["stop_us"] - st["stop_cmd_us"], st["cont_ack_us"] - st["resume_us"]
+    passes = [e[2] for e in st.get("src_events", []) if e[0] == "MIGRATION_PASS" and e[2] <= st["stop_us"]]
+    before = st["stop_us"] - max(passes) if passes else None
+    after = st["resume_max_us"] - st["resume_us"] if "resume_max_us" in st else None
+    return before, after
 LEVELS = ["green", "yellow", "red"]
 
 
@@ -120,17 +139,20 @@ def run_detect(sidecar, trace, extra=()):
                        stderr=subprocess.PIPE, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{sidecar} detect {trace} failed: {p.stderr.strip()}")
-    events, summary, lights = [], None, []
+    events, summary, lights, why = [], None, [], []
     for line in p.stdout.splitlines():
         o = json.loads(line)
         if "summary" in o:
             summary = o["summary"]
         elif "light" in o:
             lights.append((round(o["at_s"] * 1e6), o["light"]))
+            why.append(((o.get("reasons") or [{}])[0]).get("kind"))
         else:
             events.append(norm_event(o))
     summary = dict(summary or {})
     summary["_lights"] = lights
+    # The first reason of each change ("silence": the provisional yellow).
+    summary["_lights_why"] = why
     return events, summary
 
 
@@ -510,9 +532,21 @@ def quick_check(base, sidecar, out=print):
         "the announce channel is live for detect (the trace's info record names a capture_iface)")
     wins = [step_window(st) for st in steps]
     # Nothing lights up before the first step: no yellow from slow first
-    # clock readings (a cold ARP cache).
-    early = [(t, l) for t, l in summary["_lights"] if t < wins[0][0] - 1_000_000 and l != "green"]
-    res(not early, "no light before the first step" + (f": {early[0][1]} at {early[0][0]}" if early else ""))
+    # clock readings (a cold ARP cache). The provisional "possible
+    # migration in progress" yellow of a silence that ended without loss
+    # (the TCG guest stalls for 30-50 ms when the machine is busy) is not
+    # evidence and clears within 100 ms: eval counts such yellows apart
+    # (transient yellows), and so does this check.
+    early, transient = [], 0
+    for (t, l), why in zip(summary["_lights"], summary["_lights_why"]):
+        if t < wins[0][0] - 1_000_000 and l != "green":
+            if l == "yellow" and why == "silence":
+                transient += 1
+            else:
+                early.append((t, l, why))
+    res(not early, "no light before the first step" + (f": {early[0][1]} ({early[0][2]}) at {early[0][0]}"
+                                                       if early else "")
+        + (f" (besides {transient} provisional silence yellow(s) of guest stalls)" if transient else ""))
     for i, st in enumerate(steps):
         t0, t1 = wins[i]
         tm = ms(t1 - t0)
@@ -543,9 +577,16 @@ def quick_check(base, sidecar, out=print):
                 res(False, f"{name} clock-step downtime within {ms(CHECK_TOL_US):.0f} ms: "
                            f"no clock step in the detector's evidence{raw}")
             else:
-                res(abs(est - (t1 - t0)) <= CHECK_TOL_US,
+                # The guest stood still longer than STOP->RESUME by however
+                # long QEMU took around its stamps (a busy machine): up to
+                # the slack our records bound that by.
+                b, a = qemu_slack_us(st)
+                slack = (b or 0) + (a or 0)
+                err = est - (t1 - t0)
+                res(-CHECK_TOL_US <= err <= CHECK_TOL_US + slack,
                     f"{name} clock-step downtime within {ms(CHECK_TOL_US):.0f} ms: {ms(est):.1f} ms "
-                    f"({ms(est) - tm:+.1f}){raw}")
+                    f"({ms(est) - tm:+.1f}" + (f"; QEMU's stamps may lie {ms(slack):.1f} ms inside the stop"
+                                                if slack else "") + f"){raw}")
             ann = raw_announces(tr, t1)
             kinds = f"{sum(1 for x in ann if x['kind'] == 'rarp')} rarp + {sum(1 for x in ann if x['kind'] == 'garp')} garp"
             res(bool(ann), f"{name} announces seen: {kinds} within 2 s of RESUME"

@@ -40,7 +40,38 @@ pub struct DetectorConfig {
     /// A held reply must arrive no earlier than this many ms before the last
     /// lost probe was sent, and no later than this after the first probe
     /// answered after the outage (default 10): it is released at resume.
+    /// (Extra losses after resume, 0–8 ms, make up the early side. The late
+    /// side finds a paused guest's queue, released over a few ms; as
+    /// evidence of a stop a held reply must also be timely, see
+    /// [`Self::held_release_us`].)
     pub held_tol_ms: u32,
+    /// A held reply is released at resume, before the guest answers
+    /// anything sent after it, and in a move every probe sent before the
+    /// resume is lost: so it must arrive no later than this (µs) after the
+    /// send of the first probe answered after the outage (default 1 000;
+    /// the model of issue 4's runs releases it 50–300 µs after resume, the
+    /// latest of 3 430 recognised ones in 20 offset sweeps came 0.2 ms
+    /// before that send on a quiet host). A slow reply that comes back
+    /// later, together with replies to probes sent after the outage, was
+    /// held up on the path: a 6–14 ms tail reply across a 4–8 ms cut at
+    /// 2 ms came back 1.3–8.2 ms after that send in 8 of the 17 false reds
+    /// of 40 offset sweeps before this bound.
+    pub held_release_us: u32,
+    /// RTTs up to this (µs, default 15 000) are the path's own tail (p99
+    /// of 2–15 ms, issue 4). One such slow reply, with the replies queued
+    /// behind it, can look like a stop's signature: a held reply when it
+    /// comes back just after a cut of a few intervals (5 of the 17 false
+    /// reds of 40 offset sweeps: RTT 6.3–10.2 ms, back within 1.2 ms of
+    /// the next probe's send), or a one-tooth sawtooth when it is the first
+    /// reply after the cut (4 of them: 14.2–14.4 ms, 5–6 replies queued
+    /// behind it, all back within 15 µs). So a held reply confirms a stop
+    /// without the sawtooth, and a sawtooth released all at once (one
+    /// tooth) confirms it, only when slower than this. Real held replies
+    /// are as long as the stop (334 and 1 441 ms in issue 4; of 3 430
+    /// recognised in the sweeps, the 17 without a sawtooth had RTTs of
+    /// 27 ms or more), and the post-resume fall lasts 40–60 ms in batches
+    /// (several teeth) from 15–45 ms.
+    pub path_tail_us: u32,
     /// At most this many held replies, plus the requests sent in the last
     /// [`Self::held_span_ms`] before the outage, still read as a
     /// stop-and-copy (default 2; real runs showed one). More means a queue
@@ -192,6 +223,8 @@ impl Default for DetectorConfig {
             yellow_hold_ms: 5_000,
             held_min_us: 5_000,
             held_tol_ms: 10,
+            held_release_us: 1_000,
+            path_tail_us: 15_000,
             max_held: 2,
             held_span_ms: 150,
             sawtooth_min_us: 12_000,

@@ -90,6 +90,8 @@ pub(super) struct Episode {
     pub(super) held_hi: i64,
     pub(super) held_count: u32,
     pub(super) held: Option<HeldReply>,
+    /// Arrival (unix µs) of the reply in [`Self::held`].
+    pub(super) held_arrival: i64,
     pub(super) held_max: u32,
     /// Held replies that still read as a stop-and-copy: `max_held` plus
     /// the requests sent in the last `held_span_ms`.
@@ -177,14 +179,36 @@ impl Episode {
         true
     }
 
-    pub(super) fn add_held(&mut self, seq: u64, rtt: u32, count: u32) {
+    pub(super) fn add_held(&mut self, seq: u64, rtt: u32, count: u32, arrival: i64) {
         self.held_count = self.held_count.saturating_add(count);
         self.held_max = self.held_max.max(rtt);
         // The one sent last before the stop has the RTT closest to the
         // downtime.
         if self.held.is_none_or(|h| seq > h.seq) {
             self.held = Some(HeldReply { seq, rtt_us: rtt });
+            self.held_arrival = arrival;
         }
         self.dirty = true;
+    }
+
+    /// Whether the held reply can have been held by a stop: a stopped
+    /// guest releases it at resume, before it answers anything sent after
+    /// the resume, and in a move every probe sent before the resume is
+    /// lost (it went to the stopped source). So it comes back no later
+    /// than `held_release_us` after the first probe answered after the
+    /// outage was sent. A slow reply that comes back later, together with
+    /// the replies to probes sent after the outage, was held up on the
+    /// path, not by the stop.
+    pub(super) fn held_timely(&self, cfg: &DetectorConfig) -> bool {
+        self.held.is_some()
+            && self.held_arrival <= self.s_next.saturating_add(i64::from(cfg.held_release_us))
+    }
+
+    /// Whether the held reply confirms a stop on its own, without the
+    /// post-resume sawtooth: timely, and slower than the path's own tail
+    /// (`path_tail_us`), which a reply that merely came back just
+    /// after a short cut stays within.
+    pub(super) fn held_alone(&self, cfg: &DetectorConfig) -> bool {
+        self.held_timely(cfg) && self.held.is_some_and(|h| h.rtt_us >= cfg.path_tail_us)
     }
 }

@@ -467,7 +467,7 @@ impl Detector {
             }
         } else if let Some(ep) = self.episode.as_mut() {
             if (ep.a..=ep.b).contains(&l.seq) && ep.held_ok(arrival, l.rtt_us, &self.cfg) {
-                ep.add_held(l.seq, l.rtt_us, 1);
+                ep.add_held(l.seq, l.rtt_us, 1, arrival);
             }
         }
     }

@@ -75,6 +75,7 @@ impl Detector {
             held_hi,
             held_count: 0,
             held: None,
+            held_arrival: 0,
             held_max: 0,
             held_allow: cfg
                 .max_held
@@ -117,7 +118,7 @@ impl Detector {
             }
             ep.stop_from = ep.stop_from.min(s.sent_us);
             if j <= u64::from(ep.held_allow) + 1 {
-                ep.add_held(seq, rtt, 1);
+                ep.add_held(seq, rtt, 1, arrival);
             }
         }
         // Late replies that came in while the outage was still going on.
@@ -126,7 +127,7 @@ impl Detector {
             && (a..=b).contains(&acc.seq)
             && ep.held_ok(acc.arrival_us, acc.rtt_us, &cfg)
         {
-            ep.add_held(acc.seq, acc.rtt_us, acc.count);
+            ep.add_held(acc.seq, acc.rtt_us, acc.count, acc.arrival_us);
         }
         // Signals that came before the first reply after the outage (the
         // hypervisor's RARP goes out at resume).
@@ -205,7 +206,7 @@ impl Detector {
     pub(super) fn ready(&self, ep: &Episode) -> bool {
         let cfg = &self.cfg;
         let p = &ep.post;
-        let held_confirms = ep.held.is_some()
+        let held_confirms = ep.held_alone(cfg)
             && ep.held_count <= ep.held_allow
             && ep.probes.saturating_sub(ep.unlost) >= 2;
         ep.clock_step.is_some()
@@ -228,7 +229,10 @@ impl Detector {
             && p.max_rtt <= cfg.sawtooth_max_us
             && p.last_elev_sent.saturating_sub(ep.s_next) <= ms(cfg.sawtooth_window_ms)
             && p.max_rtt as f32 >= cfg.sawtooth_rise * ep.pre_level as f32
-            && p.first_rtt >= p.max_rtt / 2)
+            && p.first_rtt >= p.max_rtt / 2
+            // Released all at once: one slow reply and those queued behind
+            // it, unless slower than the path's tail.
+            && (p.teeth > 1 || p.n_elev < 2 || p.max_rtt >= cfg.path_tail_us))
             .then_some(Sawtooth {
                 probes: p.n_elev,
                 first_rtt_us: p.first_rtt,
@@ -252,8 +256,17 @@ impl Detector {
         } else {
             None
         };
+        // A held reply is evidence only if a stop can have held it (it
+        // came back before anything sent after the outage), and on its own
+        // only if it is slower than the path's tail.
+        let held_ok = ep.held_count <= ep.held_allow
+            && if sawtooth.is_some() {
+                ep.held_timely(&cfg)
+            } else {
+                ep.held_alone(&cfg)
+            };
         let evidence = Evidence {
-            held: ep.held.filter(|_| ep.held_count <= ep.held_allow),
+            held: ep.held.filter(|_| held_ok),
             held_count: ep.held_count,
             sawtooth,
             flush,

@@ -95,6 +95,7 @@ impl Detector {
             held_hi: 0,
             held_count: 0,
             held: None,
+            held_arrival: 0,
             held_max: 0,
             held_allow: 0,
             // Nothing to withdraw: the replies were all there.

@@ -370,6 +370,10 @@ fn configured_interval_and_reason_serialisation() {
 
 mod signals;
 
+// ---- echo only: the path's tail next to a short cut -----------------------
+
+mod tail;
+
 #[test]
 fn a_skip_is_missing_data_never_loss() {
     use crate::wire::Skip;
