@@ -388,7 +388,53 @@ pub fn sample_words(
     format!("{} · probe #{seq} · {what}", clock(sent_us, tz(sent_us)))
 }
 
-/// One detected migration as the event log shows it.
+/// Where an event log row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowSource {
+    /// The page's own detector, over the probes it holds.
+    #[default]
+    Page,
+    /// Only the sidecar's own list has it (it happened before the history
+    /// this page holds).
+    Sidecar,
+    /// Only this browser remembers it: the sidecar no longer holds it
+    /// (restarted, or past its history).
+    Browser,
+}
+
+impl RowSource {
+    /// `page`, `sidecar` or `browser`, for `data-source`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowSource::Page => "page",
+            RowSource::Sidecar => "sidecar",
+            RowSource::Browser => "browser",
+        }
+    }
+}
+
+/// What an event log row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowKind {
+    /// A detected event (an outage or a stop): a migration when red.
+    #[default]
+    Event,
+    /// A yellow light no detected event explains: an RTT peak, a short
+    /// silence, a lone clock step.
+    Yellow,
+}
+
+impl RowKind {
+    /// `event` or `yellow`, for `data-kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowKind::Event => "event",
+            RowKind::Yellow => "yellow",
+        }
+    }
+}
+
+/// One detected event as the event log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
     /// Which target (the page's key for it).
@@ -407,13 +453,25 @@ pub struct LogRow {
     pub start: String,
     /// `10:31:02.790`.
     pub end: String,
-    /// `468 ms`.
+    /// `468 ms (clock step)`; for a yellow span, how long it lasted.
     pub downtime: String,
     /// The evidence in words.
     pub evidence: Vec<String>,
-    /// Only the sidecar's own list has it (it happened before the history
-    /// this page holds).
-    pub from_sidecar: bool,
+    /// Who detected it.
+    pub source: RowSource,
+    /// An event or a yellow span.
+    pub kind: RowKind,
+}
+
+impl LogRow {
+    /// The downtime column: `downtime 468 ms (clock step)`, or for a
+    /// yellow span `yellow for 1.2 s`.
+    pub fn downtime_text(&self) -> String {
+        match self.kind {
+            RowKind::Event => format!("downtime {}", self.downtime),
+            RowKind::Yellow => self.downtime.clone(),
+        }
+    }
 }
 
 /// The event log row of migration `m` of target `key` (`target`).
@@ -433,7 +491,41 @@ pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOff
             downtime_source(m.downtime_source)
         ),
         evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
-        from_sidecar: false,
+        source: RowSource::Page,
+        kind: RowKind::Event,
+    }
+}
+
+/// The event log row of a yellow span no event explains: its reasons and
+/// verdict in the headline's words (`RTT peak 212 ms (baseline 0.3 ms, 9
+/// replies) 10:31:02.1–10:31:02.4: an RTT peak: pre-copy or congestion,
+/// maybe.`).
+pub fn yellow_row(
+    key: u32,
+    target: &str,
+    y: &crate::model::YellowSpan,
+    tz: TzOffset<'_>,
+) -> LogRow {
+    let head = headline(Light::Yellow, &y.reasons, tz);
+    let head = head.strip_prefix("Yellow: ").unwrap_or(&head).to_string();
+    let lasted = duration_i(y.end_us.saturating_sub(y.start_us));
+    LogRow {
+        key,
+        target: target.to_string(),
+        id: u64::try_from(y.start_us).unwrap_or(0),
+        level: Light::Yellow,
+        start_us: y.start_us,
+        end_us: y.end_us,
+        start: clock(y.start_us, tz(y.start_us)),
+        end: clock(y.end_us, tz(y.end_us)),
+        downtime: if y.open {
+            format!("yellow for {lasted}, still on")
+        } else {
+            format!("yellow for {lasted}")
+        },
+        evidence: vec![head],
+        source: RowSource::Page,
+        kind: RowKind::Yellow,
     }
 }
 

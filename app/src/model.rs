@@ -9,6 +9,10 @@ use crate::viewport::Viewport;
 use migwatch_shared::trace;
 use migwatch_shared::{Detector, Event, Info, Light, Migration, Tick, Verdict, WireError};
 use std::collections::VecDeque;
+pub use yellows::YellowSpan;
+use yellows::Yellows;
+
+mod yellows;
 
 /// The stats line covers this much of the newest data, µs.
 pub const STATS_US: i64 = 30_000_000;
@@ -61,6 +65,8 @@ pub struct Model {
     /// Start of the last migration the user acknowledged: the tile stops
     /// repeating it (and older ones).
     acked_us: Option<i64>,
+    /// Every yellow light's span, for the event log.
+    yellows: Yellows,
 }
 
 impl Default for Model {
@@ -87,6 +93,7 @@ impl Model {
             announce_channel: false,
             acked_us: None,
             info: None,
+            yellows: Yellows::default(),
         }
     }
 
@@ -158,6 +165,7 @@ impl Model {
         }
         self.events.push_back(*ev);
         self.detector.push(ev);
+        self.yellows.observe(&self.detector);
     }
 
     /// Tells the detector whether the sidecar watches for layer-2
@@ -173,6 +181,8 @@ impl Model {
     /// it is still analysing.
     pub fn finish(&mut self) {
         self.detector.finish();
+        self.yellows.observe(&self.detector);
+        self.yellows.close();
     }
 
     /// Tells the detector what the sidecar's `/info` says (probe interval,
@@ -203,6 +213,9 @@ impl Model {
             self.detector.apply_info(i);
         }
         self.tick = None;
+        // The old run's events went with its detector; the page's
+        // browser history keeps what was logged.
+        self.yellows.clear();
         self.diag.new_runs += 1;
     }
 
@@ -219,6 +232,14 @@ impl Model {
     /// The migrations detected so far, oldest first.
     pub fn migrations(&self) -> &[Migration] {
         self.detector.migrations()
+    }
+
+    /// The spans the light was yellow that no detected event explains
+    /// (an RTT peak, a short silence, a lone clock step), oldest first.
+    pub fn yellow_spans(&self) -> impl DoubleEndedIterator<Item = &YellowSpan> + '_ {
+        let c = self.detector.config();
+        let hold_us = (i64::from(c.red_hold_ms) + i64::from(c.yellow_hold_ms)) * 1000;
+        yellows::unexplained(self.yellows.spans(), self.migrations(), hold_us)
     }
 
     /// Raw events held (for export).

@@ -516,6 +516,12 @@ impl App {
                     .take(LOG_ROWS)
                     .map(|mg| format::log_row(t.key, &label, mg, &tz_offset)),
             );
+            rows.extend(
+                m.yellow_spans()
+                    .rev()
+                    .take(LOG_ROWS)
+                    .map(|y| format::yellow_row(t.key, &label, y, &tz_offset)),
+            );
             // Only what happened before the history this page holds: within
             // it, the page's own detector has seen the same probes.
             let oldest = m.store.oldest_us();

@@ -315,3 +315,81 @@ fn raw_events_are_bounded_with_the_store() {
     assert_eq!(m.event_count(), 125);
     assert!(m.events.capacity() < 2000);
 }
+
+#[test]
+fn a_brief_rtt_peak_leaves_a_yellow_row_after_the_light_is_green_again() {
+    let mut m = Model::default();
+    for q in 0..500 {
+        sample(&mut m, q, Some(250));
+    }
+    assert_eq!(m.yellow_spans().count(), 0);
+    // 1 s of 30 ms replies, no probe lost.
+    for q in 500..600 {
+        sample(&mut m, q, Some(30_000));
+    }
+    for q in 600..1500 {
+        sample(&mut m, q, Some(250));
+    }
+    assert_eq!(m.light(), Light::Green);
+    assert!(m.migrations().is_empty());
+    let spans: Vec<&YellowSpan> = m.yellow_spans().collect();
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    let y = spans[0];
+    assert!(!y.open);
+    assert!(y.start_us >= T0 + 500 * 10_000 && y.start_us < T0 + 600 * 10_000);
+    assert!(y.end_us > T0 + 600 * 10_000, "the hold counts: {y:?}");
+    assert!(matches!(
+        y.reasons[0],
+        migwatch_shared::Reason::RttPeak { .. }
+    ));
+    let row = format::yellow_row(1, "vm", y, UTC);
+    assert_eq!(row.kind, format::RowKind::Yellow);
+    assert_eq!(row.level, Light::Yellow);
+    assert!(row.downtime_text().starts_with("yellow for "), "{row:?}");
+    assert!(
+        row.evidence[0].starts_with("RTT peak 30.0 ms")
+            && row.evidence[0].ends_with("an RTT peak: pre-copy or congestion, maybe."),
+        "{row:?}"
+    );
+}
+
+#[test]
+fn a_migrations_own_yellows_are_not_logged_twice() {
+    let mut m = Model::default();
+    migration(&mut m);
+    for q in 2000..5000u64 {
+        sample(&mut m, q, Some(250));
+    }
+    assert_eq!(m.migrations().len(), 1);
+    assert_eq!(m.yellow_spans().count(), 0, "{:?}", m.yellows);
+}
+
+/// The lab recording and the demo (real guests' clocks, read at load):
+/// no logged yellow span is a clock step alone, and no event is one
+/// without a lost probe (clock noise).
+#[test]
+fn recorded_yellows_are_explained_and_clock_noise_is_not_one() {
+    for (name, text) in [
+        ("lab.jsonl", LAB),
+        ("demo.jsonl", include_str!("../../../public/demo.jsonl")),
+    ] {
+        let evs = crate::replay::parse(name, text).expect("the fixture reads");
+        let mut m = Model::default();
+        for ev in &evs {
+            m.apply(ev);
+        }
+        m.finish();
+        for y in m.yellow_spans() {
+            let noise = y
+                .reasons
+                .iter()
+                .all(|r| matches!(r, migwatch_shared::Reason::ClockStep { .. }));
+            assert!(!noise, "{name}: a yellow from the clock alone: {y:?}");
+        }
+        // A clock step with no probe lost becomes an event of its own: in
+        // these recordings every event lost probes.
+        for e in m.migrations() {
+            assert!(e.probes > 0, "{name}: an event without loss: {e:?}");
+        }
+    }
+}

@@ -64,7 +64,7 @@ fn LogPart(
             <ul class="log-list" class:multi=move || many.get() hidden=move || rows.with(Vec::is_empty)>
                 <For
                     each=move || rows.get()
-                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.len(), r.from_sidecar)
+                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.clone(), r.source.name())
                     children=move |r| {
                         let (key, a, b) = (r.key, r.start_us, r.end_us);
                         let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });
@@ -73,7 +73,8 @@ fn LogPart(
                                 class="log-row"
                                 data-level=r.level.name()
                                 data-key=r.key
-                                data-source=if r.from_sidecar { "sidecar" } else { "page" }
+                                data-source=r.source.name()
+                                data-kind=r.kind.name()
                                 tabindex="0"
                                 title="Show on the chart"
                                 on:click=move |_| go()
@@ -88,7 +89,7 @@ fn LogPart(
                                     {format::light_word(Some(r.level))}
                                 </span>
                                 <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
-                                <span class="mono lr-downtime">{format!("downtime {}", r.downtime)}</span>
+                                <span class="mono lr-downtime">{r.downtime_text()}</span>
                                 <span class="mono lr-target">{r.target.clone()}</span>
                                 <span class="lr-evidence">
                                     {r.evidence.join("; ")}
