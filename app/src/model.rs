@@ -448,6 +448,8 @@ impl Model {
             announces: sig.announces(),
             last_id: None,
             last_migration,
+            remote_spark: None,
+            remote_from: "",
         }
     }
 }
@@ -504,6 +506,12 @@ pub struct Summary {
     /// `last migration: 14:02:07, downtime 392 ms (clock step)` until the
     /// user acknowledges it ("" when none).
     pub last_migration: String,
+    /// A target without a live stream: the sidecar's per-second sparkline
+    /// (`/overview`; `None` from `/metrics` or with a stream).
+    pub remote_spark: Option<crate::overview::Spark>,
+    /// Where a target without a stream has its light from: `overview`,
+    /// `metrics`, or "" (its own stream).
+    pub remote_from: &'static str,
 }
 
 impl Summary {

@@ -13,6 +13,7 @@ use log::EventLog;
 use crate::cmd::{cmd, Cmd};
 use crate::format;
 use crate::model::Summary;
+use crate::overview;
 use crate::replay::Speed;
 use crate::source::Conn;
 use crate::ui::{TargetUi, TileView, Ui, ViewMode};
@@ -395,6 +396,7 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
             data-migrations=s(|s| s.migrations.to_string())
             data-clock-readings=s(|s| s.clock_readings.to_string())
             data-announces=s(|s| s.announces.to_string())
+            data-remote=move || tile.with(|v| v.summary.remote_from)
         >
             <header class="tile-head">
                 <span class="lamp" aria-hidden="true"></span>
@@ -437,7 +439,9 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                 class="spark"
                 role="img"
                 aria-label="RTT of the last 30 seconds"
+                hidden=move || tile.with(|v| v.summary.remote_spark.is_some())
             ></canvas>
+            <RemoteSpark tile=tile />
             <dl class="facts">
                 <div>
                     <dt>"probes"</dt>
@@ -469,5 +473,41 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                 </button>
             </footer>
         </article>
+    }
+}
+
+/// A target without a live stream: the sidecar's per-second sparkline
+/// (`/overview`) as inline SVG, lost seconds as bars.
+#[component]
+fn RemoteSpark(tile: RwSignal<TileView>) -> impl IntoView {
+    let spark = move || tile.with(|v| v.summary.remote_spark.clone());
+    let box_ = format!("0 0 {} {}", overview::SPARK_W, overview::SPARK_H);
+    move || {
+        spark().map(|sp| {
+            let label = format!(
+                "The sidecar's per-second RTT of the last {} s (top {}), {} s with lost probes",
+                sp.seconds, sp.top, sp.lost_seconds
+            );
+            let title = label.clone();
+            view! {
+                <svg
+                    class="spark spark-remote"
+                    viewBox=box_.clone()
+                    preserveAspectRatio="none"
+                    role="img"
+                    aria-label=label
+                    data-seconds=sp.seconds
+                    data-lost-seconds=sp.lost_seconds
+                >
+                    <title>{title}</title>
+                    <path class="spark-lost" d=sp.lost></path>
+                    {sp
+                        .lines
+                        .into_iter()
+                        .map(|pts| view! { <polyline class="spark-rtt" points=pts></polyline> })
+                        .collect_view()}
+                </svg>
+            }
+        })
     }
 }
