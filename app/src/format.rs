@@ -461,6 +461,8 @@ pub struct LogRow {
     pub source: RowSource,
     /// An event or a yellow span.
     pub kind: RowKind,
+    /// A yellow span still going on (its end moves with every probe).
+    pub open: bool,
 }
 
 impl LogRow {
@@ -493,6 +495,7 @@ pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOff
         evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
         source: RowSource::Page,
         kind: RowKind::Event,
+        open: false,
     }
 }
 
@@ -526,6 +529,7 @@ pub fn yellow_row(
         evidence: vec![head],
         source: RowSource::Page,
         kind: RowKind::Yellow,
+        open: y.open,
     }
 }
 

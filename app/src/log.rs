@@ -84,6 +84,7 @@ pub fn record_row(key: u32, target: &str, r: &SidecarRecord, tz: TzOffset<'_>) -
         }],
         source: RowSource::Sidecar,
         kind: RowKind::Event,
+        open: false,
     }
 }
 

@@ -1,16 +1,17 @@
-//! The event log: migrations and outages in two sections, newest first;
-//! a row jumps the chart to its event.
+//! The event log: migrations and outages (with every other yellow) in two
+//! sections, newest first; a row jumps the chart to its event; the rows
+//! only this browser remembers are marked, with a control to forget them.
 
 use crate::cmd::{cmd, Cmd};
-use crate::format::{self, LogRow};
+use crate::format::{self, LogRow, RowSource};
 use crate::ui::Ui;
 use leptos::ev;
 use leptos::prelude::*;
 use migwatch_shared::Light;
 
 /// Every detected event, newest first, in two sections: migrations (red)
-/// and outages (yellow: not a migration, or not confirmed). A row jumps
-/// the chart to it.
+/// and outages and other yellows (not a migration, not confirmed, or a
+/// yellow light no event explains). A row jumps the chart to it.
 #[component]
 pub(super) fn EventLog(ui: Ui) -> impl IntoView {
     let many = move || ui.targets.with(|t| t.len() > 1);
@@ -24,8 +25,37 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
             })
         }
     };
+    let remembered = move || {
+        ui.log.with(|rows| {
+            rows.iter()
+                .filter(|r| r.source == RowSource::Browser)
+                .count()
+        })
+    };
     view! {
         <section id="log" class="log" aria-label="detected events">
+            <p class="log-kept" hidden=move || remembered() == 0>
+                <span class="lr-from">
+                    {move || {
+                        let n = remembered();
+                        format!(
+                            "{n} {} only this browser remembers (the sidecar no longer holds {}).",
+                            if n == 1 { "event" } else { "events" },
+                            if n == 1 { "it" } else { "them" },
+                        )
+                    }}
+                </span>
+                " "
+                <button
+                    type="button"
+                    id="forget"
+                    class="link"
+                    title="Forget every event this browser remembers (kept in its localStorage)"
+                    on:click=move |_| cmd(Cmd::ForgetHistory)
+                >
+                    "Forget"
+                </button>
+            </p>
             <LogPart
                 id="log-migrations"
                 title="Migrations"
@@ -91,6 +121,9 @@ fn LogPart(
                                 <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
                                 <span class="mono lr-downtime">{r.downtime_text()}</span>
                                 <span class="mono lr-target">{r.target.clone()}</span>
+                                <span class="lr-from" hidden={r.source != RowSource::Browser}>
+                                    "from this browser"
+                                </span>
                                 <span class="lr-evidence">
                                     {r.evidence.join("; ")}
                                 </span>

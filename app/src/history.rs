@@ -1,0 +1,302 @@
+//! What this browser remembers of each target's events, beyond what the
+//! sidecar still holds (a restarted sidecar starts a new run with an empty
+//! history; a long-running one forgets what is older than its
+//! `--history`): the event log's rows, not samples, per sidecar and target,
+//! each with the sidecar run it came from. Bounded: [`PER_TARGET`] rows a
+//! target and [`MAX_BYTES`] in all, the oldest dropped first. Kept in
+//! `localStorage` under [`STORAGE_KEY`] by the running page. Plain Rust,
+//! unit tested.
+
+use crate::format::{LogRow, RowKind, RowSource};
+use migwatch_shared::Light;
+use std::collections::BTreeMap;
+
+/// `localStorage` key of the remembered rows.
+pub const STORAGE_KEY: &str = "migwatch.history.v1";
+
+/// Rows remembered per target: as many as the event log shows.
+pub const PER_TARGET: usize = 200;
+
+/// Bytes of JSON remembered over every target: 256 KiB, a twentieth of
+/// the 5 MB a browser gives an origin's `localStorage`, about 1 500 rows.
+pub const MAX_BYTES: usize = 256 * 1024;
+
+/// Two rows of one target closer than this (start times, µs) are the same
+/// event (see [`crate::log::merge`]).
+const SAME_EVENT_US: i64 = 1_000_000;
+
+/// One remembered row, in the words the log showed (the browser's own
+/// time zone, as when it was seen). Short field names: it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    /// The sidecar run (`run_id`) it was seen in.
+    #[serde(rename = "r")]
+    pub run: String,
+    /// Start, unix µs.
+    #[serde(rename = "s")]
+    pub start_us: i64,
+    /// End, unix µs.
+    #[serde(rename = "e")]
+    pub end_us: i64,
+    /// Red for a migration.
+    #[serde(rename = "red")]
+    pub red: bool,
+    /// A yellow span rather than a detected event.
+    #[serde(rename = "y", default)]
+    pub yellow: bool,
+    /// `10:31:02.315`.
+    #[serde(rename = "a")]
+    pub start: String,
+    /// `10:31:02.790`.
+    #[serde(rename = "b")]
+    pub end: String,
+    /// `392 ms (clock step)`, or `yellow for 1.2 s`.
+    #[serde(rename = "d")]
+    pub downtime: String,
+    /// The evidence in words.
+    #[serde(rename = "w")]
+    pub words: Vec<String>,
+}
+
+impl Kept {
+    fn of(run: &str, r: &LogRow) -> Kept {
+        Kept {
+            run: run.to_string(),
+            start_us: r.start_us,
+            end_us: r.end_us,
+            red: r.level == Light::Red,
+            yellow: r.kind == RowKind::Yellow,
+            start: r.start.clone(),
+            end: r.end.clone(),
+            downtime: r.downtime.clone(),
+            words: r.evidence.clone(),
+        }
+    }
+
+    fn size(&self) -> usize {
+        serde_json::to_string(self).map_or(0, |s| s.len() + 1)
+    }
+
+    /// Its event log row for target `key` (labelled `target`): marked as
+    /// coming from this browser only.
+    pub fn row(&self, key: u32, target: &str) -> LogRow {
+        let mut evidence = self.words.clone();
+        let run: String = self.run.chars().take(8).collect();
+        evidence.push(format!(
+            "from this browser: the sidecar no longer holds it (run {run})"
+        ));
+        LogRow {
+            key,
+            target: target.to_string(),
+            id: u64::try_from(self.start_us).unwrap_or(0),
+            level: if self.red { Light::Red } else { Light::Yellow },
+            start_us: self.start_us,
+            end_us: self.end_us,
+            start: self.start.clone(),
+            end: self.end.clone(),
+            downtime: self.downtime.clone(),
+            evidence,
+            source: RowSource::Browser,
+            kind: if self.yellow {
+                RowKind::Yellow
+            } else {
+                RowKind::Event
+            },
+            open: false,
+        }
+    }
+}
+
+/// The key of one target of one sidecar: its base URL and its name.
+pub fn target_key(sidecar: &str, name: &str) -> String {
+    format!("{sidecar}|{name}")
+}
+
+/// Every target's remembered rows, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    targets: BTreeMap<String, Vec<Kept>>,
+}
+
+impl History {
+    /// Reads what [`History::to_json`] wrote; anything unreadable (another
+    /// version, a user's edit) is an empty history, not an error.
+    pub fn from_json(s: &str) -> History {
+        History {
+            targets: serde_json::from_str(s).unwrap_or_default(),
+        }
+    }
+
+    /// The stored form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.targets).unwrap_or_default()
+    }
+
+    /// Remembers `rows` (the page's and the sidecar's, not this browser's,
+    /// and no yellow still going on) of the target `key`, seen in `run`: a
+    /// row for the same event replaces the remembered one (its level may
+    /// have changed since). Returns whether anything changed.
+    pub fn note(&mut self, key: &str, run: &str, rows: &[LogRow]) -> bool {
+        let kept = self.targets.entry(key.to_string()).or_default();
+        let mut changed = false;
+        for r in rows
+            .iter()
+            .filter(|r| r.source != RowSource::Browser && !r.open)
+        {
+            let k = Kept::of(run, r);
+            match kept
+                .iter_mut()
+                .find(|x| (x.start_us - k.start_us).abs() < SAME_EVENT_US)
+            {
+                Some(x) if *x == k => {}
+                Some(x) => {
+                    *x = k;
+                    changed = true;
+                }
+                None => {
+                    kept.push(k);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            kept.sort_by_key(|k| k.start_us);
+            let excess = kept.len().saturating_sub(PER_TARGET);
+            kept.drain(..excess);
+            self.bound(MAX_BYTES);
+        }
+        changed
+    }
+
+    /// Drops the oldest rows (over every target) until the stored form
+    /// fits in `max` bytes.
+    pub fn bound(&mut self, max: usize) {
+        let mut total: usize = self
+            .targets
+            .iter()
+            .map(|(k, v)| k.len() + 4 + v.iter().map(Kept::size).sum::<usize>())
+            .sum();
+        while total > max {
+            let oldest = self
+                .targets
+                .iter()
+                .filter_map(|(k, v)| v.first().map(|x| (x.start_us, k.clone())))
+                .min();
+            let Some((_, k)) = oldest else { break };
+            if let Some(v) = self.targets.get_mut(&k) {
+                let gone = v.remove(0);
+                total = total.saturating_sub(gone.size());
+                if v.is_empty() {
+                    self.targets.remove(&k);
+                    total = total.saturating_sub(k.len() + 4);
+                }
+            }
+        }
+    }
+
+    /// The rows remembered of target `key`, oldest first.
+    pub fn rows(&self, key: &str) -> &[Kept] {
+        self.targets.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Rows remembered in all.
+    pub fn len(&self) -> usize {
+        self.targets.values().map(Vec::len).sum()
+    }
+
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets everything.
+    pub fn forget(&mut self) {
+        self.targets.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::TzOffset;
+    use crate::log::{record_row, SidecarRecord};
+
+    const UTC: TzOffset<'static> = &|_| 0;
+
+    fn row(start_s: f64, level: &str) -> LogRow {
+        let r = SidecarRecord {
+            start_s,
+            end_s: start_s + 0.4,
+            downtime_ms: 392.4,
+            downtime_from: "clock_step".into(),
+            level: level.into(),
+            explanation: "migrated".into(),
+        };
+        record_row(1, "vm", &r, UTC)
+    }
+
+    #[test]
+    fn rows_are_remembered_once_and_updated_in_place() {
+        let mut h = History::default();
+        let k = target_key("http://h:1", "vm");
+        assert!(h.note(&k, "run-a", &[row(100.0, "yellow"), row(50.0, "red")]));
+        assert!(!h.note(&k, "run-a", &[row(100.0, "yellow")]));
+        // The same event, now red, a little later in the page's view.
+        assert!(h.note(&k, "run-a", &[row(100.2, "red")]));
+        let got = h.rows(&k);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].start_us, 50_000_000);
+        assert!(got[1].red);
+        // This browser's own rows are not noted again.
+        let mut b = got[0].row(1, "vm");
+        b.start_us = 10_000_000;
+        assert!(!h.note(&k, "run-a", &[b]));
+        assert!(h.rows("http://h:1|other").is_empty());
+    }
+
+    #[test]
+    fn a_row_from_this_browser_says_so_and_keeps_its_words() {
+        let mut h = History::default();
+        h.note("k", "0123456789abcdef", &[row(100.0, "red")]);
+        let r = h.rows("k")[0].row(7, "vm");
+        assert_eq!(r.source, RowSource::Browser);
+        assert_eq!(r.level, Light::Red);
+        assert_eq!(r.key, 7);
+        assert_eq!(r.downtime, "392 ms (clock step)");
+        assert_eq!(r.start, "00:01:40.000");
+        assert!(
+            r.evidence.last().is_some_and(
+                |e| e.starts_with("from this browser") && e.ends_with("(run 01234567)")
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn the_stored_form_round_trips_and_bad_text_is_empty() {
+        let mut h = History::default();
+        h.note("a|b", "r", &[row(1.0, "red")]);
+        let text = h.to_json();
+        assert_eq!(History::from_json(&text), h);
+        assert!(History::from_json("{not json").is_empty());
+        assert!(History::from_json("").is_empty());
+    }
+
+    #[test]
+    fn each_target_keeps_its_newest_rows_and_all_fit_the_byte_budget() {
+        let mut h = History::default();
+        let rows: Vec<LogRow> = (0..250).map(|i| row(f64::from(i) * 10.0, "red")).collect();
+        h.note("a", "r", &rows);
+        assert_eq!(h.rows("a").len(), PER_TARGET);
+        assert_eq!(h.rows("a")[0].start_us, 500_000_000, "the oldest went");
+        h.note("b", "r", &[row(5.0, "red")]);
+        let before = h.to_json().len();
+        h.bound(before / 2);
+        assert!(h.to_json().len() <= before / 2);
+        // The oldest row over all targets goes first: b's at 5 s.
+        assert!(h.rows("b").is_empty());
+        assert!(!h.rows("a").is_empty());
+        h.forget();
+        assert!(h.is_empty());
+    }
+}

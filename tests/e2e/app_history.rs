@@ -1,0 +1,130 @@
+//! History beyond what the sidecar holds, on the real page: a page that
+//! saw a migration keeps it in the browser; after the sidecar restarts (a
+//! new run, its history empty) a reload still lists the migration, marked
+//! "from this browser", and "Forget" drops it.
+
+use crate::app_common::{dist, free_port, wait_sidecar_green, GuestResponder};
+use crate::require_root;
+use migwatch_tests::browser::Browser;
+use migwatch_tests::netns::TargetNs;
+use migwatch_tests::sidecar::Sidecar;
+use migwatch_tests::{out_dir, wait_for};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The migrations section's rows: `[source, downtime text, evidence]`.
+const MIGRATIONS: &str = "
+    return Array.from(document.querySelectorAll('#log-migrations .log-row')).map(r => [
+        r.dataset.source || '', r.querySelector('.lr-downtime').textContent,
+        r.querySelector('.lr-evidence').textContent]);
+";
+
+fn migrations(b: &Browser) -> Option<Vec<(String, String, String)>> {
+    let v: Value = b.eval(MIGRATIONS).ok()?;
+    serde_json::from_value(v).ok()
+}
+
+/// `run_id` of the sidecar's (first) target.
+fn run_id(sc: &Sidecar) -> Option<String> {
+    let v: Value = serde_json::from_str(&sc.get("/info").ok()?).ok()?;
+    v.get("run_id")?.as_str().map(String::from)
+}
+
+#[test]
+fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Result<()> {
+    require_root!();
+    let dist = dist();
+    let ns = TargetNs::create()?;
+    let mut guest = GuestResponder::start(&ns)?;
+    // The same address both runs: the page's origin and the history's key.
+    let listen = format!("127.0.0.1:{}", free_port()?);
+    let target = ns.target.to_string();
+    let flags = [
+        "--interval",
+        "10ms",
+        "--timeout",
+        "500ms",
+        "--clock-interval",
+        "100ms",
+        "--capture-iface",
+        &ns.host_if,
+        "--web-root",
+        &dist,
+        "--listen",
+        &listen,
+    ];
+    let mut sc = Sidecar::start(&target, &flags)?;
+    let base = sc.base.clone();
+    wait_sidecar_green(&sc)?;
+    let b = Browser::start(1280, 900, false)?;
+    b.goto(&format!("{base}/"))?;
+    // The page sees the migration live.
+    wait_for(
+        "the page's stream",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            b.eval("const t = document.querySelector('#tiles .tile'); return t && t.dataset.conn === 'live' ? 1 : null;")
+                .ok()?
+                .as_u64()
+        },
+    )?;
+    guest.cmd("migrate 300")?;
+    let seen = wait_for(
+        "the migration in the page's log",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || migrations(&b).filter(|m| m.len() == 1),
+    )?;
+    assert_ne!(seen[0].0, "browser", "{seen:?}");
+    let stored = b.eval("return localStorage.getItem('migwatch.history.v1') || ''")?;
+    assert!(
+        stored.as_str().is_some_and(|s| s.contains("\"red\":true")),
+        "the browser remembers it: {stored}"
+    );
+    let first_run = run_id(&sc);
+
+    // A new run of the sidecar on the same address: its history is empty.
+    sc.terminate()?;
+    let sc2 = Sidecar::start(&target, &flags)?;
+    assert_eq!(sc2.base, base);
+    assert_ne!(run_id(&sc2), first_run, "a restart is a new run");
+    let held = sc2.get("/migrations")?;
+    assert!(!held.contains("\"level\":\"red\""), "{held}");
+
+    b.eval("location.reload(); return 1;")?;
+    let kept = wait_for(
+        "the earlier migration, from this browser",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || migrations(&b).filter(|m| m.len() == 1 && m[0].0 == "browser"),
+    )
+    .map_err(|e| {
+        let _ = b.screenshot(&out_dir().join("app-history-failed.png"));
+        anyhow::anyhow!("{e}: {:?}", migrations(&b))
+    })?;
+    // Its downtime as the page last said it (the clock refines it for
+    // 3 s after the stop, so it need not be the first words seen).
+    assert!(
+        kept[0].1.starts_with("downtime ") && kept[0].1.contains(" ms ("),
+        "{kept:?} / {seen:?}"
+    );
+    assert!(kept[0].2.contains("from this browser"), "{kept:?}");
+    b.screenshot(&out_dir().join("app-history-kept.png"))?;
+
+    // Forget drops it (the new run detected nothing).
+    b.eval("document.getElementById('forget').click(); return 1;")?;
+    wait_for(
+        "the log without it",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || migrations(&b).filter(Vec::is_empty),
+    )?;
+    let stored = b.eval("return localStorage.getItem('migwatch.history.v1')")?;
+    assert!(
+        stored.is_null() || !stored.as_str().unwrap_or("").contains("\"red\":true"),
+        "{stored}"
+    );
+    drop(sc2);
+    Ok(())
+}
