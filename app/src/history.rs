@@ -17,7 +17,7 @@ pub const STORAGE_KEY: &str = "migwatch.history.v1";
 /// Rows remembered per target: as many as the event log shows.
 pub const PER_TARGET: usize = 200;
 
-/// Bytes of JSON remembered over every target: 256 KiB, a twentieth of
+/// Bytes remembered over every target: 256 KiB, a twentieth of
 /// the 5 MB a browser gives an origin's `localStorage`, about 1 500 rows.
 pub const MAX_BYTES: usize = 256 * 1024;
 
@@ -26,36 +26,38 @@ pub const MAX_BYTES: usize = 256 * 1024;
 const SAME_EVENT_US: i64 = 1_000_000;
 
 /// One remembered row, in the words the log showed (the browser's own
-/// time zone, as when it was seen). Short field names: it is stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// time zone, as when it was seen).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     /// The sidecar run (`run_id`) it was seen in.
-    #[serde(rename = "r")]
     pub run: String,
     /// Start, unix µs.
-    #[serde(rename = "s")]
     pub start_us: i64,
     /// End, unix µs.
-    #[serde(rename = "e")]
     pub end_us: i64,
     /// Red for a migration.
-    #[serde(rename = "red")]
     pub red: bool,
     /// A yellow span rather than a detected event.
-    #[serde(rename = "y", default)]
     pub yellow: bool,
     /// `10:31:02.315`.
-    #[serde(rename = "a")]
     pub start: String,
     /// `10:31:02.790`.
-    #[serde(rename = "b")]
     pub end: String,
     /// `392 ms (clock step)`, or `yellow for 1.2 s`.
-    #[serde(rename = "d")]
     pub downtime: String,
     /// The evidence in words.
-    #[serde(rename = "w")]
     pub words: Vec<String>,
+}
+
+/// Separates a stored line's fields; lines end with `\n`. Plain text,
+/// not JSON: a serde decoder for it would add ~10 KB to the page.
+const FIELD: char = '\t';
+/// Separates the evidence's words within their field.
+const WORD: char = '\u{1f}';
+
+/// A field's text with the separators taken out.
+fn clean(s: &str) -> String {
+    s.replace([FIELD, WORD, '\n', '\r'], " ")
 }
 
 impl Kept {
@@ -73,8 +75,52 @@ impl Kept {
         }
     }
 
-    fn size(&self) -> usize {
-        serde_json::to_string(self).map_or(0, |s| s.len() + 1)
+    /// Its stored line (without the target key and the newline).
+    fn line(&self) -> String {
+        let flags = match (self.red, self.yellow) {
+            (true, true) => "ry",
+            (true, false) => "r",
+            (false, true) => "y",
+            (false, false) => "-",
+        };
+        let words: Vec<String> = self.words.iter().map(|w| clean(w)).collect();
+        [
+            clean(&self.run),
+            self.start_us.to_string(),
+            self.end_us.to_string(),
+            flags.to_string(),
+            clean(&self.start),
+            clean(&self.end),
+            clean(&self.downtime),
+            words.join(&WORD.to_string()),
+        ]
+        .join(&FIELD.to_string())
+    }
+
+    /// Reads [`Kept::line`]'s fields; `None` for anything else.
+    fn parse(fields: &[&str]) -> Option<Kept> {
+        let [run, s, e, flags, a, b, d, w] = fields else {
+            return None;
+        };
+        Some(Kept {
+            run: run.to_string(),
+            start_us: s.parse().ok()?,
+            end_us: e.parse().ok()?,
+            red: flags.contains('r'),
+            yellow: flags.contains('y'),
+            start: a.to_string(),
+            end: b.to_string(),
+            downtime: d.to_string(),
+            words: w
+                .split(WORD)
+                .filter(|x| !x.is_empty())
+                .map(String::from)
+                .collect(),
+        })
+    }
+
+    fn size(&self, key: &str) -> usize {
+        key.len() + 2 + self.line().len()
     }
 
     /// Its event log row for target `key` (labelled `target`): marked as
@@ -119,17 +165,35 @@ pub struct History {
 }
 
 impl History {
-    /// Reads what [`History::to_json`] wrote; anything unreadable (another
-    /// version, a user's edit) is an empty history, not an error.
-    pub fn from_json(s: &str) -> History {
-        History {
-            targets: serde_json::from_str(s).unwrap_or_default(),
+    /// Reads what [`History::to_text`] wrote: one row a line, the target
+    /// key first. Lines that do not read (another version, a user's edit)
+    /// are skipped, not an error.
+    pub fn from_text(s: &str) -> History {
+        let mut targets: BTreeMap<String, Vec<Kept>> = BTreeMap::new();
+        for line in s.lines() {
+            let fields: Vec<&str> = line.split(FIELD).collect();
+            if let (Some(key), Some(k)) = (fields.first(), fields.get(1..).and_then(Kept::parse)) {
+                targets.entry(key.to_string()).or_default().push(k);
+            }
         }
+        for v in targets.values_mut() {
+            v.sort_by_key(|k| k.start_us);
+        }
+        History { targets }
     }
 
     /// The stored form.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.targets).unwrap_or_default()
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (key, v) in &self.targets {
+            for k in v {
+                out.push_str(&clean(key));
+                out.push(FIELD);
+                out.push_str(&k.line());
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Remembers `rows` (the page's and the sidecar's, not this browser's,
@@ -174,7 +238,7 @@ impl History {
         let mut total: usize = self
             .targets
             .iter()
-            .map(|(k, v)| k.len() + 4 + v.iter().map(Kept::size).sum::<usize>())
+            .map(|(k, v)| v.iter().map(|x| x.size(k)).sum::<usize>())
             .sum();
         while total > max {
             let oldest = self
@@ -185,10 +249,9 @@ impl History {
             let Some((_, k)) = oldest else { break };
             if let Some(v) = self.targets.get_mut(&k) {
                 let gone = v.remove(0);
-                total = total.saturating_sub(gone.size());
+                total = total.saturating_sub(gone.size(&k));
                 if v.is_empty() {
                     self.targets.remove(&k);
-                    total = total.saturating_sub(k.len() + 4);
                 }
             }
         }
@@ -276,10 +339,17 @@ mod tests {
     fn the_stored_form_round_trips_and_bad_text_is_empty() {
         let mut h = History::default();
         h.note("a|b", "r", &[row(1.0, "red")]);
-        let text = h.to_json();
-        assert_eq!(History::from_json(&text), h);
-        assert!(History::from_json("{not json").is_empty());
-        assert!(History::from_json("").is_empty());
+        let text = h.to_text();
+        assert_eq!(History::from_text(&text), h);
+        assert!(History::from_text("{not json").is_empty());
+        assert!(History::from_text("").is_empty());
+        // A tab or newline in the words does not break the lines.
+        let mut odd = row(2.0, "yellow");
+        odd.evidence = vec!["a\tb\nc".into(), "d".into()];
+        h.note("a|b", "r", &[odd]);
+        let back = History::from_text(&h.to_text());
+        assert_eq!(back.rows("a|b")[1].words, vec!["a b c", "d"]);
+        assert!(!back.rows("a|b")[1].red);
     }
 
     #[test]
@@ -290,9 +360,9 @@ mod tests {
         assert_eq!(h.rows("a").len(), PER_TARGET);
         assert_eq!(h.rows("a")[0].start_us, 500_000_000, "the oldest went");
         h.note("b", "r", &[row(5.0, "red")]);
-        let before = h.to_json().len();
+        let before = h.to_text().len();
         h.bound(before / 2);
-        assert!(h.to_json().len() <= before / 2);
+        assert!(h.to_text().len() <= before / 2);
         // The oldest row over all targets goes first: b's at 5 s.
         assert!(h.rows("b").is_empty());
         assert!(!h.rows("a").is_empty());

@@ -83,6 +83,22 @@ pub const SPARK_W: u32 = 120;
 /// The SVG box's height.
 pub const SPARK_H: u32 = 32;
 
+impl Spark {
+    /// The whole sparkline as an `<svg>` element's text (one DOM write
+    /// instead of a component per line: lighter on the page's weight).
+    pub fn svg(&self) -> String {
+        let mut s = format!(
+            "<svg viewBox=\"0 0 {SPARK_W} {SPARK_H}\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><path class=\"spark-lost\" d=\"{}\"/>",
+            self.lost
+        );
+        for l in &self.lines {
+            s.push_str(&format!("<polyline class=\"spark-rtt\" points=\"{l}\"/>"));
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
 /// `light` as the wire says it.
 fn light_of(s: &str) -> Option<Light> {
     match s {
@@ -252,6 +268,10 @@ mod tests {
         assert_eq!(s.lines, vec!["0.0,16.0 60.0,1.0 120.0,23.5"]);
         assert_eq!(s.top, "0.20 ms");
         assert!(s.lost.is_empty());
+        assert_eq!(
+            s.svg(),
+            "<svg viewBox=\"0 0 120 32\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><path class=\"spark-lost\" d=\"\"/><polyline class=\"spark-rtt\" points=\"0.0,16.0 60.0,1.0 120.0,23.5\"/></svg>"
+        );
         let empty = spark(&[], &[]);
         assert!(empty.lines.is_empty());
         assert_eq!(empty.seconds, 0);

@@ -26,7 +26,7 @@ const READ_GRID: &str = "
 const PARKED: &str = "
     const ts = Array.from(document.querySelectorAll('#tiles .tile[data-conn=limited]'));
     const spark = ts.filter(t => t.dataset.remote === 'overview'
-        && t.querySelector('svg.spark-remote polyline')).length;
+        && t.querySelector('.spark-remote polyline')).length;
     const res = performance.getEntriesByType('resource').map(e => e.name);
     return [ts.length, spark, res.filter(n => n.includes('/overview')).length,
         res.filter(n => n.includes('/metrics')).length];
@@ -187,7 +187,7 @@ fn page_fleet_twenty_targets_one_outage_turns_only_its_tile_yellow_and_the_filte
                     b.eval(
                         "const t = Array.from(document.querySelectorAll('#tiles .tile'))
                             .find(t => t.dataset.name === 'vm-13');
-                         const s = t && t.querySelector('svg.spark-remote');
+                         const s = t && t.querySelector('.spark-remote');
                          return s ? Number(s.dataset.lostSeconds) : null;",
                     )
                     .ok()?

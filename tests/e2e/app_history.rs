@@ -79,7 +79,7 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
     assert_ne!(seen[0].0, "browser", "{seen:?}");
     let stored = b.eval("return localStorage.getItem('migwatch.history.v1') || ''")?;
     assert!(
-        stored.as_str().is_some_and(|s| s.contains("\"red\":true")),
+        stored.as_str().is_some_and(|s| s.contains("\tr\t")),
         "the browser remembers it: {stored}"
     );
     let first_run = run_id(&sc);
@@ -122,7 +122,7 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
     )?;
     let stored = b.eval("return localStorage.getItem('migwatch.history.v1')")?;
     assert!(
-        stored.is_null() || !stored.as_str().unwrap_or("").contains("\"red\":true"),
+        stored.is_null() || !stored.as_str().unwrap_or("").contains("\tr\t"),
         "{stored}"
     );
     drop(sc2);

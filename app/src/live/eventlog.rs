@@ -107,7 +107,7 @@ impl App {
             let _ = if h.is_empty() {
                 st.remove_item(history::STORAGE_KEY)
             } else {
-                st.set_item(history::STORAGE_KEY, &h.to_json())
+                st.set_item(history::STORAGE_KEY, &h.to_text())
             };
         }
     }

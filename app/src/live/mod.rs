@@ -144,7 +144,7 @@ pub fn start(ui: Ui) {
         history: RefCell::new(
             storage()
                 .and_then(|s| s.get_item(history::STORAGE_KEY).ok().flatten())
-                .map(|s| History::from_json(&s))
+                .map(|s| History::from_text(&s))
                 .unwrap_or_default(),
         ),
         noted: RefCell::default(),

@@ -13,7 +13,6 @@ use log::EventLog;
 use crate::cmd::{cmd, Cmd};
 use crate::format;
 use crate::model::Summary;
-use crate::overview;
 use crate::replay::Speed;
 use crate::source::Conn;
 use crate::ui::{TargetUi, TileView, Ui, ViewMode};
@@ -481,32 +480,22 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
 #[component]
 fn RemoteSpark(tile: RwSignal<TileView>) -> impl IntoView {
     let spark = move || tile.with(|v| v.summary.remote_spark.clone());
-    let box_ = format!("0 0 {} {}", overview::SPARK_W, overview::SPARK_H);
     move || {
         spark().map(|sp| {
             let label = format!(
                 "The sidecar's per-second RTT of the last {} s (top {}), {} s with lost probes",
                 sp.seconds, sp.top, sp.lost_seconds
             );
-            let title = label.clone();
             view! {
-                <svg
+                <div
                     class="spark spark-remote"
-                    viewBox=box_.clone()
-                    preserveAspectRatio="none"
                     role="img"
-                    aria-label=label
+                    aria-label=label.clone()
+                    title=label
                     data-seconds=sp.seconds
                     data-lost-seconds=sp.lost_seconds
-                >
-                    <title>{title}</title>
-                    <path class="spark-lost" d=sp.lost></path>
-                    {sp
-                        .lines
-                        .into_iter()
-                        .map(|pts| view! { <polyline class="spark-rtt" points=pts></polyline> })
-                        .collect_view()}
-                </svg>
+                    inner_html=sp.svg()
+                ></div>
             }
         })
     }
