@@ -9,7 +9,6 @@
 
 use crate::format::{LogRow, RowKind, RowSource};
 use migwatch_shared::Light;
-use std::collections::BTreeMap;
 
 /// `localStorage` key of the remembered rows.
 pub const STORAGE_KEY: &str = "migwatch.history.v1";
@@ -158,28 +157,46 @@ pub fn target_key(sidecar: &str, name: &str) -> String {
     format!("{sidecar}|{name}")
 }
 
-/// Every target's remembered rows, oldest first.
+/// Every target's remembered rows, oldest first. A list, not a map: the
+/// page has few targets, and one more map type costs the page weight.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
-    targets: BTreeMap<String, Vec<Kept>>,
+    targets: Vec<(String, Vec<Kept>)>,
+}
+
+/// Puts `k` into `v` (oldest first) after the rows that start before it.
+fn insert(v: &mut Vec<Kept>, k: Kept) {
+    let at = v
+        .iter()
+        .rposition(|x| x.start_us <= k.start_us)
+        .map_or(0, |i| i + 1);
+    v.insert(at, k);
 }
 
 impl History {
+    fn target_mut(&mut self, key: &str) -> &mut Vec<Kept> {
+        let i = match self.targets.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                self.targets.push((key.to_string(), Vec::new()));
+                self.targets.len() - 1
+            }
+        };
+        &mut self.targets[i].1
+    }
+
     /// Reads what [`History::to_text`] wrote: one row a line, the target
     /// key first. Lines that do not read (another version, a user's edit)
     /// are skipped, not an error.
     pub fn from_text(s: &str) -> History {
-        let mut targets: BTreeMap<String, Vec<Kept>> = BTreeMap::new();
+        let mut h = History::default();
         for line in s.lines() {
             let fields: Vec<&str> = line.split(FIELD).collect();
             if let (Some(key), Some(k)) = (fields.first(), fields.get(1..).and_then(Kept::parse)) {
-                targets.entry(key.to_string()).or_default().push(k);
+                insert(h.target_mut(key), k);
             }
         }
-        for v in targets.values_mut() {
-            v.sort_by_key(|k| k.start_us);
-        }
-        History { targets }
+        h
     }
 
     /// The stored form.
@@ -201,7 +218,7 @@ impl History {
     /// row for the same event replaces the remembered one (its level may
     /// have changed since). Returns whether anything changed.
     pub fn note(&mut self, key: &str, run: &str, rows: &[LogRow]) -> bool {
-        let kept = self.targets.entry(key.to_string()).or_default();
+        let kept = self.target_mut(key);
         let mut changed = false;
         for r in rows
             .iter()
@@ -209,22 +226,22 @@ impl History {
         {
             let k = Kept::of(run, r);
             match kept
-                .iter_mut()
-                .find(|x| (x.start_us - k.start_us).abs() < SAME_EVENT_US)
+                .iter()
+                .position(|x| (x.start_us - k.start_us).abs() < SAME_EVENT_US)
             {
-                Some(x) if *x == k => {}
-                Some(x) => {
-                    *x = k;
+                Some(i) if kept[i] == k => {}
+                Some(i) => {
+                    kept.remove(i);
+                    insert(kept, k);
                     changed = true;
                 }
                 None => {
-                    kept.push(k);
+                    insert(kept, k);
                     changed = true;
                 }
             }
         }
         if changed {
-            kept.sort_by_key(|k| k.start_us);
             let excess = kept.len().saturating_sub(PER_TARGET);
             kept.drain(..excess);
             self.bound(MAX_BYTES);
@@ -241,30 +258,35 @@ impl History {
             .map(|(k, v)| v.iter().map(|x| x.size(k)).sum::<usize>())
             .sum();
         while total > max {
-            let oldest = self
-                .targets
-                .iter()
-                .filter_map(|(k, v)| v.first().map(|x| (x.start_us, k.clone())))
-                .min();
-            let Some((_, k)) = oldest else { break };
-            if let Some(v) = self.targets.get_mut(&k) {
-                let gone = v.remove(0);
-                total = total.saturating_sub(gone.size(&k));
-                if v.is_empty() {
-                    self.targets.remove(&k);
+            let mut oldest: Option<(i64, usize)> = None;
+            for (i, (_, v)) in self.targets.iter().enumerate() {
+                if let Some(x) = v.first() {
+                    if oldest.is_none_or(|(s, _)| x.start_us < s) {
+                        oldest = Some((x.start_us, i));
+                    }
                 }
+            }
+            let Some((_, i)) = oldest else { break };
+            let (k, v) = &mut self.targets[i];
+            let gone = v.remove(0);
+            total = total.saturating_sub(gone.size(k));
+            if v.is_empty() {
+                self.targets.remove(i);
             }
         }
     }
 
     /// The rows remembered of target `key`, oldest first.
     pub fn rows(&self, key: &str) -> &[Kept] {
-        self.targets.get(key).map_or(&[], Vec::as_slice)
+        self.targets
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// Rows remembered in all.
     pub fn len(&self) -> usize {
-        self.targets.values().map(Vec::len).sum()
+        self.targets.iter().map(|(_, v)| v.len()).sum()
     }
 
     /// Nothing remembered.

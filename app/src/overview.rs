@@ -125,8 +125,9 @@ pub fn kind_words(kind: &str) -> String {
     }
 }
 
-/// Each target's [`Remote`], by name.
-pub fn remotes(o: &Overview) -> BTreeMap<String, Remote> {
+/// Each target's name and [`Remote`], in the sidecar's order (a list: one
+/// more map type costs the page weight).
+pub fn remotes(o: &Overview) -> Vec<(String, Remote)> {
     o.targets
         .iter()
         .map(|t| {
@@ -150,7 +151,7 @@ pub fn remotes(o: &Overview) -> BTreeMap<String, Remote> {
 
 /// The sidecar's lights from `/metrics` (an older sidecar without
 /// `/overview`): no reasons, no sparkline.
-pub fn remotes_from_lights(lights: BTreeMap<String, Light>) -> BTreeMap<String, Remote> {
+pub fn remotes_from_lights(lights: BTreeMap<String, Light>) -> Vec<(String, Remote)> {
     lights
         .into_iter()
         .map(|(n, l)| {
@@ -163,6 +164,11 @@ pub fn remotes_from_lights(lights: BTreeMap<String, Light>) -> BTreeMap<String, 
             )
         })
         .collect()
+}
+
+/// The [`Remote`] of target `name` in `list`.
+pub fn find<'a>(list: &'a [(String, Remote)], name: &str) -> Option<&'a Remote> {
+    list.iter().find(|(n, _)| n == name).map(|(_, r)| r)
 }
 
 /// Draws one value per second across the box, newest at the right edge;
@@ -227,14 +233,14 @@ mod tests {
     fn the_protocols_example_decodes_with_kinds_only() {
         let o: Overview = serde_json::from_str(BODY).expect("decodes");
         let r = remotes(&o);
-        let web = &r["web-1"];
+        let web = find(&r, "web-1").expect("web-1");
         assert_eq!(web.light, Some(Light::Green));
         assert!(web.reasons.is_empty());
         let s = web.spark.as_ref().expect("a sparkline");
         assert_eq!((s.seconds, s.lost_seconds), (5, 1));
         assert_eq!(s.lines.len(), 2, "the lost second breaks the line: {s:?}");
         assert_eq!(s.lost, "M90.0 0V32");
-        let db = &r["db-2"];
+        let db = find(&r, "db-2").expect("db-2");
         assert_eq!(db.light, Some(Light::Yellow));
         assert_eq!(db.reasons, vec!["RTT peak", "future kind"]);
         assert_eq!(db.migrations, 2);
@@ -258,8 +264,8 @@ mod tests {
         let text = serde_json::to_string(&full).expect("json");
         let o: Overview = serde_json::from_str(&text).expect("decodes");
         let r = remotes(&o);
-        assert_eq!(r["a"].light, Some(Light::Red));
-        assert_eq!(r["a"].reasons, vec!["long outage"]);
+        assert_eq!(r[0].1.light, Some(Light::Red));
+        assert_eq!(r[0].1.reasons, vec!["long outage"]);
     }
 
     #[test]
@@ -282,7 +288,7 @@ mod tests {
         let mut l = BTreeMap::new();
         l.insert("a".to_string(), Light::Yellow);
         let r = remotes_from_lights(l);
-        assert_eq!(r["a"].light, Some(Light::Yellow));
-        assert!(r["a"].spark.is_none());
+        assert_eq!(find(&r, "a").and_then(|x| x.light), Some(Light::Yellow));
+        assert!(find(&r, "a").is_some_and(|x| x.spark.is_none()));
     }
 }

@@ -101,7 +101,11 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
     )
     .map_err(|e| {
         let _ = b.screenshot(&out_dir().join("app-history-failed.png"));
-        anyhow::anyhow!("{e}: {:?}", migrations(&b))
+        let stored = b.eval(
+            "return [localStorage.getItem('migwatch.history.v1'), document.getElementById('log').innerText,
+                Array.from(document.querySelectorAll('#tiles .tile')).map(t => t.dataset.name)]",
+        );
+        anyhow::anyhow!("{e}: {:?}; stored, log, tiles: {stored:?}", migrations(&b))
     })?;
     // Its downtime as the page last said it (the clock refines it for
     // 3 s after the stop, so it need not be the first words seen).

@@ -53,24 +53,30 @@ impl App {
             *self.noted.borrow_mut() = rows.clone();
         }
         // What only this browser remembers: the sidecar restarted, or no
-        // longer holds it.
-        let mut kept: Vec<format::LogRow> = Vec::new();
+        // longer holds it. Rows of another run are other events, always
+        // shown (a new run's first yellow may start within a second of the
+        // old run's last event); this run's are the same events as the
+        // page's and the sidecar's when they start within a second.
+        let mut same_run: Vec<format::LogRow> = Vec::new();
+        let mut other_runs: Vec<format::LogRow> = Vec::new();
         {
             let h = self.history.borrow();
             for t in targets {
-                if let Some(k) = history_key(t) {
-                    let label = t.title();
-                    kept.extend(
-                        h.rows(&k)
-                            .iter()
-                            .rev()
-                            .take(LOG_ROWS)
-                            .map(|r| r.row(t.key, &label)),
-                    );
+                let Some(k) = history_key(t) else { continue };
+                let run = t.info.borrow().as_ref().map(|i| i.run_id.clone());
+                let label = t.title();
+                for r in h.rows(&k).iter().rev().take(LOG_ROWS) {
+                    if run.as_deref() == Some(r.run.as_str()) {
+                        same_run.push(r.row(t.key, &label));
+                    } else {
+                        other_runs.push(r.row(t.key, &label));
+                    }
                 }
             }
         }
-        let rows = log::merge(rows, kept, LOG_ROWS);
+        let mut rows = log::merge(rows, same_run, usize::MAX);
+        rows.extend(other_runs);
+        let rows = log::merge(rows, Vec::new(), LOG_ROWS);
         if self.ui.log.with_untracked(|r| *r != rows) {
             self.ui.log.set(rows);
         }

@@ -196,7 +196,7 @@ impl App {
                 let remotes = got.unwrap_or_default();
                 for t in parked {
                     let name = t.target_ref().and_then(|r| r.name).unwrap_or_default();
-                    let r = remotes.get(&name).cloned();
+                    let r = overview::find(&remotes, &name).cloned();
                     let changed = *t.remote.borrow() != r;
                     if changed {
                         *t.remote.borrow_mut() = r;

@@ -5,7 +5,6 @@
 //! explains are logged as that event instead (see [`unexplained`]).
 
 use migwatch_shared::{Detector, Light, Migration, Reason};
-use std::collections::VecDeque;
 use std::mem::discriminant;
 
 /// Spans kept per target: as many as the event log shows rows.
@@ -29,7 +28,7 @@ pub struct YellowSpan {
 /// [`YELLOW_SPANS`].
 #[derive(Debug, Clone, Default)]
 pub struct Yellows {
-    spans: VecDeque<YellowSpan>,
+    spans: Vec<YellowSpan>,
 }
 
 impl Yellows {
@@ -39,13 +38,13 @@ impl Yellows {
     pub fn observe(&mut self, d: &Detector) {
         let Some(now) = d.now_us() else { return };
         let yellow = d.light() == Light::Yellow;
-        let open = self.spans.back().is_some_and(|s| s.open);
+        let open = self.spans.last().is_some_and(|s| s.open);
         match (yellow, open) {
             (true, false) => {
                 if self.spans.len() >= YELLOW_SPANS {
-                    self.spans.pop_front();
+                    self.spans.remove(0);
                 }
-                self.spans.push_back(YellowSpan {
+                self.spans.push(YellowSpan {
                     start_us: now,
                     end_us: now,
                     reasons: d.verdict().reasons,
@@ -53,7 +52,7 @@ impl Yellows {
                 });
             }
             (true, true) => {
-                if let Some(s) = self.spans.back_mut() {
+                if let Some(s) = self.spans.last_mut() {
                     s.end_us = s.end_us.max(now);
                     for r in d.verdict().reasons {
                         match s
@@ -68,7 +67,7 @@ impl Yellows {
                 }
             }
             (false, true) => {
-                if let Some(s) = self.spans.back_mut() {
+                if let Some(s) = self.spans.last_mut() {
                     s.open = false;
                     s.end_us = s.end_us.max(now);
                 }
@@ -79,7 +78,7 @@ impl Yellows {
 
     /// Closes a span still open (the stream ended or the run changed).
     pub fn close(&mut self) {
-        if let Some(s) = self.spans.back_mut() {
+        if let Some(s) = self.spans.last_mut() {
             s.open = false;
         }
     }
