@@ -26,24 +26,14 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
         }
     };
     let remembered = move || {
-        ui.log.with(|rows| {
-            rows.iter()
-                .filter(|r| r.source == RowSource::Browser)
-                .count()
-        })
+        ui.log
+            .with(|rows| rows.iter().any(|r| r.source == RowSource::Browser))
     };
     view! {
         <section id="log" class="log" aria-label="detected events">
-            <p class="log-kept" hidden=move || remembered() == 0>
+            <p class="log-kept" hidden=move || !remembered()>
                 <span class="lr-from">
-                    {move || {
-                        let n = remembered();
-                        format!(
-                            "{n} {} only this browser remembers (the sidecar no longer holds {}).",
-                            if n == 1 { "event" } else { "events" },
-                            if n == 1 { "it" } else { "them" },
-                        )
-                    }}
+                    "Rows marked \"from this browser\": the sidecar no longer holds them."
                 </span>
                 " "
                 <button
@@ -121,9 +111,6 @@ fn LogPart(
                                 <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
                                 <span class="mono lr-downtime">{r.downtime_text()}</span>
                                 <span class="mono lr-target">{r.target.clone()}</span>
-                                <span class="lr-from" hidden={r.source != RowSource::Browser}>
-                                    "from this browser"
-                                </span>
                                 <span class="lr-evidence">
                                     {r.evidence.join("; ")}
                                 </span>
