@@ -1,7 +1,8 @@
 //! History beyond what the sidecar holds, on the real page: a page that
 //! saw a migration keeps it in the browser; after the sidecar restarts (a
 //! new run, its history empty) a reload still lists the migration, marked
-//! "from this browser", and "Forget" drops it.
+//! "from this browser", and "Forget" drops it. On the way: the guest's
+//! clock readings alone never made a yellow.
 
 use crate::app_common::{dist, free_port, wait_sidecar_green, GuestResponder};
 use crate::require_root;
@@ -77,6 +78,21 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
         || migrations(&b).filter(|m| m.len() == 1),
     )?;
     assert_ne!(seen[0].0, "browser", "{seen:?}");
+    // The guest's clock was read 10 times a second all along: no yellow
+    // came from its readings' noise alone, without a lost probe.
+    let outages: Value = b.eval(
+        "return Array.from(document.querySelectorAll('#log-outages .log-row')).map(r => r.textContent)",
+    )?;
+    let noise: Vec<&str> = outages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|t| {
+            (t.contains("clock stepped") || t.contains("clock jumped")) && !t.contains("lost")
+        })
+        .collect();
+    assert!(noise.is_empty(), "yellow from clock noise: {noise:?}");
     let stored = b.eval("return localStorage.getItem('migwatch.history.v1') || ''")?;
     assert!(
         stored.as_str().is_some_and(|s| s.contains("\tr\t")),
