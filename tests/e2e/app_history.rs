@@ -2,9 +2,12 @@
 //! saw a migration keeps it in the browser; after the sidecar restarts (a
 //! new run, its history empty) a reload still lists the migration, marked
 //! "from this browser", and "Forget" drops it. On the way: the guest's
-//! clock readings alone never made a yellow.
+//! clock readings alone never made a yellow. And a brief yellow (an RTT
+//! peak, no probe lost) stays in the log after the light is green again.
 
-use crate::app_common::{dist, free_port, wait_sidecar_green, GuestResponder};
+use crate::app_common::{
+    dist, free_port, import, open_page, tile, wait_sidecar_green, GuestResponder,
+};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
 use migwatch_tests::netns::TargetNs;
@@ -146,5 +149,54 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
         "{stored}"
     );
     drop(sc2);
+    Ok(())
+}
+
+#[test]
+fn page_logs_a_brief_rtt_peak_after_the_light_is_green_again() -> anyhow::Result<()> {
+    require_root!();
+    let dist = dist();
+    // 15 s of 10 ms probes at 0.25 ms; 1 s of them at 30 ms, none lost.
+    let mut text = String::new();
+    for q in 0..1500u64 {
+        let rtt = if (500..600).contains(&q) { 30_000 } else { 250 };
+        text.push_str(&format!(
+            "{{\"type\":\"sample\",\"seq\":{q},\"sent_us\":{},\"rtt_us\":{rtt}}}\n",
+            1_763_000_000_000_000u64 + q * 10_000
+        ));
+    }
+    // Any sidecar serves the page; the replay needs none of its data.
+    let sc = Sidecar::start("127.0.0.1", &["--interval", "10ms", "--web-root", &dist])?;
+    let b = Browser::start(1280, 900, false)?;
+    open_page(&b, &sc.base)?;
+    import(&b, "rtt-peak.jsonl", &text)?;
+    let src = "file: rtt-peak.jsonl";
+    let t = wait_for(
+        "the replay to finish",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || tile(&b, src).filter(|t| t.conn == "replay" && t.samples >= 1500),
+    )?;
+    assert_eq!(t.light, "green", "the peak is over: {t:?}");
+    let rows = wait_for(
+        "the RTT peak in the log",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || {
+            let v: Value = b
+                .eval(
+                    "return Array.from(document.querySelectorAll('#log-outages .log-row[data-kind=yellow]'))
+                        .map(r => r.textContent).filter(t => t.includes('RTT peak 30.0 ms'))",
+                )
+                .ok()?;
+            let rows: Vec<String> = serde_json::from_value(v).ok()?;
+            (!rows.is_empty()).then_some(rows)
+        },
+    )?;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0].contains("yellow for ") && rows[0].contains("an RTT peak"),
+        "its span and its verdict in the headline's words: {rows:?}"
+    );
     Ok(())
 }
