@@ -80,6 +80,8 @@ pub enum Cmd {
     /// The user has seen the last migration of a target: its tile and
     /// headline stop repeating it.
     Acknowledge(u32),
+    /// Forget the event log rows this browser remembers.
+    ForgetHistory,
 }
 
 type Handler = Box<dyn Fn(Cmd)>;

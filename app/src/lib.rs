@@ -8,7 +8,9 @@
 //! `format` (plain words), `urlstate` (URL and saved state), `viewport`
 //! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
 //! `source` (reconnect policy), `fleet` (target URLs, connection budget,
-//! grid order and filter), `log` (event log). Commands: `cmd` (views →
+//! grid order and filter), `overview` (the sidecar's lights and
+//! sparklines for targets without a stream), `log` (event log), `history` (what this browser remembers of
+//! the log). Commands: `cmd` (views →
 //! commands ← app state). Browser glue: `source`'s `Stream`, `chart`
 //! (plotters), `ui` (signals), `view` (components), `live` (wiring, once
 //! per animation frame), `bench` (measurement hooks, only with the `bench`
@@ -20,9 +22,11 @@ pub mod chart;
 pub mod cmd;
 pub mod fleet;
 pub mod format;
+pub mod history;
 pub mod live;
 pub mod log;
 pub mod model;
+pub mod overview;
 pub mod replay;
 pub mod signals;
 pub mod source;

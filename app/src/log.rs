@@ -3,7 +3,7 @@
 //! split into migrations and outages, and the short line that keeps the
 //! last migration on screen until acknowledged. Plain Rust, unit tested.
 
-use crate::format::{self, clock, duration_i, LogRow, TzOffset};
+use crate::format::{self, clock, duration_i, LogRow, RowKind, RowSource, TzOffset};
 use migwatch_shared::detector::DowntimeSource;
 use migwatch_shared::{Light, Migration};
 
@@ -82,7 +82,9 @@ pub fn record_row(key: u32, target: &str, r: &SidecarRecord, tz: TzOffset<'_>) -
                 r.explanation
             )
         }],
-        from_sidecar: true,
+        source: RowSource::Sidecar,
+        kind: RowKind::Event,
+        open: false,
     }
 }
 
@@ -193,7 +195,7 @@ mod tests {
         assert_eq!(r.level, Light::Red);
         assert_eq!(r.start, "02:13:20.500");
         assert_eq!(r.downtime, "392 ms (clock step)");
-        assert!(r.from_sidecar);
+        assert_eq!(r.source, RowSource::Sidecar);
         let y = record_row(3, "vm-1", &rec(1.0, "yellow"), UTC);
         assert_eq!(y.level, Light::Yellow);
     }
@@ -202,7 +204,7 @@ mod tests {
     fn merge_keeps_the_pages_rows_and_adds_older_sidecar_ones() {
         let page = vec![record_row(1, "a", &rec(1000.0, "red"), UTC)];
         let mut p0 = page.clone();
-        p0[0].from_sidecar = false;
+        p0[0].source = RowSource::Page;
         let side = vec![
             record_row(1, "a", &rec(1000.3, "red"), UTC),
             record_row(1, "a", &rec(500.0, "red"), UTC),
@@ -210,9 +212,9 @@ mod tests {
         ];
         let got = merge(p0, side, 10);
         assert_eq!(got.len(), 3);
-        assert!(!got[0].from_sidecar || got[0].key == 2);
+        assert!(got[0].source == RowSource::Page || got[0].key == 2);
         assert_eq!(got[2].start_us, 500_000_000);
-        assert!(got[2].from_sidecar);
+        assert_eq!(got[2].source, RowSource::Sidecar);
         let (mig, out) = split(&got);
         assert_eq!((mig.len(), out.len()), (2, 1));
         assert_eq!(merge(got, Vec::new(), 1).len(), 1);

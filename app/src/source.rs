@@ -30,8 +30,8 @@ pub enum Conn {
         retry_ms: Option<u32>,
     },
     /// No stream of its own: the other targets of its sidecar use every
-    /// connection the browser allows to it; the light is the sidecar's own
-    /// (`/metrics`), the chart is not live.
+    /// connection the browser allows to it; the light and sparkline are
+    /// the sidecar's own (`/overview`), the chart is not live.
     Limited,
     /// Not a sidecar: an imported trace being replayed.
     Replay {
@@ -71,7 +71,7 @@ impl Conn {
             Conn::Replay { percent: 100.. } => "replayed from a file".into(),
             Conn::Replay { percent } => format!("replaying from a file: {percent} %"),
             Conn::Limited => format!(
-                "no live stream: browsers open at most 6 connections per sidecar, {} are streaming; light from the sidecar's /metrics",
+                "no live stream: browsers open at most 6 connections per sidecar, {} are streaming; light from the sidecar's own detector",
                 crate::fleet::STREAMS_PER_ORIGIN
             ),
             other => other.name().into(),

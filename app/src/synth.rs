@@ -24,9 +24,13 @@ pub fn synthetic_events(n: u64, t0_us: i64) -> Vec<Event> {
             rtt_us: (!lost).then_some(rtt),
         }));
         if phase == OUTAGE_EVERY / 2 + 40 {
+            // The held request, answered at resume: 0.5 ms before the first
+            // probe after the stop is sent (a stopped guest releases what it
+            // held before it can answer anything new; the detector's
+            // `held_release_us`).
             out.push(Event::Late(Late {
                 seq: q - 40,
-                rtt_us: 405_000,
+                rtt_us: 399_500,
             }));
         }
     }

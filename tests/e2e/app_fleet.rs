@@ -1,7 +1,8 @@
 //! One sidecar watching 20 targets, on the real page: 20 tiles from one
-//! URL, an outage on one target turns only its tile yellow (and sorts it
-//! first), the filter narrows the grid (and is in the URL), a click opens
-//! the target's full view.
+//! URL, the tiles without a live stream drawn from one `/overview` a
+//! second, an outage on one target turns only its tile yellow (and sorts
+//! it first), the filter narrows the grid (and is in the URL), a click
+//! opens the target's full view.
 
 use crate::app_common::dist;
 use crate::require_root;
@@ -18,6 +19,17 @@ const READ_GRID: &str = "
     return Array.from(document.querySelectorAll('#tiles .tile')).map(t => [
         t.dataset.name || '', t.dataset.light || '', t.dataset.conn || '',
         !t.hidden && t.offsetParent !== null, Number(getComputedStyle(t).order)]);
+";
+
+/// `[parked tiles, of them with the sidecar's sparkline, /overview
+/// requests, /metrics requests]`.
+const PARKED: &str = "
+    const ts = Array.from(document.querySelectorAll('#tiles .tile[data-conn=limited]'));
+    const spark = ts.filter(t => t.dataset.remote === 'overview'
+        && t.querySelector('.spark-remote polyline')).length;
+    const res = performance.getEntriesByType('resource').map(e => e.name);
+    return [ts.length, spark, res.filter(n => n.includes('/overview')).length,
+        res.filter(n => n.includes('/metrics')).length];
 ";
 
 #[derive(Debug, Clone)]
@@ -110,6 +122,30 @@ fn page_fleet_twenty_targets_one_outage_turns_only_its_tile_yellow_and_the_filte
     let live = all_green.iter().filter(|t| t.conn == "live").count();
     let limited = all_green.iter().filter(|t| t.conn == "limited").count();
     assert_eq!((live, limited), (5, 15), "{all_green:?}");
+    // The parked tiles read the sidecar's /overview, one request a second
+    // for all of them, and draw its per-second sparkline; /metrics is not
+    // asked at all.
+    let parked = wait_for(
+        "the parked tiles' sparklines",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let v = b.eval(PARKED).ok()?;
+            let n = v.get(0)?.as_u64()?;
+            let with_spark = v.get(1)?.as_u64()?;
+            (n == 15 && with_spark == 15).then_some(v)
+        },
+    )?;
+    assert_eq!(parked[3].as_u64(), Some(0), "no /metrics: {parked}");
+    let overviews = parked[2].as_u64().unwrap_or(0);
+    assert!(overviews >= 1, "{parked}");
+    std::thread::sleep(Duration::from_secs(3));
+    let later = b.eval(PARKED)?;
+    let more = later[2].as_u64().unwrap_or(0) - overviews;
+    assert!(
+        (1..=6).contains(&more),
+        "about one /overview a second for all 15 parked tiles, not one each: {more} in 3 s"
+    );
     let url = b.eval("return location.search")?;
     assert!(
         url.as_str().is_some_and(|u| !u.contains("vm-")),
@@ -141,6 +177,25 @@ fn page_fleet_twenty_targets_one_outage_turns_only_its_tile_yellow_and_the_filte
         // Worst first.
         let first = g.iter().min_by_key(|t| t.order).map(|t| t.name.clone());
         assert_eq!(first.as_deref(), Some(name.as_str()), "{g:?}");
+        if victim == 13 {
+            // Its sparkline (the sidecar's) shows the lost seconds.
+            wait_for(
+                "vm-13's sparkline to show lost probes",
+                Duration::from_secs(10),
+                Duration::from_millis(100),
+                || {
+                    b.eval(
+                        "const t = Array.from(document.querySelectorAll('#tiles .tile'))
+                            .find(t => t.dataset.name === 'vm-13');
+                         const s = t && t.querySelector('.spark-remote');
+                         return s ? Number(s.dataset.lostSeconds) : null;",
+                    )
+                    .ok()?
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                },
+            )?;
+        }
         b.screenshot(&out_dir().join(format!("app-fleet-outage-{name}.png")))?;
         f.add(f.address(victim))?;
         wait_for(

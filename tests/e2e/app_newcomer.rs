@@ -266,6 +266,13 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
             // the clock step (reported; see the page's branch report).
             || detail(b).filter(|d| d.downtimes.len() == 1),
         )
+        .map_err(|e| {
+            let rows = b.eval(
+                "return Array.from(document.querySelectorAll('#log .log-row'))
+                    .map(r => [r.dataset.level, r.dataset.source, r.dataset.kind, r.textContent])",
+            );
+            anyhow::anyhow!("{e}: {:?}; rows {rows:?}", detail(b))
+        })
     };
     let d = listed(&b)?;
     b.screenshot(&out_dir().join("app-late-visitor.png"))?;

@@ -28,7 +28,7 @@ fn expected(text: &str) -> Vec<(Light, i64, i64)> {
 
 fn log_rows(b: &Browser) -> Vec<(String, String)> {
     b.eval(
-        "return Array.from(document.querySelectorAll('#log .log-row'))
+        "return Array.from(document.querySelectorAll('#log .log-row[data-kind=event]'))
             .map(r => [r.dataset.level, r.textContent]);",
     )
     .ok()

@@ -43,7 +43,7 @@ const READ_PAGE: &str = "
     if (!l || !c || !k) return null;
     const h = document.getElementById('headline');
     const rs = Array.from(document.querySelectorAll('#reasons li')).map(li => li.textContent);
-    const dt = Array.from(document.querySelectorAll('#log .log-row .lr-downtime')).map(td => td.textContent);
+    const dt = Array.from(document.querySelectorAll('#log .log-row[data-kind=event] .lr-downtime')).map(td => td.textContent);
     const d = (e, n) => e.getAttribute(n) || '';
     return [l.dataset.light || '', h ? h.textContent : '', rs,
         d(c, 'data-announces'), d(c, 'data-rarp'), d(c, 'data-garp'),

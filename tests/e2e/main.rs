@@ -8,6 +8,7 @@ mod alerts;
 mod app_bench;
 mod app_common;
 mod app_fleet;
+mod app_history;
 mod app_multi;
 mod app_newcomer;
 mod app_replay;

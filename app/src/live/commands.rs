@@ -56,6 +56,7 @@ impl App {
                 self.hover(frac);
                 return;
             }
+            Cmd::ForgetHistory => self.forget_history(),
             Cmd::Acknowledge(key) => {
                 if let Some(t) = self.find(key) {
                     t.model.borrow_mut().acknowledge();

@@ -1,10 +1,11 @@
 //! A sidecar with many targets: asking it for its list, spreading the
 //! browser's connections over the targets, and the sidecar's own lights
-//! for the targets that go without a stream.
+//! for the targets that go without a stream (`/overview`).
 
 use super::target::{Source, Target};
 use super::{app, App};
 use crate::fleet::{self, TargetRef};
+use crate::overview::{self, Overview, OVERVIEW_POLL_MS, OVERVIEW_SECONDS};
 use crate::source::{fetch_json, fetch_text, Conn, FetchError};
 use crate::store::capacity_for;
 use crate::ui::ViewMode;
@@ -112,8 +113,8 @@ impl App {
     }
 
     /// Gives the browser's connections per sidecar origin to the selected
-    /// target first, then in page order; the others are parked (light from
-    /// `/metrics`) until a connection is free for them.
+    /// target first, then in page order; the others are parked (light and
+    /// sparkline from `/overview`) until a connection is free for them.
     pub(super) fn rebalance(&self) {
         let targets: Vec<Rc<Target>> = self.targets.borrow().clone();
         let sel = match self.ui.mode.get_untracked() {
@@ -137,7 +138,7 @@ impl App {
             if !w && !parked && !t.discovering.get() && t.target_ref().is_some() {
                 t.park();
                 if let Some(r) = t.target_ref() {
-                    self.poll_metrics(r.sidecar);
+                    self.poll_remote(r.sidecar);
                 }
             }
         }
@@ -149,13 +150,16 @@ impl App {
         }
     }
 
-    /// Reads the sidecar's `/metrics` every [`fleet::METRICS_POLL_MS`]
-    /// while it has parked targets, for their lights.
-    fn poll_metrics(&self, s: SidecarRef) {
+    /// Reads the sidecar's `/overview` every [`OVERVIEW_POLL_MS`] while it
+    /// has parked targets: one request for all their lights, reasons and
+    /// sparklines. An older sidecar without it (404) is read from
+    /// `/metrics` instead (lights only) every [`fleet::METRICS_POLL_MS`].
+    fn poll_remote(&self, s: SidecarRef) {
         if !self.polling.borrow_mut().insert(s.base.clone()) {
             return;
         }
         spawn_local(async move {
+            let mut metrics_only = false;
             loop {
                 let Some(a) = app() else { return };
                 let parked: Vec<Rc<Target>> = a
@@ -173,18 +177,40 @@ impl App {
                     return;
                 }
                 drop(a);
-                let got = fetch_text(&s.metrics_url()).await;
-                let lights = got
-                    .map(|t| fleet::lights_from_metrics(&t))
-                    .unwrap_or_default();
+                let mut got = None;
+                if !metrics_only {
+                    let url = s.url("/overview", &[("seconds", OVERVIEW_SECONDS.to_string())]);
+                    match fetch_json::<Overview>(&url).await {
+                        Ok(o) => got = Some(overview::remotes(&o)),
+                        Err(FetchError::Status(404)) => metrics_only = true,
+                        Err(_) => got = Some(Default::default()),
+                    }
+                }
+                if metrics_only {
+                    let text = fetch_text(&s.metrics_url()).await;
+                    let lights = text
+                        .map(|t| fleet::lights_from_metrics(&t))
+                        .unwrap_or_default();
+                    got = Some(overview::remotes_from_lights(lights));
+                }
+                let remotes = got.unwrap_or_default();
                 for t in parked {
                     let name = t.target_ref().and_then(|r| r.name).unwrap_or_default();
-                    let l = lights.get(&name).copied();
-                    if t.remote_light.replace(l) != l || *t.conn.borrow() != Conn::Limited {
+                    let r = overview::find(&remotes, &name).cloned();
+                    let changed = *t.remote.borrow() != r;
+                    if changed {
+                        *t.remote.borrow_mut() = r;
+                    }
+                    if changed || *t.conn.borrow() != Conn::Limited {
                         t.mark();
                     }
                 }
-                sleep(fleet::METRICS_POLL_MS).await;
+                sleep(if metrics_only {
+                    fleet::METRICS_POLL_MS
+                } else {
+                    OVERVIEW_POLL_MS
+                })
+                .await;
             }
         });
     }

@@ -9,7 +9,8 @@
 //! changes take the same path because the light depends on them.
 //!
 //! `target` holds one target's connection, `fleet` a sidecar's target
-//! list and the connection budget, `commands` the user's commands,
+//! list and the connection budget, `eventlog` the event log and what
+//! this browser remembers of it, `commands` the user's commands,
 //! `demo` the bundled recording, `draw` the canvases.
 
 #[cfg(feature = "bench")]
@@ -17,6 +18,7 @@ pub mod bench_hooks;
 mod commands;
 mod demo;
 mod draw;
+mod eventlog;
 mod fleet;
 mod target;
 
@@ -24,7 +26,7 @@ pub use draw::{fit_canvas, now_ms, tz_offset};
 
 use crate::chart::Palette;
 use crate::format;
-use crate::log;
+use crate::history::{self, History};
 use crate::ui::{ChartUi, Notice, TargetUi, TileView, Ui, ViewMode};
 use crate::urlstate::{self, Layout, PageState, SidecarRef};
 use crate::viewport::Viewport;
@@ -40,9 +42,6 @@ use wasm_bindgen::JsCast;
 
 /// localStorage key of the sidecar list.
 const STORAGE_KEY: &str = "migwatch.sidecars";
-
-/// Rows the event log keeps (both sections together).
-const LOG_ROWS: usize = 200;
 
 /// With more targets than this, a tile that is not the one in detail is
 /// recomputed at most every [`SLOW_TILE_MS`] and its sparkline redrawn at
@@ -89,6 +88,10 @@ struct App {
     pending_sel: RefCell<Option<(usize, Option<String>)>>,
     /// The URL chose grid or single: discovery must not change it.
     layout_given: Cell<bool>,
+    /// The event log rows this browser remembers (`localStorage`).
+    history: RefCell<History>,
+    /// The page's and the sidecars' rows last noted in `history`.
+    noted: RefCell<Vec<format::LogRow>>,
 }
 
 /// Starts the page: reads the URL, follows its sidecars. Call once, after
@@ -138,6 +141,13 @@ pub fn start(ui: Ui) {
         polling: RefCell::default(),
         pending_sel: RefCell::new(None),
         layout_given: Cell::new(parsed.state.layout.is_some()),
+        history: RefCell::new(
+            storage()
+                .and_then(|s| s.get_item(history::STORAGE_KEY).ok().flatten())
+                .map(|s| History::from_text(&s))
+                .unwrap_or_default(),
+        ),
+        noted: RefCell::default(),
     });
     APP.with(|a| *a.borrow_mut() = Some(this.clone()));
     crate::cmd::set_handler(|c| {
@@ -504,34 +514,7 @@ impl App {
                 l.set_href(&format::favicon(overall));
             }
         }
-        let mut rows: Vec<format::LogRow> = Vec::new();
-        let mut side: Vec<format::LogRow> = Vec::new();
-        for t in targets {
-            let m = t.model.borrow();
-            let label = t.title();
-            rows.extend(
-                m.migrations()
-                    .iter()
-                    .rev()
-                    .take(LOG_ROWS)
-                    .map(|mg| format::log_row(t.key, &label, mg, &tz_offset)),
-            );
-            // Only what happened before the history this page holds: within
-            // it, the page's own detector has seen the same probes.
-            let oldest = m.store.oldest_us();
-            side.extend(
-                t.records
-                    .borrow()
-                    .iter()
-                    .filter(|r| log::before_history(r, oldest))
-                    .take(LOG_ROWS)
-                    .map(|r| log::record_row(t.key, &label, r, &tz_offset)),
-            );
-        }
-        let rows = log::merge(rows, side, LOG_ROWS);
-        if self.ui.log.with_untracked(|r| *r != rows) {
-            self.ui.log.set(rows);
-        }
+        self.publish_log(targets);
     }
 
     fn alert(&self, t: &Target) {

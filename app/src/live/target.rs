@@ -9,6 +9,7 @@ use crate::fleet::{grid_order, TargetRef};
 use crate::format;
 use crate::log::{SidecarRecord, SidecarRecords};
 use crate::model::Model;
+use crate::overview::Remote;
 use crate::replay::{self, Replay};
 use crate::source::{fetch_json, Conn, FetchError, Resume, Stream, StreamEvent};
 use crate::store::capacity_for;
@@ -59,8 +60,9 @@ pub(super) struct Target {
     pub(super) implicit: Cell<bool>,
     /// It may hold one of the browser's connections to its sidecar.
     pub(super) streamed: Cell<bool>,
-    /// The sidecar's own light (`/metrics`), for a target without stream.
-    pub(super) remote_light: Cell<Option<Light>>,
+    /// The sidecar's own light, reasons and sparkline (`/overview`, or
+    /// `/metrics` from an older sidecar), for a target without stream.
+    pub(super) remote: RefCell<Option<Remote>>,
     /// The sidecar's own detected events (`/migrations`), newest first.
     pub(super) records: RefCell<Vec<SidecarRecord>>,
     /// When its tile was last recomputed, `performance.now()` ms.
@@ -94,7 +96,7 @@ impl Target {
             discovering: Cell::new(false),
             implicit: Cell::new(false),
             streamed: Cell::new(true),
-            remote_light: Cell::new(None),
+            remote: RefCell::new(None),
             records: RefCell::default(),
             published_ms: Cell::new(f64::NEG_INFINITY),
             spark_ms: Cell::new(f64::NEG_INFINITY),
@@ -133,15 +135,28 @@ impl Target {
         let mut summary = self.model.borrow().summary(conn.has_data(), &tz_offset);
         summary.last_id = self.resume.borrow().last_id();
         if conn == Conn::Limited {
-            summary.light = self.remote_light.get();
-            summary.headline = match summary.light {
-                Some(l) => format!(
+            let remote = self.remote.borrow().clone().unwrap_or_default();
+            summary.light = remote.light;
+            summary.headline = match (remote.light, remote.reasons.is_empty()) {
+                (Some(l), true) => format!(
                     "{}: the sidecar's own light; open this target for its chart.",
                     format::light_word(Some(l))
                 ),
-                None => "No live stream here, and the sidecar's /metrics has no light for it."
-                    .to_string(),
+                (Some(l), false) => format!(
+                    "{}: {} (the sidecar's own detector); open this target for its chart.",
+                    format::light_word(Some(l)),
+                    remote.reasons.join(", ")
+                ),
+                (None, _) => {
+                    "No live stream here, and the sidecar has no light for it yet.".to_string()
+                }
             };
+            summary.remote_from = if remote.spark.is_some() {
+                "overview"
+            } else {
+                "metrics"
+            };
+            summary.remote_spark = remote.spark;
         }
         let light = summary.light;
         let info = self.info.borrow().clone();

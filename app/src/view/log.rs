@@ -1,16 +1,17 @@
-//! The event log: migrations and outages in two sections, newest first;
-//! a row jumps the chart to its event.
+//! The event log: migrations and outages (with every other yellow) in two
+//! sections, newest first; a row jumps the chart to its event; the rows
+//! only this browser remembers are marked, with a control to forget them.
 
 use crate::cmd::{cmd, Cmd};
-use crate::format::{self, LogRow};
+use crate::format::{self, LogRow, RowSource};
 use crate::ui::Ui;
 use leptos::ev;
 use leptos::prelude::*;
 use migwatch_shared::Light;
 
 /// Every detected event, newest first, in two sections: migrations (red)
-/// and outages (yellow: not a migration, or not confirmed). A row jumps
-/// the chart to it.
+/// and outages and other yellows (not a migration, not confirmed, or a
+/// yellow light no event explains). A row jumps the chart to it.
 #[component]
 pub(super) fn EventLog(ui: Ui) -> impl IntoView {
     let many = move || ui.targets.with(|t| t.len() > 1);
@@ -24,8 +25,27 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
             })
         }
     };
+    let remembered = move || {
+        ui.log
+            .with(|rows| rows.iter().any(|r| r.source == RowSource::Browser))
+    };
     view! {
         <section id="log" class="log" aria-label="detected events">
+            <p class="log-kept" hidden=move || !remembered()>
+                <span class="lr-from">
+                    "Rows marked \"from this browser\": the sidecar no longer holds them."
+                </span>
+                " "
+                <button
+                    type="button"
+                    id="forget"
+                    class="link"
+                    title="Forget every event this browser remembers (kept in its localStorage)"
+                    on:click=move |_| cmd(Cmd::ForgetHistory)
+                >
+                    "Forget"
+                </button>
+            </p>
             <LogPart
                 id="log-migrations"
                 title="Migrations"
@@ -64,7 +84,7 @@ fn LogPart(
             <ul class="log-list" class:multi=move || many.get() hidden=move || rows.with(Vec::is_empty)>
                 <For
                     each=move || rows.get()
-                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.len(), r.from_sidecar)
+                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.clone(), r.source.name())
                     children=move |r| {
                         let (key, a, b) = (r.key, r.start_us, r.end_us);
                         let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });
@@ -73,7 +93,8 @@ fn LogPart(
                                 class="log-row"
                                 data-level=r.level.name()
                                 data-key=r.key
-                                data-source=if r.from_sidecar { "sidecar" } else { "page" }
+                                data-source=r.source.name()
+                                data-kind=r.kind.name()
                                 tabindex="0"
                                 title="Show on the chart"
                                 on:click=move |_| go()
@@ -88,7 +109,7 @@ fn LogPart(
                                     {format::light_word(Some(r.level))}
                                 </span>
                                 <span class="mono lr-when">{format!("{}–{}", r.start, r.end)}</span>
-                                <span class="mono lr-downtime">{format!("downtime {}", r.downtime)}</span>
+                                <span class="mono lr-downtime">{r.downtime_text()}</span>
                                 <span class="mono lr-target">{r.target.clone()}</span>
                                 <span class="lr-evidence">
                                     {r.evidence.join("; ")}

@@ -395,6 +395,7 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
             data-migrations=s(|s| s.migrations.to_string())
             data-clock-readings=s(|s| s.clock_readings.to_string())
             data-announces=s(|s| s.announces.to_string())
+            data-remote=move || tile.with(|v| v.summary.remote_from)
         >
             <header class="tile-head">
                 <span class="lamp" aria-hidden="true"></span>
@@ -437,7 +438,9 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                 class="spark"
                 role="img"
                 aria-label="RTT of the last 30 seconds"
+                hidden=move || tile.with(|v| v.summary.remote_spark.is_some())
             ></canvas>
+            <RemoteSpark tile=tile />
             <dl class="facts">
                 <div>
                     <dt>"probes"</dt>
@@ -469,5 +472,31 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                 </button>
             </footer>
         </article>
+    }
+}
+
+/// A target without a live stream: the sidecar's per-second sparkline
+/// (`/overview`) as inline SVG, lost seconds as bars.
+#[component]
+fn RemoteSpark(tile: RwSignal<TileView>) -> impl IntoView {
+    let spark = move || tile.with(|v| v.summary.remote_spark.clone());
+    move || {
+        spark().map(|sp| {
+            let label = format!(
+                "The sidecar's per-second RTT of the last {} s (top {}), {} s with lost probes",
+                sp.seconds, sp.top, sp.lost_seconds
+            );
+            view! {
+                <div
+                    class="spark spark-remote"
+                    role="img"
+                    aria-label=label.clone()
+                    title=label
+                    data-seconds=sp.seconds
+                    data-lost-seconds=sp.lost_seconds
+                    inner_html=sp.svg()
+                ></div>
+            }
+        })
     }
 }
