@@ -61,6 +61,8 @@ pub struct Model {
     /// Start of the last migration the user acknowledged: the tile stops
     /// repeating it (and older ones).
     acked_us: Option<i64>,
+    /// The light's yellow intervals, for the charts' shading.
+    yellows: crate::chart::YellowTrack,
 }
 
 impl Default for Model {
@@ -77,6 +79,7 @@ impl Model {
     /// An empty model keeping `capacity` samples.
     pub fn new(capacity: usize) -> Self {
         Model {
+            yellows: crate::chart::YellowTrack::default(),
             store: Store::new(capacity),
             signals: Signals::new(capacity),
             events: VecDeque::new(),
@@ -158,6 +161,10 @@ impl Model {
         }
         self.events.push_back(*ev);
         self.detector.push(ev);
+        let d = &self.detector;
+        let now_us = self.store.newest_us().unwrap_or_default();
+        self.yellows
+            .observe(now_us, d.light(), || d.verdict().reasons.first().copied());
     }
 
     /// Tells the detector whether the sidecar watches for layer-2
@@ -198,6 +205,7 @@ impl Model {
         self.signals.clear();
         self.events = VecDeque::new();
         self.detector = Detector::default();
+        self.yellows.clear();
         self.detector.set_announce_channel(self.announce_channel);
         if let Some(i) = &self.info {
             self.detector.apply_info(i);
@@ -257,6 +265,7 @@ impl Model {
             .filter(|m| m.end_us >= from && m.start_us <= to)
             .map(|m| (m.start_us, m.end_us, m.level))
             .collect();
+        f.shades = crate::chart::shades(self.migrations(), &self.yellows, from, to);
         f.announces = self.signals.announces_in(from, to);
         f
     }
