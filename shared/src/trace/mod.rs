@@ -36,11 +36,8 @@ mod order;
 pub use info::info_line;
 pub use order::Disorder;
 
-use crate::wire::{
-    Announce, Clock, Event, EventKind, Gap, Info, Late, Overflow, Sample, Skip, Tick,
-};
+use crate::wire::{Event, EventKind, Gap, Info, Late, Sample};
 use order::OrderCheck;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -95,36 +92,6 @@ fn err(line: usize, msg: impl Into<String>) -> TraceError {
     }
 }
 
-/// The flattened JSON-lines form: the event's fields plus `"type"`. Only a
-/// fast path: a kind missing here still parses, through the slow path.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Flat {
-    Sample(Sample),
-    Late(Late),
-    Gap(Gap),
-    Overflow(Overflow),
-    Tick(Tick),
-    Clock(Clock),
-    Announce(Announce),
-    Skip(Skip),
-}
-
-impl From<Flat> for Event {
-    fn from(f: Flat) -> Event {
-        match f {
-            Flat::Sample(e) => Event::Sample(e),
-            Flat::Late(e) => Event::Late(e),
-            Flat::Gap(e) => Event::Gap(e),
-            Flat::Overflow(e) => Event::Overflow(e),
-            Flat::Tick(e) => Event::Tick(e),
-            Flat::Clock(e) => Event::Clock(e),
-            Flat::Announce(e) => Event::Announce(e),
-            Flat::Skip(e) => Event::Skip(e),
-        }
-    }
-}
-
 /// Parses one JSON line. `Ok(None)` for a blank or comment line, or an
 /// event type this version does not know.
 pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, TraceError> {
@@ -132,9 +99,12 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
     }
-    // Fast path: the canonical flattened form.
-    if let Ok(f) = serde_json::from_str::<Flat>(line) {
-        return Ok(Some(f.into()));
+    // Fast path: the canonical flattened form as [`jsonl_line`] writes it,
+    // `{"type":"kind",<the payload's fields>}`, decoded by the same code as
+    // the live stream's events. (A serde internally-tagged enum did this
+    // before, at some 20 KB of the page's wasm for a second decoder.)
+    if let Some(ev) = parse_canonical(line) {
+        return Ok(Some(ev));
     }
     // Slow path: find out what it is, for the envelope form, unknown types
     // and a precise error.
@@ -165,6 +135,20 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
     };
     let bad = |e: serde_json::Error| err(line_no, format!("malformed {kind} event: {e}"));
     Event::from_value(k, data).map(Some).map_err(bad)
+}
+
+/// The event of a line in the canonical flattened form (`"type"` first),
+/// or `None` when it is not in that form or does not decode: the slow path
+/// then tells why.
+fn parse_canonical(line: &str) -> Option<Event> {
+    let rest = line.strip_prefix("{\"type\":\"")?;
+    let (kind, rest) = rest.split_once('"')?;
+    let payload = match rest.strip_prefix(',') {
+        Some(fields) => format!("{{{fields}"),
+        None if rest == "}" => "{}".to_string(),
+        None => return None,
+    };
+    Event::parse(kind, &payload).ok()
 }
 
 /// One event as a JSON line (without the newline).
