@@ -130,11 +130,21 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
     let kind = kind
         .as_str()
         .ok_or_else(|| err(line_no, "\"type\" must be a string"))?;
-    let Some(k) = EventKind::from_name(kind) else {
+    if EventKind::from_name(kind).is_none() {
         return Ok(None); // a newer event kind: skip it
-    };
-    let bad = |e: serde_json::Error| err(line_no, format!("malformed {kind} event: {e}"));
-    Event::from_value(k, data).map(Some).map_err(bad)
+    }
+    // Decoded from text by the live stream's decoder, not from the
+    // `Value`: a second, `Value`-driven copy of every payload's decoder
+    // cost the page ~10 KB of wasm, and these forms are rare.
+    Event::parse(kind, &data.to_string())
+        .map(Some)
+        .map_err(|e| err(line_no, without_position(&e.to_string())))
+}
+
+/// A serde_json message without its ` at line L column C`: the position
+/// is in re-serialized text, not in the file (whose line the error names).
+fn without_position(msg: &str) -> &str {
+    msg.rsplit_once(" at line ").map_or(msg, |(m, _)| m)
 }
 
 /// The event of a line in the canonical flattened form (`"type"` first),

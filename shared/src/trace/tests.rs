@@ -48,6 +48,10 @@ fn jsonl_round_trips_every_event() {
     for ev in events() {
         assert_eq!(parse_canonical(&jsonl_line(&ev)), Some(ev));
     }
+    assert_eq!(
+        without_position("missing field `seq` at line 1 column 20"),
+        "missing field `seq`"
+    );
     // Other forms are left to the slow path.
     assert_eq!(parse_canonical("{\"seq\":1,\"type\":\"sample\"}"), None);
     assert_eq!(parse_canonical("{\"type\":\"nosuch\",\"a\":1}"), None);
