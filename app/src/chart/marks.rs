@@ -25,12 +25,16 @@ pub fn bursts(markers: &[Marker], span_us: i64) -> Vec<Burst> {
     announce_groups(markers, gap_us)
         .into_iter()
         .map(|g| {
-            let part = |n: u32, k: &str| (n > 0).then(|| format!("{k} ×{n}"));
-            let label = [part(g.rarp, "RARP"), part(g.garp, "GARP")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" + ");
+            let mut label = String::new();
+            for (n, k) in [(g.rarp, "RARP ×"), (g.garp, "GARP ×")] {
+                if n > 0 {
+                    if !label.is_empty() {
+                        label.push_str(" + ");
+                    }
+                    label.push_str(k);
+                    label.push_str(&n.to_string());
+                }
+            }
             Burst {
                 first_us: g.first_us,
                 last_us: g.last_us,
