@@ -10,7 +10,7 @@
 //! `source` (reconnect policy), `fleet` (target URLs, connection budget,
 //! grid order and filter), `log` (event log). Commands: `cmd` (views →
 //! commands ← app state). Browser glue: `source`'s `Stream`, `chart`
-//! (Canvas 2D), `ui` (signals), `view` (components), `live` (wiring, once
+//! (plotters), `ui` (signals), `view` (components), `live` (wiring, once
 //! per animation frame), `bench` (measurement hooks, only with the `bench`
 //! feature).
 

@@ -99,7 +99,9 @@ fn page_bench_chart_frame_time_detector_throughput_and_weight() -> anyhow::Resul
     // (8 ms) is checked by reading the recorded figures.
     assert!(mean < 50.0, "chart frame {mean} ms");
     assert!(det["samples_per_s"].as_f64().unwrap_or(0.0) > 1e5, "{det}");
-    assert!(weight <= PAGE_BUDGET_BYTES, "page weight {weight} B");
+    // The weight is recorded here and checked by
+    // `page_weight_within_budget`, so an overweight page does not hide
+    // these timings.
     assert_eq!(tiles.as_u64(), Some(101), "{tiles}");
     // At 60 frames a second, 30 s give some 1 800 renders; a throttled
     // machine gives fewer, never none.

@@ -57,7 +57,6 @@ pub fn draw_clock(
         11.0,
     );
     let x = |t: i64| (t - f.to_us) as f64 / 1e6;
-    p.clip();
     draw_bands(&p, &f.bands, f.to_us, span_s, pal);
     let span_us = f.to_us - f.from_us;
     draw_bursts(&p, &bursts(&f.announces, span_us), f.to_us, pal, false);
@@ -80,7 +79,6 @@ pub fn draw_clock(
             p.dots(f.points.iter().map(|&(t, v)| (x(t), v)), pal.clock, 1.5);
         }
     }
-    p.unclip();
     if f.readings == 0 {
         let text = if f.held == 0 {
             "no clock readings (target doesn't answer ICMP Timestamp / disabled)"
@@ -90,7 +88,7 @@ pub fn draw_clock(
         let mid = ((p.left + p.right) / 2.0, (p.top + p.bottom) / 2.0);
         p.text(text, mid, Anchor::Center, pal.fg, 12.0);
     }
-    Ok(())
+    p.finish()
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //!
 //! A canvas is drawn at its backing size (CSS size × devicePixelRatio), so
 //! every length here is given in CSS pixels and scaled by `dpr`.
-//! `paint` maps data to pixels, `ticks` places axis labels, `marks` holds
+//! `paint` maps data to pixels and draws through plotters' drawing area
+//! on its canvas backend, `ticks` places axis labels, `marks` holds
 //! the announce bursts and the clock's steps, `shade` what is shaded and
 //! why, `rtt`, `clock` and `overlay` (several targets on one chart) draw.
 
@@ -26,9 +27,8 @@ pub use shade::{shades, Shade, Why, YellowSpan, YellowTrack, YELLOW_SPANS_KEPT};
 use crate::format::TzOffset;
 use crate::viewport::YAxis;
 
-/// An sRGB colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rgb(pub u8, pub u8, pub u8);
+/// An sRGB colour (plotters' own).
+pub use plotters::style::RGBColor as Rgb;
 
 /// Chart colours, read from the page's CSS so dark mode follows the theme.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -80,7 +80,6 @@ pub fn draw_overlay(
     p.text_up(desc, (p.px(18.0), (p.top + p.bottom) / 2.0), pal.fg, 12.0);
     let x = |t: i64| (t - to_us) as f64 / 1e6;
     let colors = overlay_colors(pal);
-    p.clip();
     for (_, f) in series {
         for &(a, b, level) in &f.bands {
             let c = if level == Light::Red {
@@ -117,7 +116,6 @@ pub fn draw_overlay(
             2.0,
         );
     }
-    p.unclip();
     // The legend: a swatch and the name per target, top left.
     let (mut lx, ly) = (p.left + p.px(8.0), p.top + p.px(6.0));
     for (&(name, _), &c) in series.iter().zip(&colors) {
@@ -130,7 +128,7 @@ pub fn draw_overlay(
         p.text(name, (lx + p.px(18.0), ly), Anchor::LeftTop, pal.fg, 12.0);
         lx += p.px(18.0) + p.text_width(name, 12.0) + p.px(16.0);
     }
-    Ok(())
+    p.finish()
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
-//! A plot area on a 2-D canvas: maps data coordinates (seconds before the
-//! window's end, and a y value) to device pixels and draws the few shapes
-//! the charts need. Straight Canvas 2D calls: a charting library cost the
-//! page some 20 KB of gzip for the same pictures.
+//! A plot area on a canvas, drawn through plotters' drawing area on its
+//! canvas backend: maps data coordinates (seconds before the window's end,
+//! and a y value) to device pixels and draws the few shapes the charts
+//! need, in pixel coordinates (the axes' ticks come from `ticks`).
 
 use super::Rgb;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters_canvas::CanvasBackend;
+use web_sys::HtmlCanvasElement;
 
-/// Text placement: horizontal alignment and vertical baseline, as the
-/// canvas names them.
+/// Text placement: horizontal alignment and vertical position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Anchor {
     /// Left edge at x, top at y.
@@ -28,22 +31,23 @@ pub enum Anchor {
 }
 
 impl Anchor {
-    fn split(self) -> (&'static str, &'static str) {
-        match self {
-            Anchor::LeftTop => ("left", "top"),
-            Anchor::RightTop => ("right", "top"),
-            Anchor::CenterTop => ("center", "top"),
-            Anchor::RightMiddle => ("right", "middle"),
-            Anchor::Center => ("center", "middle"),
-            Anchor::LeftBottom => ("left", "bottom"),
-            Anchor::RightBottom => ("right", "bottom"),
-        }
+    fn pos(self) -> Pos {
+        let (h, v) = match self {
+            Anchor::LeftTop => (HPos::Left, VPos::Top),
+            Anchor::RightTop => (HPos::Right, VPos::Top),
+            Anchor::CenterTop => (HPos::Center, VPos::Top),
+            Anchor::RightMiddle => (HPos::Right, VPos::Center),
+            Anchor::Center => (HPos::Center, VPos::Center),
+            Anchor::LeftBottom => (HPos::Left, VPos::Bottom),
+            Anchor::RightBottom => (HPos::Right, VPos::Bottom),
+        };
+        Pos::new(h, v)
     }
 }
 
 /// The plot area of one canvas and its data ranges.
 pub struct Plot {
-    ctx: CanvasRenderingContext2d,
+    root: DrawingArea<CanvasBackend, Shift>,
     /// devicePixelRatio.
     pub dpr: f64,
     /// Plot area edges, device px.
@@ -58,13 +62,8 @@ pub struct Plot {
     y: (f64, f64),
 }
 
-/// The CSS colour of `c` at opacity `a`.
-pub fn rgba(c: Rgb, a: f64) -> String {
-    if a >= 1.0 {
-        format!("rgb({},{},{})", c.0, c.1, c.2)
-    } else {
-        format!("rgba({},{},{},{a})", c.0, c.1, c.2)
-    }
+fn ip((x, y): (f64, f64)) -> (i32, i32) {
+    (x.round() as i32, y.round() as i32)
 }
 
 impl Plot {
@@ -78,18 +77,14 @@ impl Plot {
         x: (f64, f64),
         y: (f64, f64),
     ) -> Result<Plot, String> {
-        let ctx: CanvasRenderingContext2d = canvas
-            .get_context("2d")
-            .ok()
-            .flatten()
-            .and_then(|c| c.dyn_into().ok())
-            .ok_or("canvas has no 2d context")?;
+        let root = CanvasBackend::with_canvas_object(canvas.clone())
+            .ok_or("canvas has no 2d context")?
+            .into_drawing_area();
+        root.fill(&bg).map_err(|e| e.to_string())?;
         let (w, h) = (f64::from(canvas.width()), f64::from(canvas.height()));
-        ctx.set_fill_style_str(&rgba(bg, 1.0));
-        ctx.fill_rect(0.0, 0.0, w, h);
         let px = |css: f64| (css * dpr).round();
-        let p = Plot {
-            ctx,
+        Ok(Plot {
+            root,
             dpr,
             left: px(margins.0),
             top: px(margins.1),
@@ -97,8 +92,12 @@ impl Plot {
             bottom: (h - px(margins.3)).max(px(margins.1) + 1.0),
             x,
             y,
-        };
-        Ok(p)
+        })
+    }
+
+    /// Hands the drawing to the canvas.
+    pub fn finish(self) -> Result<(), String> {
+        self.root.present().map_err(|e| e.to_string())
     }
 
     /// A length in CSS px as device px, at least 1.
@@ -123,29 +122,15 @@ impl Plot {
         self.bottom - self.top
     }
 
-    /// Limits what follows to the plot area, until [`Plot::unclip`].
-    pub fn clip(&self) {
-        self.ctx.save();
-        self.ctx.begin_path();
-        self.ctx.rect(
-            self.left,
-            self.top,
-            self.right - self.left,
-            self.bottom - self.top,
-        );
-        self.ctx.clip();
-    }
-
-    /// Ends [`Plot::clip`].
-    pub fn unclip(&self) {
-        self.ctx.restore();
+    fn style(&self, c: Rgb, a: f64, width_css: f64) -> ShapeStyle {
+        c.mix(a).stroke_width(self.px(width_css) as u32)
     }
 
     /// Fills the device-px rectangle between two corners.
-    pub fn fill_px(&self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb, a: f64) {
-        self.ctx.set_fill_style_str(&rgba(c, a));
-        self.ctx
-            .fill_rect(x0.min(x1), y0.min(y1), (x1 - x0).abs(), (y1 - y0).abs());
+    pub fn fill_px(&self, a: (f64, f64), b: (f64, f64), c: Rgb, alpha: f64) {
+        let _ = self
+            .root
+            .draw(&Rectangle::new([ip(a), ip(b)], c.mix(alpha).filled()));
     }
 
     /// Fills the rectangle between data x `x0..x1` over the whole plot
@@ -154,21 +139,8 @@ impl Plot {
         self.fill_px((self.sx(x0), self.top), (self.sx(x1), self.bottom), c, a);
     }
 
-    fn stroke_with(&self, c: Rgb, a: f64, width_css: f64, dash_css: Option<(f64, f64)>) {
-        let ctx = &self.ctx;
-        ctx.set_stroke_style_str(&rgba(c, a));
-        ctx.set_line_width(self.px(width_css));
-        let dash = js_sys::Array::new();
-        if let Some((on, off)) = dash_css {
-            dash.push(&JsValue::from_f64(self.px(on)));
-            dash.push(&JsValue::from_f64(self.px(off)));
-        }
-        let _ = ctx.set_line_dash(&dash);
-        ctx.stroke();
-    }
-
-    /// Strokes polylines through data points in one path, in colour `c`
-    /// at opacity `a`, `width_css` wide, dashed `(on, off)` when given.
+    /// Strokes polylines through data points, in colour `c` at opacity
+    /// `a`, `width_css` wide, dashed `(on, off)` when given.
     pub fn paths<L, P>(
         &self,
         lines: L,
@@ -179,94 +151,87 @@ impl Plot {
         L: IntoIterator<Item = P>,
         P: IntoIterator<Item = (f64, f64)>,
     {
-        let ctx = &self.ctx;
-        ctx.begin_path();
+        let style = self.style(c, a, width_css);
         for line in lines {
-            for (i, (x, y)) in line.into_iter().enumerate() {
-                let (x, y) = (self.sx(x), self.sy(y));
-                if i == 0 {
-                    ctx.move_to(x, y);
-                } else {
-                    ctx.line_to(x, y);
-                }
-            }
+            let pts: Vec<(i32, i32)> = line
+                .into_iter()
+                .map(|(x, y)| ip((self.sx(x), self.sy(y))))
+                .collect();
+            let _ = match dash_css {
+                None => self.root.draw(&PathElement::new(pts, style)),
+                Some((on, off)) => self.root.draw(&DashedPathElement::new(
+                    pts,
+                    self.px(on) as i32,
+                    self.px(off) as i32,
+                    style,
+                )),
+            };
         }
-        self.stroke_with(c, a, width_css, dash_css);
     }
 
-    /// Strokes device-px segments `((x0, y0), (x1, y1))` in one path.
+    /// Strokes device-px segments `((x0, y0), (x1, y1))`.
     pub fn segments_px(
         &self,
         segs: impl IntoIterator<Item = ((f64, f64), (f64, f64))>,
         c: Rgb,
         width_css: f64,
     ) {
-        let ctx = &self.ctx;
-        ctx.begin_path();
-        for ((x0, y0), (x1, y1)) in segs {
-            ctx.move_to(x0, y0);
-            ctx.line_to(x1, y1);
+        let style = self.style(c, 1.0, width_css);
+        for (a, b) in segs {
+            let _ = self.root.draw(&PathElement::new(vec![ip(a), ip(b)], style));
         }
-        self.stroke_with(c, 1.0, width_css, None);
     }
 
-    /// Strokes many vertical segments `(data x, device y0, device y1)` at
-    /// once.
+    /// Strokes vertical segments `(data x, device y0, device y1)`.
     pub fn verticals_px(
         &self,
         segs: impl IntoIterator<Item = (f64, f64, f64)>,
         c: Rgb,
         width_css: f64,
     ) {
-        let ctx = &self.ctx;
-        ctx.begin_path();
-        for (x, y0, y1) in segs {
-            let x = self.sx(x);
-            ctx.move_to(x, y0);
-            ctx.line_to(x, y1);
-        }
-        self.stroke_with(c, 1.0, width_css, None);
+        self.segments_px(
+            segs.into_iter().map(|(x, y0, y1)| {
+                let x = self.sx(x);
+                ((x, y0), (x, y1))
+            }),
+            c,
+            width_css,
+        );
     }
 
     /// Filled dots of radius `r_css` at data points.
     pub fn dots(&self, pts: impl IntoIterator<Item = (f64, f64)>, c: Rgb, r_css: f64) {
-        let ctx = &self.ctx;
-        let r = self.px(r_css);
-        ctx.begin_path();
+        let r = self.px(r_css) as u32;
         for (x, y) in pts {
-            let (x, y) = (self.sx(x), self.sy(y));
-            ctx.move_to(x + r, y);
-            let _ = ctx.arc(x, y, r, 0.0, std::f64::consts::TAU);
+            let at = ip((self.sx(x), self.sy(y)));
+            let _ = self.root.draw(&Circle::new(at, r, c.filled()));
         }
-        ctx.set_fill_style_str(&rgba(c, 1.0));
-        ctx.fill();
+    }
+
+    fn font(&self, c: Rgb, size_css: f64) -> TextStyle<'static> {
+        ("sans-serif", self.px(size_css)).into_font().color(&c)
     }
 
     /// Writes `s` at device px `(x, y)` in `size_css` px sans-serif.
-    pub fn text(&self, s: &str, (x, y): (f64, f64), anchor: Anchor, c: Rgb, size_css: f64) {
-        let ctx = &self.ctx;
-        let (align, base) = anchor.split();
-        ctx.set_font(&format!("{}px sans-serif", self.px(size_css)));
-        ctx.set_text_align(align);
-        ctx.set_text_baseline(base);
-        ctx.set_fill_style_str(&rgba(c, 1.0));
-        let _ = ctx.fill_text(s, x, y);
+    pub fn text(&self, s: &str, at: (f64, f64), anchor: Anchor, c: Rgb, size_css: f64) {
+        let style = self.font(c, size_css).pos(anchor.pos());
+        let _ = self.root.draw(&Text::new(s, ip(at), style));
     }
 
-    /// Writes `s` turned a quarter left (bottom to top), centred on `(x, y)`.
-    pub fn text_up(&self, s: &str, (x, y): (f64, f64), c: Rgb, size_css: f64) {
-        let ctx = &self.ctx;
-        ctx.save();
-        let _ = ctx.translate(x, y);
-        let _ = ctx.rotate(-std::f64::consts::FRAC_PI_2);
-        self.text(s, (0.0, 0.0), Anchor::Center, c, size_css);
-        ctx.restore();
+    /// Writes `s` turned a quarter left (bottom to top), centred on `at`.
+    pub fn text_up(&self, s: &str, at: (f64, f64), c: Rgb, size_css: f64) {
+        let style = self
+            .font(c, size_css)
+            .transform(FontTransform::Rotate270)
+            .pos(Anchor::Center.pos());
+        let _ = self.root.draw(&Text::new(s, ip(at), style));
     }
 
-    /// Width of `s` in device px at `size_css`.
+    /// About the width of `s` in device px at `size_css`: 0.6 em a
+    /// character, a little over sans-serif's digits and lower case.
+    /// (plotters' own estimate on the web adds a span to the page and
+    /// measures it: a layout pass per label, every frame.)
     pub fn text_width(&self, s: &str, size_css: f64) -> f64 {
-        self.ctx
-            .set_font(&format!("{}px sans-serif", self.px(size_css)));
-        self.ctx.measure_text(s).map_or(0.0, |m| m.width())
+        s.chars().count() as f64 * 0.6 * self.px(size_css)
     }
 }

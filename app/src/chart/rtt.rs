@@ -47,7 +47,6 @@ pub fn draw(
     }
     let x = |t: i64| (t - f.to_us) as f64 / 1e6;
     let y = |us: u32| ys.map(us);
-    p.clip();
     draw_shades(&p, &f.shades, f.to_us, span_s, pal);
     // Probes sent but not reported yet: a shaded band up to "now".
     if let Some(t) = f.pending_from_us {
@@ -87,7 +86,6 @@ pub fn draw(
     );
     let span_us = f.to_us - f.from_us;
     draw_bursts(&p, &bursts(&f.announces, span_us), f.to_us, pal, !o.compact);
-    p.unclip();
     if !o.compact {
         for &(t, rtt) in &f.late {
             let xt = p.sx(x(t));
@@ -113,7 +111,7 @@ pub fn draw(
             14.0,
         );
     }
-    Ok(())
+    p.finish()
 }
 
 /// Vertical grid lines at round local times and, with `labels`, their
