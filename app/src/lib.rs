@@ -41,7 +41,11 @@ use leptos::prelude::*;
 
 /// Mounts the page and starts following the sidecars in its URL.
 pub fn run() {
-    console_error_panic_hook::set_once();
+    // A panic's message on the console (what console_error_panic_hook
+    // did, without its JS stack capture: less wasm for the page).
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&info.to_string().into());
+    }));
     let ui = ui::Ui::default();
     leptos::mount::mount_to_body(move || view! { <view::Page ui=ui /> });
     live::start(ui);

@@ -430,6 +430,9 @@ pub struct Frame {
     pub min_rtt_us: Option<u32>,
     /// Detected migrations overlapping the window: start, end, level.
     pub bands: Vec<(i64, i64, migwatch_shared::Light)>,
+    /// What the chart shades and why: the migrations of `bands` and the
+    /// other yellows (RTT peaks); filled in by the caller.
+    pub shades: Vec<crate::chart::Shade>,
     /// From here to the window's end, probes were sent but not reported
     /// yet (known from a `tick`); filled in by the caller.
     pub pending_from_us: Option<i64>,

@@ -201,6 +201,9 @@ pub struct PageState {
     pub range: Option<(i64, i64)>,
     /// Replay the bundled demo recording.
     pub demo: bool,
+    /// Targets (by name) whose RTT the detail chart overlays
+    /// (`overlay=a,b`, 2 to 4; names hold no comma).
+    pub overlay: Vec<String>,
 }
 
 /// What [`PageState::parse`] found, plus the values it could not use.
@@ -242,6 +245,7 @@ impl PageState {
                 "from" => from = Some(v),
                 "to" => to = Some(v),
                 "demo" => p.state.demo = true,
+                "overlay" => p.state.overlay = crate::chart::parse_overlay(&v),
                 _ => {}
             }
         }
@@ -302,6 +306,10 @@ impl PageState {
         }
         if self.demo {
             q.push("demo".into());
+        }
+        if !self.overlay.is_empty() {
+            let names: Vec<String> = self.overlay.iter().map(|n| encode(n)).collect();
+            q.push(format!("overlay={}", names.join(",")));
         }
         if q.is_empty() {
             String::new()
@@ -481,12 +489,14 @@ mod tests {
             filter: "rack=a db".into(),
             range: Some((1_763_000_000_000, 1_763_000_060_000)),
             demo: true,
+            overlay: vec!["vm 7".into(), "db-1".into()],
         };
         let q = st.to_query();
         assert_eq!(
             q,
             "?s=http://a:1&s=http://b:2/%3Ftoken%3Dt/k%253Dn&view=single&sel=1&w=5m&h=2h\
-             &t=vm%207&q=rack%3Da%20db&from=1763000000000&to=1763000060000&demo"
+             &t=vm%207&q=rack%3Da%20db&from=1763000000000&to=1763000060000&demo\
+             &overlay=vm%207,db-1"
         );
         let back = PageState::parse(&q);
         assert_eq!(back.errors, Vec::<String>::new());

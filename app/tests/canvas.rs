@@ -10,13 +10,12 @@
 //! browser flags, and scale factor 2 tests HiDPI).
 #![cfg(target_arch = "wasm32")]
 
-use migwatch_app::chart::{self, ChartOpts, Palette};
+use migwatch_app::chart::{self, ChartOpts, Palette, Rgb};
 use migwatch_app::live::fit_canvas;
 use migwatch_app::model::Model;
 use migwatch_app::synth::synthetic_events;
 use migwatch_app::viewport::{Viewport, YAxis};
 use migwatch_shared::{Detector, Light};
-use plotters::style::RGBColor;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
@@ -103,7 +102,7 @@ fn announce_markers_and_the_clock_track_draw_at_device_pixels() {
     }
     m.finish();
     let pal = Palette::default();
-    let px = |c: RGBColor| (c.0, c.1, c.2);
+    let px = |c: Rgb| (c.0, c.1, c.2);
     let tz = |_: i64| 0;
     let c = canvas(600, 200);
     let (columns, dpr) = fit_canvas(&c);

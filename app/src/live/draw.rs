@@ -6,6 +6,7 @@ use crate::chart::{self, ChartOpts, Palette};
 use crate::viewport::{Span, Viewport, YAxis};
 use leptos::prelude::*;
 use migwatch_shared::wire::AnnounceKind;
+use std::rc::Rc;
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -40,6 +41,10 @@ impl App {
         let Some(canvas) = canvas_by_id("chart") else {
             return;
         };
+        if self.draw_overlay(&canvas) {
+            return;
+        }
+        let _ = canvas.remove_attribute("data-overlay");
         let (columns, dpr) = fit_canvas(&canvas);
         let vp = self.vp.get();
         let frame = t.model.borrow().frame(&vp, columns);
@@ -82,6 +87,59 @@ impl App {
         set("data-rarp", rarp.to_string());
         set("data-garp", (frame.announces.len() - rarp).to_string());
         self.draw_clock(t, &frame);
+    }
+
+    /// The targets of `overlay=` (those found, by name, in URL order) on
+    /// one chart over the current window; false when fewer than two are
+    /// here (the shown target's own chart is drawn then).
+    fn draw_overlay(&self, canvas: &HtmlCanvasElement) -> bool {
+        let names = self.overlay.borrow();
+        if names.len() < 2 {
+            return false;
+        }
+        let targets = self.targets.borrow();
+        let name_of = |t: &Target| {
+            t.target_ref()
+                .and_then(|r| r.name)
+                .unwrap_or_else(|| t.title())
+        };
+        let picked: Vec<&Rc<Target>> = names
+            .iter()
+            .filter_map(|n| targets.iter().find(|t| name_of(t) == *n))
+            .collect();
+        if picked.len() < 2 {
+            return false;
+        }
+        let (columns, dpr) = fit_canvas(canvas);
+        let vp = self.vp.get();
+        let first = picked[0].model.borrow().frame(&vp, columns);
+        // Every target over the first one's window.
+        let same = Viewport {
+            end_us: Some(first.to_us),
+            ..vp
+        };
+        let mut frames = vec![first];
+        frames.extend(
+            picked[1..]
+                .iter()
+                .map(|t| t.model.borrow().frame(&same, columns)),
+        );
+        let labels: Vec<String> = picked.iter().map(|t| name_of(t)).collect();
+        let series: Vec<(&str, &crate::store::Frame)> =
+            labels.iter().map(String::as_str).zip(&frames).collect();
+        let opts = ChartOpts {
+            y: vp.y,
+            compact: false,
+            dpr,
+            tz: &tz_offset,
+        };
+        if let Err(e) = chart::draw_overlay(canvas.clone(), &series, &self.palette.get(), &opts) {
+            if !self.logged_draw_error.replace(true) {
+                leptos::logging::error!("overlay chart: {e}");
+            }
+        }
+        let _ = canvas.set_attribute("data-overlay", &labels.join(","));
+        true
     }
 
     /// The clock track under the main chart, over the same window.

@@ -72,6 +72,9 @@ fn schedule() {
 struct App {
     ui: Ui,
     targets: RefCell<Vec<Rc<Target>>>,
+    /// Targets (by name) overlaid on the detail chart (`overlay=` in the
+    /// URL).
+    overlay: RefCell<Vec<String>>,
     next_key: Cell<u32>,
     vp: Cell<Viewport>,
     chart_dirty: Cell<bool>,
@@ -129,6 +132,7 @@ pub fn start(ui: Ui) {
     let this = Rc::new(App {
         ui,
         targets: RefCell::default(),
+        overlay: RefCell::new(parsed.state.overlay.clone()),
         next_key: Cell::new(1),
         vp: Cell::new(vp),
         chart_dirty: Cell::new(true),
@@ -323,6 +327,7 @@ impl App {
             filter: self.ui.filter.get_untracked(),
             range,
             demo,
+            overlay: self.overlay.borrow().clone(),
         };
         let Some(w) = web_sys::window() else { return };
         let path = w.location().pathname().unwrap_or_default();
@@ -447,7 +452,9 @@ impl App {
         let many = targets.len() > FEW_TARGETS;
         let mut any_dirty = false;
         let alerts = self.ui.alerts.get_untracked();
-        let chart_dirty = self.chart_dirty.get();
+        // An overlay redraws when any of its targets has news.
+        let chart_dirty = self.chart_dirty.get()
+            || (!self.overlay.borrow().is_empty() && targets.iter().any(|t| t.dirty.get()));
         for (i, t) in targets.iter().enumerate() {
             let shown = mode == ViewMode::Single(t.key);
             let dirty = t.dirty.get();

@@ -24,7 +24,14 @@ pub(super) fn parse_info_line(line_no: usize, line: &str) -> Result<Info, TraceE
     if let Some(o) = v.as_object_mut() {
         o.remove("type");
     }
-    serde_json::from_value(v).map_err(|e| err(line_no, format!("malformed info record: {e}")))
+    // From text, as `/info` is read: one decoder for it in the page.
+    serde_json::from_str(&v.to_string()).map_err(|e| {
+        let e = e.to_string();
+        err(
+            line_no,
+            format!("malformed info record: {}", super::without_position(&e)),
+        )
+    })
 }
 
 /// The info record as a JSON line (without the newline): `/info`'s fields

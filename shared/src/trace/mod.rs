@@ -36,11 +36,8 @@ mod order;
 pub use info::info_line;
 pub use order::Disorder;
 
-use crate::wire::{
-    Announce, Clock, Event, EventKind, Gap, Info, Late, Overflow, Sample, Skip, Tick,
-};
+use crate::wire::{Event, EventKind, Gap, Info, Late, Sample};
 use order::OrderCheck;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -95,36 +92,6 @@ fn err(line: usize, msg: impl Into<String>) -> TraceError {
     }
 }
 
-/// The flattened JSON-lines form: the event's fields plus `"type"`. Only a
-/// fast path: a kind missing here still parses, through the slow path.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum Flat {
-    Sample(Sample),
-    Late(Late),
-    Gap(Gap),
-    Overflow(Overflow),
-    Tick(Tick),
-    Clock(Clock),
-    Announce(Announce),
-    Skip(Skip),
-}
-
-impl From<Flat> for Event {
-    fn from(f: Flat) -> Event {
-        match f {
-            Flat::Sample(e) => Event::Sample(e),
-            Flat::Late(e) => Event::Late(e),
-            Flat::Gap(e) => Event::Gap(e),
-            Flat::Overflow(e) => Event::Overflow(e),
-            Flat::Tick(e) => Event::Tick(e),
-            Flat::Clock(e) => Event::Clock(e),
-            Flat::Announce(e) => Event::Announce(e),
-            Flat::Skip(e) => Event::Skip(e),
-        }
-    }
-}
-
 /// Parses one JSON line. `Ok(None)` for a blank or comment line, or an
 /// event type this version does not know.
 pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, TraceError> {
@@ -132,9 +99,12 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
     }
-    // Fast path: the canonical flattened form.
-    if let Ok(f) = serde_json::from_str::<Flat>(line) {
-        return Ok(Some(f.into()));
+    // Fast path: the canonical flattened form as [`jsonl_line`] writes it,
+    // `{"type":"kind",<the payload's fields>}`, decoded by the same code as
+    // the live stream's events. (A serde internally-tagged enum did this
+    // before, at some 20 KB of the page's wasm for a second decoder.)
+    if let Some(ev) = parse_canonical(line) {
+        return Ok(Some(ev));
     }
     // Slow path: find out what it is, for the envelope form, unknown types
     // and a precise error.
@@ -160,11 +130,35 @@ pub fn parse_jsonl_line(line_no: usize, line: &str) -> Result<Option<Event>, Tra
     let kind = kind
         .as_str()
         .ok_or_else(|| err(line_no, "\"type\" must be a string"))?;
-    let Some(k) = EventKind::from_name(kind) else {
+    if EventKind::from_name(kind).is_none() {
         return Ok(None); // a newer event kind: skip it
+    }
+    // Decoded from text by the live stream's decoder, not from the
+    // `Value`: a second, `Value`-driven copy of every payload's decoder
+    // cost the page ~10 KB of wasm, and these forms are rare.
+    Event::parse(kind, &data.to_string())
+        .map(Some)
+        .map_err(|e| err(line_no, without_position(&e.to_string())))
+}
+
+/// A serde_json message without its ` at line L column C`: the position
+/// is in re-serialized text, not in the file (whose line the error names).
+fn without_position(msg: &str) -> &str {
+    msg.rsplit_once(" at line ").map_or(msg, |(m, _)| m)
+}
+
+/// The event of a line in the canonical flattened form (`"type"` first),
+/// or `None` when it is not in that form or does not decode: the slow path
+/// then tells why.
+fn parse_canonical(line: &str) -> Option<Event> {
+    let rest = line.strip_prefix("{\"type\":\"")?;
+    let (kind, rest) = rest.split_once('"')?;
+    let payload = match rest.strip_prefix(',') {
+        Some(fields) => format!("{{{fields}"),
+        None if rest == "}" => "{}".to_string(),
+        None => return None,
     };
-    let bad = |e: serde_json::Error| err(line_no, format!("malformed {kind} event: {e}"));
-    Event::from_value(k, data).map(Some).map_err(bad)
+    Event::parse(kind, &payload).ok()
 }
 
 /// One event as a JSON line (without the newline).

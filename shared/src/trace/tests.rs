@@ -1,6 +1,7 @@
 //! Round trips and errors of both trace formats.
 
 use super::*;
+use crate::wire::{Overflow, Tick};
 
 fn events() -> Vec<Event> {
     vec![
@@ -43,6 +44,17 @@ fn jsonl_round_trips_every_event() {
     assert!(s.starts_with("{\"type\":\"sample\",\"seq\":0,"));
     assert_eq!(Format::sniff(&s), Format::Jsonl);
     assert_eq!(read(&s).unwrap(), events());
+    // Every line written takes the fast path (the live stream's decoder).
+    for ev in events() {
+        assert_eq!(parse_canonical(&jsonl_line(&ev)), Some(ev));
+    }
+    assert_eq!(
+        without_position("missing field `seq` at line 1 column 20"),
+        "missing field `seq`"
+    );
+    // Other forms are left to the slow path.
+    assert_eq!(parse_canonical("{\"seq\":1,\"type\":\"sample\"}"), None);
+    assert_eq!(parse_canonical("{\"type\":\"nosuch\",\"a\":1}"), None);
 }
 
 #[test]
