@@ -7,7 +7,9 @@
 # (> 1 MiB after minute 5; runs of 5 minutes or less compare minute 1 to
 # the end against 2 MiB, see tests/soak.rs). Needs root.
 #   scripts/soak.sh [--minutes N] [--release] [--history DURATION]
-# The table also goes to tests/out/soak-<minutes>min.md.
+# The table also goes to tests/out/soak-<minutes>min.md (-release.md for a
+# release build: the build that ships, with a tenth of the debug build's
+# code pages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,7 +30,9 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+suffix=""
 if [ "$profile" = release ]; then
+    suffix="-release"
     cargo build --release -p migwatch-sidecar -p migwatch-tests --bin migwatch-sidecar --bin mw-soak
 else
     cargo build -p migwatch-sidecar -p migwatch-tests --bin migwatch-sidecar --bin mw-soak
@@ -41,4 +45,4 @@ guard="$PWD/scripts/range-guard.sh"
 "$guard" acquire $$
 trap '"$guard" release $$ || true' EXIT
 MIGWATCH_SIDECAR="$PWD/target/$profile/migwatch-sidecar" \
-    "target/$profile/mw-soak" "${args[@]}" --out "tests/out/soak-${minutes}min.md"
+    "target/$profile/mw-soak" "${args[@]}" --out "tests/out/soak-${minutes}min${suffix}.md"

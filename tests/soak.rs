@@ -10,7 +10,11 @@
 //!
 //! Checks at the end (exit 1 if any fails): the reconnecting client lost
 //! and repeated no id; no reading client saw a hole; no probe was lost;
-//! RSS stayed flat after the warm-up.
+//! RSS, and its anonymous part on its own, stayed flat after the warm-up.
+//! Each minute's row also gives the file-backed part of RSS, the major
+//! faults (file pages read back from disk) and the machine's load, so a
+//! step in RSS can be told apart: the heap, or code pages the kernel
+//! dropped and read back.
 
 use anyhow::{bail, Context, Result};
 use migwatch_shared::wire::Event;
@@ -31,7 +35,8 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(10);
 const STALL_MAX: Duration = Duration::from_secs(45);
 /// Minutes of warm-up before RSS must stay flat (long runs).
 const WARMUP_MIN: usize = 5;
-/// RSS may grow this much after the warm-up (long runs), KiB.
+/// RSS, and its anonymous part, may grow this much after the warm-up
+/// (long runs), KiB.
 const RSS_GROWTH_KB: i64 = 1024;
 /// RSS may grow this much from minute 1 to the end of a short run, KiB.
 /// Looser than [`RSS_GROWTH_KB`] per minute watched, because one minute of
@@ -249,28 +254,58 @@ fn lateness_q(a: &Scrape, b: &Scrape, q: f64) -> f64 {
     f64::INFINITY
 }
 
-/// Memory of a process in KiB: (RSS, its anonymous part, CPU seconds
-/// used). The rest of RSS is file pages (the binary's code, libraries),
-/// which grow in steps as code first runs and are bounded by file sizes.
-fn proc_usage(pid: u32) -> Result<(i64, i64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+/// What a process uses, read from `/proc`.
+#[derive(Clone, Copy)]
+struct Usage {
+    /// Resident set, KiB.
+    rss_kb: i64,
+    /// Its anonymous part (heap, malloc arenas, stacks, the ring), KiB.
+    /// The rest is file pages (the binary's code, libraries): bounded by
+    /// the files' sizes, and the kernel may drop them under memory
+    /// pressure and read them back later (a major fault each).
+    anon_kb: i64,
+    /// CPU time used, seconds.
+    cpu_s: f64,
+    /// Major page faults so far: pages read back from disk.
+    majflt: u64,
+}
+
+/// Reads `pid`'s [`Usage`]. Memory from `smaps_rollup`, which walks every
+/// mapping: exact, where `/proc/PID/status`'s counters may lag.
+fn proc_usage(pid: u32) -> Result<Usage> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let rollup = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
     let kb = |key: &str| -> Result<i64> {
-        status
+        rollup
             .lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .with_context(|| format!("no {key} in /proc/{pid}/status"))
+            .with_context(|| format!("no {key} in {path}"))
     };
-    let (rss, anon) = (kb("VmRSS:")?, kb("RssAnon:")?);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let rest = stat.rsplit_once(')').context("odd stat")?.1;
     let f: Vec<f64> = rest
         .split_whitespace()
         .map(|v| v.parse().unwrap_or(0.0))
         .collect();
-    // utime and stime are fields 14 and 15, in USER_HZ (100 on Linux).
-    let cpu = (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0;
-    Ok((rss, anon, cpu))
+    // Fields after the name start at field 3: majflt is field 12, utime
+    // and stime are 14 and 15, in USER_HZ (100 on Linux).
+    let field = |n: usize| f.get(n - 3).copied().unwrap_or(0.0);
+    Ok(Usage {
+        rss_kb: kb("Rss:")?,
+        anon_kb: kb("Anonymous:")?,
+        cpu_s: (field(14) + field(15)) / 100.0,
+        majflt: field(12) as u64,
+    })
+}
+
+/// The machine's 1-minute load average: the soak shares its cores, and a
+/// lateness figure means little without it.
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// One minute's figures.
@@ -278,7 +313,9 @@ struct Row {
     minute: usize,
     rss_kb: i64,
     anon_kb: i64,
+    majflt: u64,
     cpu_pct: f64,
+    load: f64,
     p50_ms: f64,
     p99_ms: f64,
     sent: f64,
@@ -333,13 +370,13 @@ fn main() -> Result<()> {
         ),
         None => Box::new(std::io::sink()),
     };
-    let header = "| minute | RSS KiB | anon KiB | CPU % | lateness p50 ms | p99 ms | probes sent | lost | skipped | reader events | stalled client cut off after s |\n|---|---|---|---|---|---|---|---|---|---|---|";
+    let header = "| minute | RSS KiB | anon KiB | file KiB | major faults | CPU % | load | lateness p50 ms | p99 ms | probes sent | lost | skipped | reader events | stalled client cut off after s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
     println!("{header}");
     writeln!(out, "{header}")?;
 
     let t0 = Instant::now();
     let first = scrape(&sc)?;
-    let (mut prev, mut prev_cpu) = (scrape(&sc)?, proc_usage(sc.pid())?.2);
+    let (mut prev, mut prev_use) = (scrape(&sc)?, proc_usage(sc.pid())?);
     let mut rows: Vec<Row> = Vec::new();
     for minute in 1..=o.minutes {
         // The stalled client comes 5 s into the minute and is gone well
@@ -349,12 +386,14 @@ fn main() -> Result<()> {
         let cut = stall(&sc.base, &sc)?;
         std::thread::sleep(minute_end.saturating_duration_since(Instant::now()));
         let now = scrape(&sc)?;
-        let (rss_kb, anon_kb, cpu) = proc_usage(sc.pid())?;
+        let used = proc_usage(sc.pid())?;
         let row = Row {
             minute,
-            rss_kb,
-            anon_kb,
-            cpu_pct: (cpu - prev_cpu) / 60.0 * 100.0,
+            rss_kb: used.rss_kb,
+            anon_kb: used.anon_kb,
+            majflt: used.majflt - prev_use.majflt,
+            cpu_pct: (used.cpu_s - prev_use.cpu_s) / 60.0 * 100.0,
+            load: load1(),
             p50_ms: lateness_q(&prev, &now, 0.5) * 1e3,
             p99_ms: lateness_q(&prev, &now, 0.99) * 1e3,
             sent: counter(&now, "migwatch_probes_sent_total")
@@ -369,11 +408,14 @@ fn main() -> Result<()> {
             stall_cutoff_s: cut.map(|d| d.as_secs_f64()),
         };
         let line = format!(
-            "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
             row.minute,
             row.rss_kb,
             row.anon_kb,
+            row.rss_kb - row.anon_kb,
+            row.majflt,
             row.cpu_pct,
+            row.load,
             row.p50_ms,
             row.p99_ms,
             row.sent,
@@ -386,7 +428,7 @@ fn main() -> Result<()> {
         println!("{line}");
         writeln!(out, "{line}")?;
         rows.push(row);
-        (prev, prev_cpu) = (now, cpu);
+        (prev, prev_use) = (now, used);
     }
     stop.store(true, Ordering::Relaxed);
     let last = scrape(&sc)?;
@@ -458,6 +500,16 @@ fn main() -> Result<()> {
         .max()
         .unwrap_or(0)
         - rows[from - 1].anon_kb;
+    // The anonymous part on its own too: file pages the kernel dropped
+    // under memory pressure before the base minute and read back after it
+    // look like growth in RSS, and pages dropped after it can hide a leak
+    // there; the heap cannot.
+    if anon_growth > bound {
+        fails.push(format!(
+            "anonymous memory grew {anon_growth} KiB after minute {from} (bound {bound} KiB)"
+        ));
+    }
+    let majflt: u64 = rows[from - 1..].iter().map(|r| r.majflt).sum();
     let stalls_cut = rows.iter().filter(|r| r.stall_cutoff_s.is_some()).count();
     if stalls_cut < rows.len() {
         fails.push(format!(
@@ -468,7 +520,8 @@ fn main() -> Result<()> {
     let summary = format!(
         "\nsoak {} min at 1 kHz: resuming client {reconnects} reconnects, {lost_ids} ids lost, {repeated} repeated; \
          {READERS} readers {r_lost} ids lost; probes lost {probe_loss}, send errors {send_errors}; \
-         RSS minute {from} {base_rss} KiB, peak after {peak} KiB (+{} KiB, bound {bound}; anonymous +{anon_growth} KiB); \
+         RSS minute {from} {base_rss} KiB, peak after {peak} KiB (+{} KiB, bound {bound}; anonymous +{anon_growth} KiB; \
+         {majflt} major faults after minute {from}); \
          lateness p99 first {} ms, last {} ms; stalled clients cut off {stalls_cut}/{}",
         o.minutes,
         peak - base_rss,

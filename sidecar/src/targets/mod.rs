@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 pub use verdict::Verdicts;
 
-/// Bytes one ring entry takes (`stream::Entry`).
+/// Bytes one ring entry takes (`stream::ring::Entry`).
 const ENTRY_BYTES: usize = 24;
 
 /// How much history the rings may hold, all targets together, unless
