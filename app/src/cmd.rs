@@ -30,6 +30,8 @@ pub enum Cmd {
     Remove(u32),
     /// Show one target in detail.
     Select(u32),
+    /// Add a target to the detail chart's overlay, or take it off.
+    Overlay(u32),
     /// Show the first target in detail.
     SingleFirst,
     /// Show all targets as a grid.

@@ -110,6 +110,9 @@ pub struct Ui {
     pub filter: RwSignal<String>,
     /// No sidecar to follow: the page offers the demo instead.
     pub no_sidecar: RwSignal<bool>,
+    /// Targets (by name) overlaid on the detail chart (`overlay=` in the
+    /// URL, 2 to 4 drawn).
+    pub overlay: RwSignal<Vec<String>>,
 }
 
 impl Default for Ui {
@@ -132,6 +135,7 @@ impl Default for Ui {
             dragging: RwSignal::new(false),
             filter: RwSignal::new(String::new()),
             no_sidecar: RwSignal::new(false),
+            overlay: RwSignal::new(Vec::new()),
         }
     }
 }

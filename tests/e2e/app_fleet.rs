@@ -1,8 +1,9 @@
 //! One sidecar watching 20 targets, on the real page: 20 tiles from one
 //! URL, the tiles without a live stream drawn from one `/overview` a
 //! second, an outage on one target turns only its tile yellow (and sorts
-//! it first), the filter narrows the grid (and is in the URL), a click
-//! opens the target's full view.
+//! it first), the filter narrows the grid (and is in the URL), two tiles'
+//! overlay toggles put both on the detail chart, a click opens the
+//! target's full view.
 
 use crate::app_common::dist;
 use crate::require_root;
@@ -248,6 +249,26 @@ fn page_fleet_twenty_targets_one_outage_turns_only_its_tile_yellow_and_the_filte
     assert_eq!(odd, vec!["vm-01", "vm-03", "vm-05", "vm-07", "vm-09"]);
     b.screenshot(&out_dir().join("app-fleet-filtered.png"))?;
 
+    // Two tiles' overlay toggles: pressed, and in the URL in click order.
+    for n in ["vm-01", "vm-09"] {
+        b.eval(&format!(
+            "Array.from(document.querySelectorAll('#tiles .tile'))
+                .find(t => t.dataset.name === '{n}').querySelector('.overlay').click();
+             return 1;"
+        ))?;
+    }
+    let pressed = b.eval(
+        "return Array.from(document.querySelectorAll('#tiles .tile .overlay[aria-pressed=true]'))
+            .map(x => x.closest('.tile').dataset.name).sort().join(',')",
+    )?;
+    assert_eq!(pressed.as_str(), Some("vm-01,vm-09"));
+    let url = b.eval("return location.search")?;
+    assert!(
+        url.as_str()
+            .is_some_and(|u| u.contains("overlay=vm-01,vm-09")),
+        "{url}"
+    );
+
     // One click opens a target's full view, with a live stream of its own.
     b.eval(
         "Array.from(document.querySelectorAll('#tiles .tile'))
@@ -272,6 +293,33 @@ fn page_fleet_twenty_targets_one_outage_turns_only_its_tile_yellow_and_the_filte
         },
     )?;
     assert_eq!(name, "vm-09");
+    // The detail chart overlays the two picked targets; taking one off
+    // brings back the shown target's own chart.
+    let overlay_of = || {
+        b.eval(
+            "const c = document.getElementById('chart'); return c ? c.dataset.overlay || '' : null",
+        )
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+    };
+    wait_for(
+        "the overlay of vm-01 and vm-09",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || overlay_of().filter(|o| o == "vm-01,vm-09"),
+    )?;
+    b.screenshot(&out_dir().join("app-fleet-overlay.png"))?;
+    b.eval(
+        "Array.from(document.querySelectorAll('#tiles .tile'))
+            .find(t => t.dataset.name === 'vm-01').querySelector('.overlay').click();
+         return 1;",
+    )?;
+    wait_for(
+        "the overlay to end",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || overlay_of().filter(|o| o.is_empty()),
+    )?;
     b.screenshot(&out_dir().join("app-fleet-detail.png"))?;
     Ok(())
 }

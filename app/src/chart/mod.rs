@@ -19,7 +19,8 @@ mod ticks;
 pub use clock::{clock_range, draw_clock};
 pub use marks::{bursts, step_points, Burst};
 pub use overlay::{
-    draw_overlay, overlay_colors, overlay_scale, overlay_value, parse_overlay, OVERLAY_MAX,
+    draw_overlay, overlay_colors, overlay_scale, overlay_value, parse_overlay, toggle_overlay,
+    OVERLAY_MAX,
 };
 pub use rtt::draw;
 pub use shade::{shades, Shade, Why, YellowSpan};

@@ -32,6 +32,19 @@ pub fn parse_overlay(v: &str) -> Vec<String> {
     out
 }
 
+/// `names` with `name` taken off if it is there, else added last; past
+/// [`OVERLAY_MAX`] the oldest goes.
+pub fn toggle_overlay(names: &[String], name: &str) -> Vec<String> {
+    let mut out: Vec<String> = names.iter().filter(|n| *n != name).cloned().collect();
+    if out.len() == names.len() {
+        out.push(name.to_string());
+        if out.len() > OVERLAY_MAX {
+            out.remove(0);
+        }
+    }
+    out
+}
+
 /// The `overlay` URL value of `names` (the inverse of [`parse_overlay`]).
 pub fn overlay_value(names: &[String]) -> String {
     names.join(",")
@@ -135,6 +148,18 @@ pub fn draw_overlay(
 mod tests {
     use super::*;
     use crate::viewport::YAxis;
+
+    #[test]
+    fn a_toggle_adds_last_removes_and_keeps_at_most_four() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(toggle_overlay(&[], "a"), v(&["a"]));
+        assert_eq!(toggle_overlay(&v(&["a", "b"]), "a"), v(&["b"]));
+        assert_eq!(toggle_overlay(&v(&["a", "b"]), "c"), v(&["a", "b", "c"]));
+        assert_eq!(
+            toggle_overlay(&v(&["a", "b", "c", "d"]), "e"),
+            v(&["b", "c", "d", "e"])
+        );
+    }
 
     #[test]
     fn overlay_names_from_the_url() {

@@ -45,6 +45,17 @@ impl App {
                 self.rebalance();
                 self.sync_url();
             }
+            Cmd::Overlay(key) => {
+                if let Some(t) = self.find(key) {
+                    let name = t.overlay_name();
+                    self.ui
+                        .overlay
+                        .update(|o| *o = crate::chart::toggle_overlay(o, &name));
+                    self.chart_dirty.set(true);
+                    t.mark();
+                    self.sync_url();
+                }
+            }
             Cmd::Filter(q) => {
                 if self.ui.filter.get_untracked() != q {
                     self.ui.filter.set(q);

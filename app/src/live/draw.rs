@@ -93,16 +93,12 @@ impl App {
     /// one chart over the current window; false when fewer than two are
     /// here (the shown target's own chart is drawn then).
     fn draw_overlay(&self, canvas: &HtmlCanvasElement) -> bool {
-        let names = self.overlay.borrow();
+        let names = self.ui.overlay.get_untracked();
         if names.len() < 2 {
             return false;
         }
         let targets = self.targets.borrow();
-        let name_of = |t: &Target| {
-            t.target_ref()
-                .and_then(|r| r.name)
-                .unwrap_or_else(|| t.title())
-        };
+        let name_of = |t: &Target| t.overlay_name();
         let picked: Vec<&Rc<Target>> = names
             .iter()
             .filter_map(|n| targets.iter().find(|t| name_of(t) == *n))

@@ -72,9 +72,6 @@ fn schedule() {
 struct App {
     ui: Ui,
     targets: RefCell<Vec<Rc<Target>>>,
-    /// Targets (by name) overlaid on the detail chart (`overlay=` in the
-    /// URL).
-    overlay: RefCell<Vec<String>>,
     next_key: Cell<u32>,
     vp: Cell<Viewport>,
     chart_dirty: Cell<bool>,
@@ -125,6 +122,7 @@ pub fn start(ui: Ui) {
     }
     ui.history.set(parsed.state.history);
     ui.filter.set(parsed.state.filter.clone());
+    ui.overlay.set(parsed.state.overlay.clone());
     let mut vp = Viewport::new(parsed.state.span);
     if let Some((a, b)) = parsed.state.range {
         vp.jump_to(a.saturating_mul(1000), b.saturating_mul(1000));
@@ -132,7 +130,6 @@ pub fn start(ui: Ui) {
     let this = Rc::new(App {
         ui,
         targets: RefCell::default(),
-        overlay: RefCell::new(parsed.state.overlay.clone()),
         next_key: Cell::new(1),
         vp: Cell::new(vp),
         chart_dirty: Cell::new(true),
@@ -327,7 +324,7 @@ impl App {
             filter: self.ui.filter.get_untracked(),
             range,
             demo,
-            overlay: self.overlay.borrow().clone(),
+            overlay: self.ui.overlay.get_untracked(),
         };
         let Some(w) = web_sys::window() else { return };
         let path = w.location().pathname().unwrap_or_default();
@@ -454,7 +451,8 @@ impl App {
         let alerts = self.ui.alerts.get_untracked();
         // An overlay redraws when any of its targets has news.
         let chart_dirty = self.chart_dirty.get()
-            || (!self.overlay.borrow().is_empty() && targets.iter().any(|t| t.dirty.get()));
+            || (self.ui.overlay.with_untracked(|o| !o.is_empty())
+                && targets.iter().any(|t| t.dirty.get()));
         for (i, t) in targets.iter().enumerate() {
             let shown = mode == ViewMode::Single(t.key);
             let dirty = t.dirty.get();

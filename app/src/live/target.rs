@@ -111,6 +111,14 @@ impl Target {
         }
     }
 
+    /// Its name in `overlay=`: the sidecar's name for it, else the name
+    /// shown (an older sidecar's address, a file).
+    pub(super) fn overlay_name(&self) -> String {
+        self.target_ref()
+            .and_then(|r| r.name)
+            .unwrap_or_else(|| self.title())
+    }
+
     /// The name shown for it.
     pub(super) fn title(&self) -> String {
         self.tui.tile.with_untracked(|v| v.title())

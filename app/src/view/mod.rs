@@ -371,6 +371,17 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
     let selected = move || ui.mode.get() == ViewMode::Single(key);
     let conn_name = move || tile.with(|v| v.conn.name());
     let failed = move || tile.with(|v| matches!(v.conn, Conn::Failed { .. }));
+    // Its `overlay=` name: the sidecar's name for it, else the one shown.
+    let overlaid = move || {
+        let n = tile.with(|v| {
+            if v.name.is_empty() {
+                v.title()
+            } else {
+                v.name.clone()
+            }
+        });
+        ui.overlay.with(|o| o.contains(&n))
+    };
     let hidden = move || {
         let q = ui.filter.get();
         !q.is_empty() && !tile.with(|v| tile_matches(&q, v))
@@ -469,6 +480,16 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     on:click=move |_| cmd(Cmd::Reconnect(key))
                 >
                     "Reconnect now"
+                </button>
+                <button
+                    type="button"
+                    class="icon overlay"
+                    title="Overlay this target's RTT on the detail chart (pick 2 to 4)"
+                    aria-label="Overlay on the detail chart"
+                    aria-pressed=move || overlaid().to_string()
+                    on:click=move |_| cmd(Cmd::Overlay(key))
+                >
+                    "⊕"
                 </button>
             </footer>
         </article>
