@@ -288,11 +288,16 @@ impl Model {
         f
     }
 
-    /// The clock track under the RTT chart's frame `f` (same window, same
-    /// migration bands and announce markers), for `columns` columns.
+    /// The clock track under the RTT chart's frame `f` (same window, the
+    /// same shading, migrations and every other yellow, and the same
+    /// announce markers), for `columns` columns.
     pub fn clock_frame(&self, f: &Frame, columns: u32) -> ClockFrame {
         let mut c = self.signals.clock_frame(f.from_us, f.to_us, columns);
-        c.bands.clone_from(&f.bands);
+        c.bands = f
+            .shades
+            .iter()
+            .map(|s| (s.from_us, s.to_us, s.level))
+            .collect();
         c.announces.clone_from(&f.announces);
         c
     }

@@ -321,7 +321,8 @@ pub struct ClockFrame {
     /// (negative: the guest clock fell behind), measured as the change of
     /// the median of up to three readings either side of it.
     pub step_us: Option<i64>,
-    /// Detected migrations overlapping the window (as on the RTT chart).
+    /// What the RTT chart shades in the window: detected migrations and
+    /// every other yellow.
     pub bands: Vec<(i64, i64, Light)>,
     /// Announces in the window (as on the RTT chart).
     pub announces: Vec<Marker>,
