@@ -169,6 +169,24 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// The sidecar flags of every test with a [`GuestResponder`]: echo every
+/// 10 ms (500 ms timeout), the guest's clock 10 times a second, and the
+/// announce capture on the namespace's host side; then `extra`.
+pub fn guest_flags<'a>(ns: &'a migwatch_tests::netns::TargetNs, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut f = vec![
+        "--interval",
+        "10ms",
+        "--timeout",
+        "500ms",
+        "--clock-interval",
+        "100ms",
+        "--capture-iface",
+        &ns.host_if,
+    ];
+    f.extend_from_slice(extra);
+    f
+}
+
 /// `mw-responder` as a guest that can be "live-migrated": it answers echo
 /// and ICMP Timestamp requests (its clock stands still during `migrate MS`)
 /// and, after each migration, announces its MAC on its interface (RARP and

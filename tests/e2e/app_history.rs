@@ -6,7 +6,7 @@
 //! peak, no probe lost) stays in the log after the light is green again.
 
 use crate::app_common::{
-    dist, free_port, import, open_page, tile, wait_sidecar_green, GuestResponder,
+    dist, free_port, guest_flags, import, open_page, tile, wait_sidecar_green, GuestResponder,
 };
 use crate::require_root;
 use migwatch_tests::browser::Browser;
@@ -43,20 +43,7 @@ fn page_keeps_a_migration_the_restarted_sidecar_no_longer_holds() -> anyhow::Res
     // The same address both runs: the page's origin and the history's key.
     let listen = format!("127.0.0.1:{}", free_port()?);
     let target = ns.target.to_string();
-    let flags = [
-        "--interval",
-        "10ms",
-        "--timeout",
-        "500ms",
-        "--clock-interval",
-        "100ms",
-        "--capture-iface",
-        &ns.host_if,
-        "--web-root",
-        &dist,
-        "--listen",
-        &listen,
-    ];
+    let flags = guest_flags(&ns, &["--web-root", &dist, "--listen", &listen]);
     let mut sc = Sidecar::start(&target, &flags)?;
     let base = sc.base.clone();
     wait_sidecar_green(&sc)?;

@@ -6,7 +6,7 @@
 //! demo instead of retrying; a page opened after a migration lists it, and
 //! a reload keeps it.
 
-use crate::app_common::{dist, free_port, wait_sidecar_green, GuestResponder};
+use crate::app_common::{dist, free_port, guest_flags, wait_sidecar_green, GuestResponder};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
 use migwatch_tests::netns::TargetNs;
@@ -227,18 +227,7 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
     let mut guest = GuestResponder::start(&ns)?;
     let sc = Sidecar::start(
         &ns.target.to_string(),
-        &[
-            "--interval",
-            "10ms",
-            "--timeout",
-            "500ms",
-            "--clock-interval",
-            "100ms",
-            "--capture-iface",
-            &ns.host_if,
-            "--web-root",
-            &dist,
-        ],
+        &guest_flags(&ns, &["--web-root", &dist]),
     )?;
     // Let the sidecar build a baseline, migrate, and let the red decay:
     // the sidecar's own detector says when it has judged it.

@@ -7,7 +7,9 @@
 //! recording (QEMU, tests/fixtures/lab-dirty-clock-announce.jsonl)
 //! replayed in the page draws the same way.
 
-use crate::app_common::{dist, import, open_page, tile, wait_sidecar_green, GuestResponder};
+use crate::app_common::{
+    dist, guest_flags, import, open_page, tile, wait_sidecar_green, GuestResponder,
+};
 use crate::require_root;
 use migwatch_shared::wire::Event;
 use migwatch_tests::browser::Browser;
@@ -99,18 +101,7 @@ fn page_a_migrated_guest_is_red_by_its_clock_step_with_announce_markers_and_a_cl
     let mut guest = GuestResponder::start(&ns)?;
     let sc = Sidecar::start(
         &ns.target.to_string(),
-        &[
-            "--interval",
-            "10ms",
-            "--timeout",
-            "500ms",
-            "--clock-interval",
-            "100ms",
-            "--capture-iface",
-            &ns.host_if,
-            "--web-root",
-            &dist,
-        ],
+        &guest_flags(&ns, &["--web-root", &dist]),
     )?;
     // The stream too, to check what the sidecar measured independently of
     // the page.

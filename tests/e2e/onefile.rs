@@ -171,21 +171,9 @@ fn the_lone_binary_serves_a_page_that_turns_red_on_a_scripted_migration() -> any
     let ns = migwatch_tests::netns::TargetNs::create()?;
     let mut guest = crate::app_common::GuestResponder::start(&ns)?;
     let target = ns.target.to_string();
-    let lone = Lone::start(
-        "red",
-        &[
-            "--target",
-            &target,
-            "--interval",
-            "10ms",
-            "--timeout",
-            "500ms",
-            "--clock-interval",
-            "100ms",
-            "--capture-iface",
-            &ns.host_if,
-        ],
-    )?;
+    let mut flags = vec!["--target", target.as_str()];
+    flags.extend(crate::app_common::guest_flags(&ns, &[]));
+    let lone = Lone::start("red", &flags)?;
     let b = migwatch_tests::browser::Browser::start(1280, 900, false)?;
     b.goto(&format!("{}/", lone.base))?;
     wait_for(
