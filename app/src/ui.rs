@@ -52,6 +52,16 @@ impl TileView {
             None => self.label.clone(),
         }
     }
+
+    /// Its name in `overlay=`: the sidecar's name for it, else the name
+    /// shown (an older sidecar's address, a file).
+    pub fn overlay_name(&self) -> String {
+        if self.name.is_empty() {
+            self.title()
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 /// One target's signals.

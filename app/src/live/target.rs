@@ -111,12 +111,11 @@ impl Target {
         }
     }
 
-    /// Its name in `overlay=`: the sidecar's name for it, else the name
-    /// shown (an older sidecar's address, a file).
+    /// Its name in `overlay=` (what its tile shows: [`TileView::overlay_name`]).
+    ///
+    /// [`TileView::overlay_name`]: crate::ui::TileView::overlay_name
     pub(super) fn overlay_name(&self) -> String {
-        self.target_ref()
-            .and_then(|r| r.name)
-            .unwrap_or_else(|| self.title())
+        self.tui.tile.with_untracked(|v| v.overlay_name())
     }
 
     /// The name shown for it.

@@ -371,15 +371,8 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
     let selected = move || ui.mode.get() == ViewMode::Single(key);
     let conn_name = move || tile.with(|v| v.conn.name());
     let failed = move || tile.with(|v| matches!(v.conn, Conn::Failed { .. }));
-    // Its `overlay=` name: the sidecar's name for it, else the one shown.
     let overlaid = move || {
-        let n = tile.with(|v| {
-            if v.name.is_empty() {
-                v.title()
-            } else {
-                v.name.clone()
-            }
-        });
+        let n = tile.with(|v| v.overlay_name());
         ui.overlay.with(|o| o.contains(&n))
     };
     let hidden = move || {
