@@ -278,12 +278,10 @@ impl Model {
             .filter(|m| m.end_us >= from && m.start_us <= to)
             .map(|m| (m.start_us, m.end_us, m.level))
             .collect();
-        let spans: Vec<crate::chart::YellowSpan> = self
-            .yellows
-            .spans()
-            .map(|y| crate::chart::YellowSpan::of(y.start_us, y.end_us, y.reasons.first().copied()))
-            .collect();
-        f.shades = crate::chart::shades(self.migrations(), &spans, from, to);
+        let spans = self.yellows.spans().map(|y| {
+            crate::chart::YellowSpan::of(y.start_us, y.end_us, y.reasons.first().copied())
+        });
+        f.shades = crate::chart::shades(self.migrations(), spans, from, to);
         f.announces = self.signals.announces_in(from, to);
         f
     }

@@ -92,7 +92,7 @@ impl Shade {
 /// migration's outage or the wait for its evidence is that migration).
 pub fn shades(
     migrations: &[Migration],
-    yellows: &[YellowSpan],
+    yellows: impl IntoIterator<Item = YellowSpan>,
     from_us: i64,
     to_us: i64,
 ) -> Vec<Shade> {
@@ -117,7 +117,7 @@ pub fn shades(
     };
     out.extend(
         yellows
-            .iter()
+            .into_iter()
             .filter(|y| within(y.from_us, y.to_us) && !covered(y))
             .map(|y| Shade {
                 from_us: y.from_us,
@@ -213,7 +213,7 @@ mod tests {
             YellowSpan::of(T + 100_000, T + 900_000, peak()),
             YellowSpan::of(T + 20_000_000, T + 20_500_000, Some(rtt_peak)),
         ];
-        let s = shades(&migs, &y, T - 1_000_000, T + 30_000_000);
+        let s = shades(&migs, y, T - 1_000_000, T + 30_000_000);
         assert_eq!(s.len(), 2, "{s:?}");
         assert_eq!((s[0].from_us, s[0].level), (T, Light::Red));
         assert_eq!(s[0].label(UTC), "migration, downtime 392 ms");
@@ -221,9 +221,9 @@ mod tests {
         assert_eq!(s[1].level, Light::Yellow);
         assert_eq!(s[1].label(UTC), format::reason(&rtt_peak, UTC));
         // The window decides what is in it.
-        let s = shades(&migs, &y, T + 50_000_000, T + 70_000_000);
+        let s = shades(&migs, y, T + 50_000_000, T + 70_000_000);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].label(UTC), "path outage, downtime 392 ms");
-        assert!(shades(&[], &[], T, T + 1).is_empty());
+        assert!(shades(&[], [], T, T + 1).is_empty());
     }
 }
