@@ -32,28 +32,35 @@ fn range_guard(op: &str) -> Result<()> {
     sh(&[&script, op, &std::process::id().to_string()]).map(|_| ())
 }
 
-/// Joins the range guard for one more [`TargetNs`]: the first one of the
-/// process adds the route if it is absent.
-fn hold_range_guard() -> Result<()> {
-    // A poisoned lock only means a panic elsewhere; the count is intact.
-    let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
-    if *n == 0 {
-        range_guard("acquire").context("cannot put the range guard in place")?;
+/// One hold on the range guard, released on drop. The process is one
+/// holder of `scripts/range-guard.sh` while any hold exists: the first
+/// hold adds the route if it is absent; the last one to go lets the script
+/// remove it (only if a holder added it and no other process still holds
+/// it). A process killed before that is pruned by the next acquire or
+/// release of any holder.
+pub struct RangeHold(());
+
+impl RangeHold {
+    /// Joins the range guard.
+    pub fn acquire() -> Result<RangeHold> {
+        // A poisoned lock only means a panic elsewhere; the count is intact.
+        let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+        if *n == 0 {
+            range_guard("acquire").context("cannot put the range guard in place")?;
+        }
+        *n += 1;
+        Ok(RangeHold(()))
     }
-    *n += 1;
-    Ok(())
 }
 
-/// Leaves the range guard; the last [`TargetNs`] of the process releases
-/// it (the script removes the route only if a holder added it and no other
-/// process still holds it). A process killed before that is pruned by the
-/// next acquire or release of any holder.
-fn drop_range_guard() {
-    let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
-    *n = n.saturating_sub(1);
-    if *n == 0 {
-        if let Err(e) = range_guard("release") {
-            eprintln!("warning: {e:#}");
+impl Drop for RangeHold {
+    fn drop(&mut self) {
+        let mut n = GUARD_HOLDS.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            if let Err(e) = range_guard("release") {
+                eprintln!("warning: {e:#}");
+            }
         }
     }
 }
@@ -102,8 +109,9 @@ pub struct TargetNs {
     pub host_addr: Ipv4Addr,
     /// The target's address (inside the namespace).
     pub target: Ipv4Addr,
-    /// Whether this one joined the range guard (and must leave it).
-    guarded: bool,
+    /// Its hold on the range guard. A field drops after `Drop::drop`'s
+    /// body, so the route stays until the namespace is gone.
+    _guard: Option<RangeHold>,
 }
 
 impl TargetNs {
@@ -119,12 +127,11 @@ impl TargetNs {
             ns_if: format!("mw{tag}b"),
             host_addr: Ipv4Addr::new(198, 18, n as u8, 1),
             target: Ipv4Addr::new(198, 18, n as u8, 2),
-            guarded: false,
+            _guard: None,
         };
         // The guard goes up before anything can be probed; from here on,
         // Drop cleans up whatever got created.
-        hold_range_guard()?;
-        ns.guarded = true;
+        ns._guard = Some(RangeHold::acquire()?);
         sh(&["ip", "netns", "add", &ns.name])?;
         ns.make_link()?;
         Ok(ns)
@@ -312,9 +319,6 @@ impl Drop for TargetNs {
         // Deleting the namespace deletes its veth end, and with it the pair.
         let _ = sh(&["ip", "netns", "del", &self.name]);
         let _ = sh(&["ip", "link", "del", &self.host_if]);
-        if self.guarded {
-            drop_range_guard();
-        }
     }
 }
 

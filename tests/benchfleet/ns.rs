@@ -10,7 +10,7 @@
 //! nothing sent to these addresses leaves the machine.
 
 use anyhow::{bail, Result};
-use migwatch_tests::netns::sh;
+use migwatch_tests::netns::{sh, RangeHold};
 use std::net::Ipv4Addr;
 
 /// The namespace's name; it is removed by this name on drop (and by
@@ -23,8 +23,6 @@ const NS_IF: &str = "mwbfb";
 const HOST_ADDR: &str = "198.18.251.1";
 const NS_ADDR: &str = "198.18.251.2";
 const TARGETS_NET: &str = "198.19.252.0/22";
-/// The guard route the whole test range must keep in the root namespace.
-const GUARD: [&str; 4] = ["unreachable", "198.18.0.0/15", "metric", "4000"];
 /// Most targets the /22 holds as laid out (250 per /24).
 pub const MAX_TARGETS: usize = 1000;
 
@@ -33,25 +31,14 @@ pub fn address(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 19, 252 + (i / 250) as u8, 1 + (i % 250) as u8)
 }
 
-/// Whether the root namespace holds the guard route now.
-fn guard_present() -> Result<bool> {
-    let out = sh(&[
-        "ip",
-        "route",
-        "show",
-        "type",
-        "unreachable",
-        "198.18.0.0/15",
-    ])?;
-    Ok(out.lines().any(|l| l.contains("metric 4000")))
-}
-
-/// The namespace with its addresses; removes the namespace, the veth and
-/// (only if it added it) the guard route on drop.
+/// The namespace with its addresses; removes the namespace and the veth
+/// on drop, then leaves the range guard.
 pub struct FleetNet {
     /// The target addresses, in order.
     pub addrs: Vec<Ipv4Addr>,
-    added_guard: bool,
+    /// Its hold on the range guard (`scripts/range-guard.sh`, shared with
+    /// the tests and the lab); a field drops after `Drop::drop`'s body.
+    _guard: RangeHold,
 }
 
 impl FleetNet {
@@ -69,20 +56,11 @@ impl FleetNet {
             eprintln!("mw-bench-fleet: removing a namespace {NS} left by an earlier run");
             teardown();
         }
+        // The guard goes up before anything can be probed.
         let mut net = FleetNet {
             addrs: Vec::new(),
-            added_guard: false,
+            _guard: RangeHold::acquire()?,
         };
-        if !guard_present()? {
-            let mut args = vec!["ip", "route", "add"];
-            args.extend_from_slice(&GUARD);
-            sh(&args)?;
-            net.added_guard = true;
-            eprintln!(
-                "mw-bench-fleet: added the guard route `{}`",
-                GUARD.join(" ")
-            );
-        }
         // From here on, Drop removes whatever got created.
         sh(&["ip", "netns", "add", NS])?;
         sh(&[
@@ -159,11 +137,10 @@ impl FleetNet {
     /// One line for the report.
     pub fn describe(&self) -> String {
         format!(
-            "veth {HOST_IF} ({HOST_ADDR}) -> namespace {NS} ({NS_ADDR}), {} target addresses {}..{} routed by {TARGETS_NET}; guard route {}",
+            "veth {HOST_IF} ({HOST_ADDR}) -> namespace {NS} ({NS_ADDR}), {} target addresses {}..{} routed by {TARGETS_NET}",
             self.addrs.len(),
             address(0),
             address(self.addrs.len().saturating_sub(1)),
-            if self.added_guard { "added by the bench" } else { "already present" }
         )
     }
 }
@@ -178,10 +155,5 @@ fn teardown() {
 impl Drop for FleetNet {
     fn drop(&mut self) {
         teardown();
-        if self.added_guard {
-            let mut args = vec!["ip", "route", "del"];
-            args.extend_from_slice(&GUARD);
-            let _ = sh(&args);
-        }
     }
 }
