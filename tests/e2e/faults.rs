@@ -400,20 +400,7 @@ fn a_new_mac_on_the_targets_address_is_replaced_not_a_migration() -> Result<()> 
             .collect_until(Duration::from_secs(10), |got| lost(got).len() >= 20)
             .context("loss after the MAC change")?,
     );
-    let mac_hex: String = new_mac.split(':').collect();
-    let ip_hex: String = ns
-        .target
-        .octets()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let garp =
-        format!("ffffffffffff{mac_hex}08060001080006040001{mac_hex}{ip_hex}000000000000{ip_hex}");
-    let script = format!(
-        "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(('{}',0))\ns.send(bytes.fromhex('{garp}'))\n",
-        ns.ns_if
-    );
-    ns.exec(&["python3", "-c", &script])?;
+    send_garp(&ns, new_mac)?;
     sh(&[
         "ip",
         "neigh",
