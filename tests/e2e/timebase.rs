@@ -134,12 +134,14 @@ fn a_wall_clock_step_moves_no_streamed_time_rtt_or_clock_offset() -> Result<()> 
             w[1].1
         );
     }
-    // RTTs: the veth path's before and after.
+    // RTTs: the veth path's before and after. (After the step every reply
+    // is timed by its read: libfaketime fakes this process's wall clock but
+    // not the kernel's receive stamps, so they disagree from then on.)
     let rtts = |evs: &[Received]| -> Vec<u32> { samples(evs).filter_map(|s| s.rtt_us).collect() };
     let (m_before, m_after) = (median(rtts(&evs[..before_n])), median(rtts(after)));
     let worst_after = rtts(after).into_iter().max().unwrap_or(0);
     assert!(
-        m_after < 5_000 && worst_after < 1_000_000,
+        m_after <= m_before + 2_000 && worst_after < 1_000_000,
         "RTT median {m_before} µs before, {m_after} µs after (max {worst_after} µs)"
     );
     // The target's clock (the namespace's kernel: the real time) against
