@@ -38,8 +38,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// `ADJ_SETOFFSET`, a leap second, a suspend of the host) moves their
 /// difference; the bound only has to stay clear of the reading jitter of a
 /// loaded machine (a preempted pair of reads: ms) and below the smallest
-/// step worth telling (chrony's default `makestep` threshold is 1 s, ntpd's
-/// 128 ms).
+/// step worth telling (ntpd steps from 128 ms on; chrony as Debian ships it,
+/// `makestep 1 3`, from 1 s).
 pub const STEP_MIN: Duration = Duration::from_millis(100);
 
 /// How often [`StepWatch`] compares the clocks.
