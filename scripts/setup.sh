@@ -50,7 +50,7 @@ if [ "${1:-}" = "--test" ]; then
     missing=()
     for pair in chromium:/usr/bin/chromium chromium-driver:/usr/bin/chromedriver \
                 iproute2:/usr/sbin/ip nftables:/usr/sbin/nft iputils-ping:/usr/bin/ping fping:/usr/bin/fping \
-                openssl:/usr/bin/openssl curl:/usr/bin/curl; do
+                openssl:/usr/bin/openssl curl:/usr/bin/curl faketime:/usr/bin/faketime; do
         [ -x "${pair#*:}" ] || missing+=("${pair%%:*}")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -47,6 +47,12 @@ impl Sidecar {
     /// Starts the sidecar with exactly these flags (plus a free loopback
     /// port); `tag` names its log file.
     pub fn start_with(tag: &str, flags: &[&str]) -> Result<Sidecar> {
+        Sidecar::start_with_env(tag, flags, &[])
+    }
+
+    /// Like [`Sidecar::start_with`], with these environment variables set
+    /// for the sidecar alone (e.g. `LD_PRELOAD` of libfaketime).
+    pub fn start_with_env(tag: &str, flags: &[&str], env: &[(&str, &str)]) -> Result<Sidecar> {
         let log = crate::out_dir().join(format!(
             "sidecar-{}-{}.log",
             tag,
@@ -57,6 +63,7 @@ impl Sidecar {
         let mut child = Command::new(binary()?)
             .args(["--listen", "127.0.0.1:0"])
             .args(flags)
+            .envs(env.iter().copied())
             .current_dir(crate::repo_root())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)

@@ -6,7 +6,7 @@
 //! process (the socket, the schedule, the clients).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds of the histogram buckets, in microseconds.
@@ -249,6 +249,11 @@ pub struct Metrics {
     pub capture_waiting: AtomicU64,
     /// How late each send was against its schedule (all targets).
     pub send_lateness: Histogram,
+    /// Steps of the wall clock seen against the sidecar's timebase
+    /// (`probe::timebase`).
+    pub wallclock_steps: AtomicU64,
+    /// The timebase minus the wall clock, µs, at the last check.
+    pub timebase_offset_us: AtomicI64,
 }
 
 impl Metrics {
@@ -373,6 +378,30 @@ impl Metrics {
         }
         family(
             &mut out,
+            "migwatch_wallclock_steps_total",
+            "counter",
+            "Steps of the wall clock (NTP, a suspend, by hand) seen against the sidecar's \
+             timebase; streamed times do not follow them.",
+        );
+        let _ = writeln!(
+            out,
+            "migwatch_wallclock_steps_total {}",
+            self.wallclock_steps.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "migwatch_timebase_offset_seconds",
+            "gauge",
+            "The sidecar's timebase (every streamed time) minus the wall clock: 0 until the \
+             wall clock steps; a restart re-anchors it.",
+        );
+        let _ = writeln!(
+            out,
+            "migwatch_timebase_offset_seconds {}",
+            self.timebase_offset_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        family(
+            &mut out,
             "migwatch_send_lateness_seconds",
             "histogram",
             "How late each probe left against its schedule (all targets).",
@@ -411,6 +440,21 @@ mod tests {
         assert!(text.contains("migwatch_rtt_seconds_bucket{target=\"vm-1\",le=\"+Inf\"} 3"));
         assert!(text.contains("migwatch_rtt_seconds_count{target=\"vm-1\"} 3"));
         assert!(text.contains("migwatch_send_lateness_seconds_count 0"));
+    }
+
+    #[test]
+    fn wall_clock_steps_and_the_timebase_offset_are_rendered() {
+        let m = Metrics::default();
+        let text = m.render("0.1.0", &[]);
+        assert!(text.contains("migwatch_wallclock_steps_total 0\n"));
+        assert!(text.contains("migwatch_timebase_offset_seconds 0\n"));
+        m.inc(&m.wallclock_steps);
+        m.timebase_offset_us.store(54_000_250, Ordering::Relaxed);
+        let text = m.render("0.1.0", &[]);
+        assert!(text.contains("# TYPE migwatch_wallclock_steps_total counter\n"));
+        assert!(text.contains("migwatch_wallclock_steps_total 1\n"));
+        assert!(text.contains("# TYPE migwatch_timebase_offset_seconds gauge\n"));
+        assert!(text.contains("migwatch_timebase_offset_seconds 54.00025\n"));
     }
 
     #[test]

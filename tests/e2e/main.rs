@@ -22,6 +22,7 @@ mod icmp;
 mod onefile;
 mod page;
 mod stream;
+mod timebase;
 mod tls;
 mod watch;
 

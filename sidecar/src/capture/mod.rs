@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The longest wait for a frame, so `stop` is noticed within it.
 const POLL: Duration = Duration::from_millis(100);
@@ -174,9 +174,9 @@ impl Capture {
 
 /// The announce as a wire event, stamped now.
 fn announce_event(h: &Heard) -> Event {
-    let at_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    // On the samples' timeline (never stepped), so the detector can set
+    // the announce against them.
+    let at_us = crate::probe::timebase::process().now_us();
     let kind = match h.kind {
         AnnounceKind::Rarp => WireKind::Rarp,
         AnnounceKind::Garp => WireKind::Garp,

@@ -245,9 +245,8 @@ pub fn routes(
                 .and_then(|s| s.parse::<usize>().ok())
                 .unwrap_or(30);
             let body = migwatch_shared::report::Overview {
-                at_s: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64()),
+                // The streams' clock (the timebase), as `first_s` is.
+                at_s: crate::probe::timebase::process().now_us() as f64 / 1e6,
                 targets: st
                     .fleet
                     .list()

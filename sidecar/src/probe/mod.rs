@@ -27,12 +27,17 @@
 //! channel with `try_send`: the prober never waits for the network side.
 //! The set of targets changes only through [`Prober::set_targets`] (a
 //! targets-file reload); targets it keeps are not disturbed.
+//!
+//! Every time it streams is read from the [`timebase`] (Unix time that
+//! follows the monotonic clock, anchored at start), never from the wall
+//! clock, which NTP may step.
 
 pub mod echo;
 mod schedule;
 pub mod socket;
 pub mod table;
 pub mod target;
+pub mod timebase;
 
 pub use echo::{build_request, match_reply, Matched, Reject, PAYLOAD_LEN};
 pub use socket::{idents_in_use, OpenError, RunKeys, Socket};

@@ -5,6 +5,7 @@
 use super::echo::{build_request, PAYLOAD_LEN};
 use super::socket::RunKeys;
 use super::target::{classify, originate_key, ProbeTarget};
+use super::timebase::{self, ClockSource, Reading, StepWatch, SystemClocks, Timebase};
 use super::{
     DIRECT_MAX, DIRECT_SPARE, DRAIN_MAX, FLUSH_EVERY, MAX_BATCH, MAX_WAIT, READ_DELAY_MAX,
 };
@@ -24,7 +25,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// What a schedule entry is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,13 +48,6 @@ struct Entry {
     slot: u32,
     gen: u32,
     job: Job,
-}
-
-fn unix_ns(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
-    }
 }
 
 /// Where in its interval a new target's probes go, as a fraction: the
@@ -91,6 +85,10 @@ struct Loop<'a> {
     oldest: Option<Instant>,
     feed: &'a Feed,
     metrics: &'a Metrics,
+    /// Every streamed time comes from it.
+    tb: Timebase,
+    /// Watches the wall clock against `tb`.
+    watch: StepWatch,
 }
 
 impl Loop<'_> {
@@ -177,7 +175,7 @@ impl Loop<'_> {
                 }
             };
             let gen = self.gens[slot];
-            let p = ProbeTarget::new(t, keys, origin, gen);
+            let p = ProbeTarget::new(t, keys, origin, gen, self.tb);
             let s = slot as u32;
             self.by_addr.insert(p.addr, s);
             let (echo_at, clock_at, quiet_at) = (p.due(0), p.clock_due(0), now + p.quiet);
@@ -190,6 +188,29 @@ impl Loop<'_> {
         }
         let live = self.slots.iter().flatten().count() as u64;
         self.metrics.targets.store(live, Ordering::Relaxed);
+    }
+
+    /// Compares the wall clock with the timebase (every
+    /// [`timebase::CHECK_EVERY`]): exports their difference, and logs and
+    /// counts a step. The timebase is not re-anchored (see its module doc).
+    fn check_clock(&mut self, r: Reading) {
+        let (offset_ns, step) = self.watch.check(&self.tb, r);
+        self.metrics
+            .timebase_offset_us
+            .store(offset_ns.div_euclid(1000), Ordering::Relaxed);
+        if let Some(s) = step {
+            self.metrics.inc(&self.metrics.wallclock_steps);
+            tracing::warn!(
+                step_s = s.by_ns as f64 / 1e9,
+                timebase_minus_wall_s = s.offset_ns as f64 / 1e9,
+                "the wall clock stepped {} by {:.3} s; streamed times stay on the sidecar's \
+                 timebase (monotonic since start), now {:.3} s off the wall clock \
+                 (migwatch_timebase_offset_seconds); a restart re-anchors it",
+                if s.by_ns < 0 { "back" } else { "forward" },
+                s.by_ns.unsigned_abs() as f64 / 1e9,
+                s.offset_ns as f64 / 1e9,
+            );
+        }
     }
 
     /// Notes that `slot` has new events.
@@ -255,9 +276,12 @@ impl Loop<'_> {
             match sys::recv_with_timestamp(fd, buf) {
                 Ok(got) => {
                     read += 1;
-                    let mono = Instant::now();
+                    // Both clocks, to move the kernel's wall-clock stamp
+                    // onto the monotonic one.
+                    let now = SystemClocks.read();
                     let n = got.len.min(buf.len());
-                    self.packet(&buf[..n], got.kernel_time, mono);
+                    let kernel_ns = got.kernel_time.map(timebase::unix_ns);
+                    self.packet(&buf[..n], kernel_ns, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -320,7 +344,7 @@ impl Loop<'_> {
         }
     }
 
-    fn packet(&mut self, packet: &[u8], kernel_time: Option<SystemTime>, mono: Instant) {
+    fn packet(&mut self, packet: &[u8], kernel_ns: Option<i64>, read: Reading) {
         // The IPv4 source address; the target's own checks follow.
         let slot = packet
             .get(12..16)
@@ -335,12 +359,12 @@ impl Loop<'_> {
         };
         let before = p.batch.len();
         match classify(packet, p.addr, p.keys) {
-            Some(what) => p.resolve(what, kernel_time, mono),
+            Some(what) => p.resolve(what, kernel_ns, read),
             None => {
                 p.m().foreign.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.touched(slot, before, mono);
+        self.touched(slot, before, read.mono);
     }
 }
 
@@ -357,7 +381,9 @@ pub(super) fn run(
     stop: &AtomicBool,
 ) {
     sys::tight_timer_slack();
-    let base = Instant::now();
+    let tb = *timebase::process();
+    let start = SystemClocks.read();
+    let base = start.mono;
     let mut l = Loop {
         slots: Vec::new(),
         gens: Vec::new(),
@@ -369,7 +395,10 @@ pub(super) fn run(
         oldest: None,
         feed,
         metrics,
+        tb,
+        watch: StepWatch::new(&tb, start),
     };
+    l.check_clock(start);
     l.set_targets(targets, base);
     let mut rx_buf = [0u8; 2048];
     let mut buf = [0u8; 8 + PAYLOAD_LEN];
@@ -380,6 +409,9 @@ pub(super) fn run(
             l.set_targets(wanted, Instant::now());
         }
         let now = Instant::now();
+        if l.watch.due(now) {
+            l.check_clock(SystemClocks.read());
+        }
         let Some(&Reverse(e)) = l.heap.peek() else {
             // No targets: wait for a set.
             l.flush(false);
@@ -404,10 +436,9 @@ pub(super) fn run(
                     // The payload carries the send time; the RTT uses the
                     // clock read after the packet is built, right before
                     // `sendto`, as iputils ping does.
-                    let payload_ns = unix_ns(SystemTime::now()).max(0) as u64;
+                    let payload_ns = l.tb.ns(Instant::now()).max(0) as u64;
                     build_request(&mut buf, p.keys, k, payload_ns);
                     let sent_mono = Instant::now();
-                    let sent_real = SystemTime::now();
                     let sent = MutableEchoRequestPacket::new(&mut buf[..])
                         .map(|pk| tx.send_to(pk, IpAddr::V4(p.addr)));
                     match sent {
@@ -422,7 +453,7 @@ pub(super) fn run(
                     metrics
                         .send_lateness
                         .observe(sent_mono.saturating_duration_since(due));
-                    p.pending.sent(k, sent_mono, sent_real);
+                    p.pending.sent(k, sent_mono);
                     p.k += 1;
                     let next = p.due(p.k);
                     let expire = (!p.expire_scheduled).then(|| sent_mono + p.target.spec.timeout);
@@ -444,7 +475,6 @@ pub(super) fn run(
                     let j = p.j;
                     let originate = originate_key(j, p.keys.cookie);
                     clock::build_request(&mut clock_buf, p.keys.ident, j, originate);
-                    let sent_real = SystemTime::now();
                     let sent_mono = Instant::now();
                     match IcmpPacket::new(&clock_buf[..])
                         .map(|pk| tx.send_to(pk, IpAddr::V4(p.addr)))
@@ -455,7 +485,7 @@ pub(super) fn run(
                         Some(Err(e)) => p.m().send_error(&e),
                         None => p.m().send_error(&io::Error::other("no room")),
                     }
-                    p.clocks.sent(j, originate, sent_real, sent_mono);
+                    p.clocks.sent(j, originate, sent_mono);
                     p.j += 1;
                     if let Some(next) = p.clock_due(p.j) {
                         l.push(next, e.slot, Job::Clock);

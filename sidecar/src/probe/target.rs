@@ -6,6 +6,7 @@ use super::echo::match_reply;
 use super::echo::Reject;
 use super::socket::RunKeys;
 use super::table::{ClockTable, Outcome, Pending};
+use super::timebase::{Reading, Timebase};
 use crate::clock;
 use crate::metrics::TargetMetrics;
 use crate::targets::Target;
@@ -13,7 +14,7 @@ use migwatch_shared::wire::{Event, Sample, Skip, Tick};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The schedule never bursts more than this far behind: after a longer
 /// stall (a suspended process) the missed slots are reported in a `skip`
@@ -57,13 +58,6 @@ pub fn originate_key(j: u64, cookie: u64) -> u32 {
     ((z ^ (z >> 31)) & 0x7FFF_FFFF) as u32
 }
 
-pub(super) fn unix_us(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
-    }
-}
-
 /// A target being probed.
 pub struct ProbeTarget {
     /// The shared side: hub, counters, name.
@@ -95,11 +89,20 @@ pub struct ProbeTarget {
     pub expire_scheduled: bool,
     /// The slot's generation, so stale schedule entries are ignored.
     pub gen: u32,
+    /// Where its streamed times come from.
+    tb: Timebase,
 }
 
 impl ProbeTarget {
-    /// A target whose seq 0 is due at `origin`.
-    pub fn new(target: Arc<Target>, keys: RunKeys, origin: Instant, gen: u32) -> ProbeTarget {
+    /// A target whose seq 0 is due at `origin`, its times streamed from
+    /// `tb`.
+    pub fn new(
+        target: Arc<Target>,
+        keys: RunKeys,
+        origin: Instant,
+        gen: u32,
+        tb: Timebase,
+    ) -> ProbeTarget {
         let s = &target.spec;
         let interval_ns = s.interval.as_nanos().max(1) as u64;
         ProbeTarget {
@@ -115,13 +118,15 @@ impl ProbeTarget {
                 s.timeout,
                 super::table::table_slots(s.interval, s.timeout),
                 origin.min(Instant::now()),
+                tb,
             ),
-            clocks: ClockTable::with_slots(s.timeout, CLOCK_SLOTS),
+            clocks: ClockTable::with_slots(s.timeout, CLOCK_SLOTS, tb),
             batch: Vec::new(),
             last_emit: Instant::now(),
             quiet: (s.interval * 2).max(Duration::from_millis(20)),
             expire_scheduled: false,
             gen,
+            tb,
             target,
         }
     }
@@ -200,7 +205,7 @@ impl ProbeTarget {
     pub fn tick_if_quiet(&mut self, now: Instant) -> Instant {
         if now >= self.last_emit + self.quiet {
             let ev = Event::Tick(Tick {
-                now_us: unix_us(SystemTime::now()),
+                now_us: self.tb.now_us(),
                 next_seq: self.k,
             });
             self.emit(ev, now);
@@ -208,12 +213,14 @@ impl ProbeTarget {
         self.last_emit + self.quiet
     }
 
-    /// Resolves a verified reply read at `mono`.
-    pub fn resolve(&mut self, what: What, kernel_time: Option<SystemTime>, mono: Instant) {
+    /// Resolves a verified reply stamped `kernel_ns` by the kernel (wall
+    /// clock) and read just before `read`.
+    pub fn resolve(&mut self, what: What, kernel_ns: Option<i64>, read: Reading) {
+        let mono = read.mono;
         let seq = match what {
             What::Echo(seq) => seq,
             What::Clock(r) => {
-                match self.clocks.reply(&r, kernel_time, mono) {
+                match self.clocks.reply(&r, kernel_ns, read) {
                     Some(ev) => {
                         bump(&self.target.metrics.clock_replies, 1);
                         self.emit(ev, mono);
@@ -223,7 +230,7 @@ impl ProbeTarget {
                 return;
             }
         };
-        match self.pending.reply(seq, kernel_time, mono) {
+        match self.pending.reply(seq, kernel_ns, read) {
             Outcome::Answered(ev) => {
                 bump(&self.target.metrics.replies, 1);
                 if let Event::Sample(Sample {
