@@ -60,7 +60,7 @@ route() {
     echo "{$*} -> $got"
 }
 per_target="MigwatchMigrationDetected MigwatchLongDowntime MigwatchManyMigrations MigwatchSidecarDown MigwatchNotProbing"
-per_sidecar="MigwatchAnnounceCaptureDown"
+per_sidecar="MigwatchAnnounceCaptureDown MigwatchWallClockStepped"
 for a in $per_target; do
     route migwatch-webhook alertname="$a" target=vm-a instance=hv1:8080
 done
