@@ -120,7 +120,7 @@ pub fn offsets(seed: u64, count: u32) -> Vec<TraceSpec> {
     }
     // The same cuts on a loaded host, the decoys a loaded migration must be
     // told from (their own seeds, so the traces above stay as they were).
-    let mut seeds = Rng::new(seed ^ 0x10ad_c07);
+    let mut seeds = Rng::new(seed ^ 0x010a_dc07);
     for _ in 0..count {
         for iv in [10_000u32, 2_000] {
             let ivms = f64::from(iv) / 1000.0;
