@@ -139,3 +139,22 @@ fn a_level_that_stays_down_lifts_the_congestion_veto() {
     assert_eq!(m.level, Light::Yellow, "{m:?}");
     assert!(m.evidence.congestion.is_some(), "{m:?}");
 }
+
+/// The loaded cuts of the first offsets seed (180: 2–4.1 intervals, 60,
+/// 150, 794 and 1 441 ms at 10 and 2 ms, five offsets each): three were
+/// red before the loaded level had to fall back (a stall right after the
+/// cut, read as a one-tooth sawtooth); none is now.
+#[test]
+fn loaded_cuts_of_the_first_offsets_seed_are_never_red() {
+    let mut n = 0;
+    for spec in crate::synth::offsets(1, 2) {
+        if !matches!(spec.scenario, crate::synth::Scenario::LoadedCut { .. }) {
+            continue;
+        }
+        let t = crate::synth::generate(&spec);
+        let s = crate::eval::score(&t.events, &t.labels, DetectorConfig::default());
+        assert_eq!(s.false_reds, 0, "{}", spec.name);
+        n += 1;
+    }
+    assert_eq!(n, 180);
+}
