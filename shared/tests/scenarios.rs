@@ -88,7 +88,10 @@ fn migrations_go_red_quickly_with_the_downtime() {
                 m.yellow_latency_us.unwrap() <= 2 * i64::from(iv) + 50_000,
                 "{what}"
             );
-            assert!(m.red_latency_us.unwrap() <= 50_000, "{what}");
+            // On a loaded host red waits for the level to fall back
+            // (`load_quiet_ms` of quiet replies after the sawtooth).
+            let red_bar = if loaded { 120_000 } else { 50_000 };
+            assert!(m.red_latency_us.unwrap() <= red_bar, "{what}");
             // Extra losses after resume can add up to ~8 ms without a held
             // reply (see docs/DETECTION.md).
             let slack = if held { 5_000 } else { 10_000 };

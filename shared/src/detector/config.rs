@@ -107,6 +107,13 @@ pub struct DetectorConfig {
     /// the 32 replies before the outage, whichever is higher), lowered for
     /// coarse
     /// intervals to what fits in [`Self::sawtooth_min_span_ms`] (at least 1).
+    /// One fewer on a loaded host whose level fell back after the outage
+    /// ([`Self::load_fall`]) when the replies came in two teeth or more and
+    /// peaked at [`Self::sawtooth_min_us`]: at 10 ms a 40–60 ms fall holds
+    /// only two replies above a 2–7 ms level (26 of the 51 loaded
+    /// migrations missed in the offsets sweep, seeds 1–40, and no loaded
+    /// cut made red; with one tooth or a 9 ms peak allowed too, 9 more
+    /// and 2 cuts: a short stall released at once is the same trace).
     pub sawtooth_min_probes: u32,
     /// See [`Self::sawtooth_min_probes`] (ms, default 30).
     pub sawtooth_min_span_ms: u32,
@@ -136,6 +143,42 @@ pub struct DetectorConfig {
     /// See [`Self::congestion_frac`] (ms of probes, default 500; at most 256
     /// replies).
     pub congestion_window_ms: u32,
+    /// The level before an outage (the median of the 32 replies before it)
+    /// is a loaded host's when at least this many times the path's quiet
+    /// level (`Baseline::floor`, the lowest block median of the last
+    /// 8–82 s; default 4). A loaded pre-copy runs at 2–7 ms over a quiet
+    /// 0.15–0.4 ms (5–47×). On such a host the first replies after a
+    /// path cut take every shape of a stop: a stall of 30–110 ms right
+    /// after the cut is a one-tooth sawtooth, one across its start
+    /// releases held replies, and the load's own noise (log-normal,
+    /// σ 0.5) puts three replies in a row 2 ms above its median. Of
+    /// 7 200 loaded cuts of the offsets sweep (seeds 1–40) 226 were red by
+    /// the sawtooth and held-reply rules alone.
+    pub load_ratio: f32,
+    /// So after such an outage a weak signal confirms a stop only once the
+    /// level fell back, as a pre-copy's does when the stop ends it: replies
+    /// at most the level before divided by this (default 2) ...
+    pub load_fall: f32,
+    /// ... for at least this many ms of send time in a row (default 30: 4
+    /// replies at 10 ms, 16 at 2 ms; a load going on puts a reply at half
+    /// its median or less 8 % of the time, four in a row 4 in 100 000) ...
+    pub load_quiet_ms: u32,
+    /// ... starting within this many ms after the reply that ended the
+    /// post-resume shape (default 150, the sawtooth's own window). With
+    /// it, 3 of those 7 200 loaded cuts stayed red, every one where the
+    /// load ended with the cut (see `docs/DETECTION.md`, "Loaded hosts").
+    pub load_fall_ms: u32,
+    /// Two stalls of a loaded pre-copy in the last 500 ms before a stop
+    /// can make a quarter of the replies ≥ 20 ms (the congestion veto,
+    /// [`Self::congestion_frac`]). When a loaded level fell back and
+    /// stayed down (never two replies in a row above the fall bar) for
+    /// this many ms (default 250) after it fell, the veto is lifted: a
+    /// starved host's next stall comes 60–120 ms after the last one ends.
+    /// Lifting it as soon as the level fell made 74 of 200 CPU-starvation
+    /// decoys red (standard suite, seeds 1–10); after 250 ms quiet, none,
+    /// and 6 of the 9 loaded migrations it had vetoed (offsets sweep,
+    /// seeds 1–40) are red.
+    pub load_settle_ms: u32,
     /// Outages longer than this (ms, default 5 000) are not a stop-and-copy
     /// (measured 10–1 420 ms): yellow at most.
     pub max_downtime_ms: u32,
@@ -240,6 +283,11 @@ impl Default for DetectorConfig {
             congestion_factor: 5.0,
             congestion_frac: 0.25,
             congestion_window_ms: 500,
+            load_ratio: 4.0,
+            load_fall: 2.0,
+            load_quiet_ms: 30,
+            load_fall_ms: 150,
+            load_settle_ms: 250,
             max_downtime_ms: 5_000,
             elev_mad_k: 8.0,
             elev_ratio: 4.0,

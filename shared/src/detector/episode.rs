@@ -67,6 +67,19 @@ pub(super) struct Post {
     pub(super) expired: bool,
     /// Single lost probes inside the shape.
     pub(super) lost: u64,
+    /// Send time of the reply that ended the shape.
+    pub(super) done_sent: i64,
+    /// Send time of the first of the quiet replies in a row since then
+    /// (see `DetectorConfig::load_fall`), 0: none.
+    pub(super) quiet_since: i64,
+    /// A loaded level fell back after the outage: pre-copy ended.
+    pub(super) fell: bool,
+    /// Non-quiet replies in a row since it fell.
+    pub(super) loud: u32,
+    /// It rose again (two non-quiet replies in a row) soon after.
+    pub(super) relapse: bool,
+    /// It stayed down for `DetectorConfig::load_settle_ms`.
+    pub(super) settled: bool,
 }
 
 /// The analysis of the latest outage. It is decided once its end is clear
@@ -84,6 +97,9 @@ pub(super) struct Episode {
     pub(super) iv: u32,
     pub(super) elev: u32,
     pub(super) pre_level: u32,
+    /// The baseline median when the level before the outage was a loaded
+    /// host's (`load_ratio` × it or more), else 0.
+    pub(super) load_base: u32,
     pub(super) congestion: Option<Congestion>,
     pub(super) long: Option<i64>,
     pub(super) held_lo: i64,

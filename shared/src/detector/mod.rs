@@ -395,8 +395,40 @@ impl Detector {
                     p.last_elev_sent = s.sent_us;
                 } else {
                     p.done = true;
+                    p.done_sent = s.sent_us;
                 }
                 ep.dirty = true;
+            }
+            if p.fell && !p.settled && s.seq > ep.b {
+                // Stays down (a pre-copy that ended), or comes back (the
+                // next stall of a starved host).
+                if s.sent_us > p.quiet_since.saturating_add(ms(self.cfg.load_settle_ms)) {
+                    p.settled = true;
+                    ep.dirty = true;
+                } else if rtt as f32 * self.cfg.load_fall > ep.pre_level as f32 {
+                    p.loud += 1;
+                    p.relapse |= p.loud >= 2;
+                } else {
+                    p.loud = 0;
+                }
+            }
+            if ep.load_base > 0
+                && p.done
+                && !p.fell
+                && s.seq > ep.b
+                && s.sent_us <= p.done_sent.saturating_add(ms(self.cfg.load_fall_ms))
+            {
+                // Back at the quiet level for a while: a loaded host's
+                // pre-copy ended.
+                if rtt as f32 * self.cfg.load_fall <= ep.pre_level as f32 {
+                    if p.quiet_since == 0 {
+                        p.quiet_since = s.sent_us;
+                    }
+                    p.fell = s.sent_us.saturating_sub(p.quiet_since) >= ms(self.cfg.load_quiet_ms);
+                    ep.dirty |= p.fell;
+                } else {
+                    p.quiet_since = 0;
+                }
             }
         }
 

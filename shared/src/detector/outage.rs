@@ -69,6 +69,14 @@ impl Detector {
             // pre-copy on a loaded host inflates.
             elev: base.max(pre_level).saturating_add(cfg.elev_floor_us),
             pre_level,
+            load_base: {
+                let floor = if self.base.ready { self.base.floor } else { 0 };
+                if floor > 0 && pre_level as f32 >= cfg.load_ratio * floor as f32 {
+                    floor
+                } else {
+                    0
+                }
+            },
             congestion,
             long,
             held_lo,
@@ -223,8 +231,14 @@ impl Detector {
     pub(super) fn evaluate(&mut self, ep: &mut Episode) {
         let cfg = self.cfg;
         let p = ep.post;
+        // On a loaded host whose level fell back after the outage (the
+        // pre-copy ended), a sawtooth of two teeth and a full-height peak
+        // needs one reply fewer: at 10 ms a 40–60 ms fall holds only two
+        // above the loaded level. (One tooth of two is also a short stall
+        // released at once: not enough.)
+        let relief = ep.load_base > 0 && p.fell && p.teeth >= 2 && p.max_rtt >= cfg.sawtooth_min_us;
         let sawtooth = (p.done
-            && p.n_elev >= self.min_saw_probes(ep.iv)
+            && p.n_elev.saturating_add(u32::from(relief)) >= self.min_saw_probes(ep.iv)
             && p.max_rtt >= self.saw_peak_min(ep.iv)
             && p.max_rtt <= cfg.sawtooth_max_us
             && p.last_elev_sent.saturating_sub(ep.s_next) <= ms(cfg.sawtooth_window_ms)
@@ -270,7 +284,18 @@ impl Detector {
             held_count: ep.held_count,
             sawtooth,
             flush,
-            congestion: ep.congestion,
+            // A loaded level that did not fall back is the load going on
+            // across a cut, not a pre-copy that ended.
+            // A loaded level that stayed down after it fell was one or two
+            // stalls of a pre-copy before the stop, not a starved host,
+            // whose next stall comes within 60–120 ms.
+            congestion: ep
+                .congestion
+                .filter(|_| !(ep.load_base > 0 && p.settled && !p.relapse))
+                .or((ep.load_base > 0 && !p.fell).then_some(Congestion {
+                    rtt_us: ep.pre_level,
+                    baseline_us: ep.load_base,
+                })),
             long_outage: ep.long,
             clock_step: ep.clock_step,
             announce: ep.announce,

@@ -48,7 +48,18 @@ pub(crate) struct Baseline {
     pub mad: u32,
     /// At least 16 replies seen.
     pub ready: bool,
+    /// The lowest block median of this epoch and the last ([`EPOCH`]
+    /// blocks each: 8–16 s at 2 ms, 41–82 s at 10 ms): the path's quiet
+    /// level, which seconds of a loaded pre-copy do not raise as they
+    /// can raise [`Self::median`].
+    pub floor: u32,
+    epoch_min: u32,
+    prev_min: u32,
+    epoch_n: usize,
 }
+
+/// Blocks per epoch of [`Baseline::floor`].
+const EPOCH: usize = 64;
 
 impl Baseline {
     pub fn new() -> Self {
@@ -62,6 +73,10 @@ impl Baseline {
             median: 0,
             mad: 0,
             ready: false,
+            floor: 0,
+            epoch_min: u32::MAX,
+            prev_min: u32::MAX,
+            epoch_n: 0,
         }
     }
 
@@ -82,6 +97,12 @@ impl Baseline {
             let mut t = self.mads;
             self.mad = median_sorted(&mut t[..self.blocks]);
             self.ready = true;
+            self.epoch_min = self.epoch_min.min(m);
+            self.epoch_n += 1;
+            if self.epoch_n == EPOCH {
+                (self.prev_min, self.epoch_min, self.epoch_n) = (self.epoch_min, u32::MAX, 0);
+            }
+            self.floor = self.epoch_min.min(self.prev_min);
             return true;
         }
         if self.blocks == 0 && self.len % 16 == 0 {
@@ -89,6 +110,7 @@ impl Baseline {
             let (m, d) = median_mad(&mut t[..self.len]);
             self.median = m;
             self.mad = d;
+            self.floor = m;
             self.ready = true;
             return true;
         }

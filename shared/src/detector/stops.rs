@@ -89,6 +89,7 @@ impl Detector {
             iv: self.iv(),
             elev: u32::MAX,
             pre_level: 0,
+            load_base: 0,
             congestion: None,
             long: None,
             held_lo: 0,

@@ -23,6 +23,8 @@ pub enum TruthKind {
     BulkCopy,
     /// The link to the target down: a plain loss burst.
     LinkOutage,
+    /// The link to a loaded host cut (its load goes on across the cut).
+    LoadedCut,
     /// The monitor's own link flapped: loss, then ARP-queued replies.
     LinkFlap,
     /// The VM paused in place: replies queued, then released.
@@ -50,6 +52,7 @@ impl TruthKind {
             TruthKind::Migration => "migration",
             TruthKind::BulkCopy => "bulk_copy",
             TruthKind::LinkOutage => "link_outage",
+            TruthKind::LoadedCut => "loaded_cut",
             TruthKind::LinkFlap => "link_flap",
             TruthKind::VmPause => "vm_pause",
             TruthKind::Pause => "pause",

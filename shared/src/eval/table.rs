@@ -286,7 +286,12 @@ impl Summary {
         ];
         let mut rows: Vec<(&str, Vec<Option<EventVerdict>>)> =
             vec![("migration", self.migrations().map(|m| m.verdict).collect())];
-        for k in [TruthKind::Pause, TruthKind::LinkOutage, TruthKind::VmPause] {
+        for k in [
+            TruthKind::Pause,
+            TruthKind::LinkOutage,
+            TruthKind::LoadedCut,
+            TruthKind::VmPause,
+        ] {
             let v: Vec<Option<EventVerdict>> = self
                 .traces
                 .iter()

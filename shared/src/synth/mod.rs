@@ -277,6 +277,41 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             excl = Some((t_e, t_e + len));
             story.cut = Some((t_e, t_e + len));
         }
+        Scenario::LoadedCut { ms } => {
+            let len = (ms * 1000.0).max(1.0) as i64;
+            let pre = s(rng.range(0.5, 9.0)).min(t_e - t0 - s(3.0)).max(s(0.2));
+            let post = s(rng.range(0.0, 9.0))
+                .min(t_end - t_e - len - s(1.0))
+                .max(0);
+            let (l0, l1) = (t_e - pre, t_e + len + post);
+            let load = rng.range(2000.0, 7000.0);
+            for p in probes.iter_mut().filter(|p| in_window(p, l0, l1)) {
+                p.arrival = Some(p.sent + (load * (0.5 * rng.normal()).exp()) as i64);
+            }
+            // The loaded host's stalls go on across the cut.
+            let mut t = l0 as f64;
+            loop {
+                t += rng.exp(5e6);
+                let sl = rng.range(30e3, 110e3);
+                if t + sl >= l1 as f64 {
+                    break;
+                }
+                stall_spike(&mut probes, t as i64, sl as i64, base);
+            }
+            // The cut drops the requests sent while it is down and the
+            // replies that reach it then (a stall may release them into it).
+            for p in probes
+                .iter_mut()
+                .filter(|p| p.run == 0 && p.sent < t_e + len)
+            {
+                if p.sent >= t_e || p.arrival.is_some_and(|a| a >= t_e && a < t_e + len) {
+                    p.arrival = None;
+                }
+            }
+            truths.push(window(TruthKind::LoadedCut, l0, l1));
+            excl = Some((l0, l1));
+            story.cut = Some((t_e, t_e + len));
+        }
         Scenario::LinkFlap => {
             let down = s(rng.range(0.5, 1.0));
             let q = rng.range(150e3, 500e3) as i64;

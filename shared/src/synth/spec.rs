@@ -73,6 +73,14 @@ pub enum Scenario {
         /// How long the path is cut, ms.
         ms: f64,
     },
+    /// A path cut of a chosen length on a loaded host: the load (median
+    /// 2–7 ms, stalls of 30–110 ms, 0.2 a second, as in a loaded
+    /// migration's pre-copy) runs 0.5–9 s before the cut and goes on
+    /// 0–9 s after it, independent of it.
+    LoadedCut {
+        /// How long the path is cut, ms.
+        ms: f64,
+    },
     /// Loss, then ARP-queued replies released together.
     LinkFlap,
     /// Replies queued in the paused guest, released at once.
@@ -109,6 +117,7 @@ impl Scenario {
             Scenario::Migration { .. } => "migration",
             Scenario::BulkCopy => "bulk_copy",
             Scenario::LinkOutage | Scenario::LinkOutageOf { .. } => "link_outage",
+            Scenario::LoadedCut { .. } => "loaded_cut",
             Scenario::LinkFlap => "link_flap",
             Scenario::VmPause => "vm_pause",
             Scenario::Pause { .. } => "pause",

@@ -70,8 +70,9 @@ pub fn suite(seed: u64, count: u32) -> Vec<TraceSpec> {
 /// sidecar's default 10 ms and the lab's 2 ms, stops from 2 intervals to
 /// 60 ms and a few long ones, each at five offsets of the stop within the
 /// probe interval, on a quiet and on a loaded host, with and without a
-/// held reply; and link outages of the same lengths at the same offsets
-/// (they must never be red). `count` repeats it with new seeds.
+/// held reply; and link outages of the same lengths at the same offsets,
+/// on a quiet and on a loaded host (they must never be red). `count`
+/// repeats it with new seeds.
 pub fn offsets(seed: u64, count: u32) -> Vec<TraceSpec> {
     let mut seeds = Rng::new(seed ^ 0x0ff5e7);
     let mut out = Vec::new();
@@ -111,6 +112,29 @@ pub fn offsets(seed: u64, count: u32) -> Vec<TraceSpec> {
                         Scenario::LinkOutageOf { ms: d },
                     );
                     t.phase = Some(phase);
+                    t.duration_s = 20.0;
+                    out.push(t);
+                }
+            }
+        }
+    }
+    // The same cuts on a loaded host, the decoys a loaded migration must be
+    // told from (their own seeds, so the traces above stay as they were).
+    let mut seeds = Rng::new(seed ^ 0x010a_dc07);
+    for _ in 0..count {
+        for iv in [10_000u32, 2_000] {
+            let ivms = f64::from(iv) / 1000.0;
+            let mut downs: Vec<f64> = [2.0, 2.5, 3.0, 3.5, 4.1].iter().map(|k| k * ivms).collect();
+            downs.extend([60.0, 150.0, 794.0, 1441.0]);
+            for &d in &downs {
+                for ph in 0..5 {
+                    let mut t = TraceSpec::new(
+                        &format!("{:04}-loaded_cut-{}ms-{d}ms-p{ph}", out.len(), iv / 1000),
+                        seeds.next_u64(),
+                        iv,
+                        Scenario::LoadedCut { ms: d },
+                    );
+                    t.phase = Some(f64::from(ph) / 5.0 + 0.05);
                     t.duration_s = 20.0;
                     out.push(t);
                 }

@@ -60,3 +60,39 @@ fn suite_covers_everything() {
     assert_eq!(s.len(), 12 + 20 + 1);
     assert!(s.iter().all(|t| t.name.len() > 5));
 }
+
+#[test]
+fn a_loaded_cut_is_loaded_around_a_loss() {
+    let mut spec = TraceSpec::new("c", 9, 10_000, Scenario::LoadedCut { ms: 150.0 });
+    spec.phase = Some(0.25);
+    let t = generate(&spec);
+    let w = &t.labels.events[0];
+    assert_eq!(w.kind, TruthKind::LoadedCut);
+    let rtts: Vec<u32> = t
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sample(s) if s.sent_us >= w.start_us && s.sent_us < w.end_us => s.rtt_us,
+            _ => None,
+        })
+        .collect();
+    let lost = t
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Sample(s) if s.rtt_us.is_none()))
+        .count();
+    let mut sorted = rtts.clone();
+    sorted.sort_unstable();
+    // The load's median is 2–7 ms; the cut loses its 15 probes.
+    assert!(
+        (2_000..7_500).contains(&sorted[sorted.len() / 2]),
+        "{}",
+        sorted[sorted.len() / 2]
+    );
+    assert!((15..=17).contains(&lost), "{lost}");
+    // The offsets sweep holds as many loaded cuts as quiet ones.
+    let o = offsets(1, 1);
+    let count = |f: fn(&Scenario) -> bool| o.iter().filter(|s| f(&s.scenario)).count();
+    assert_eq!(count(|s| matches!(s, Scenario::LoadedCut { .. })), 90);
+    assert_eq!(count(|s| matches!(s, Scenario::LinkOutageOf { .. })), 90);
+}

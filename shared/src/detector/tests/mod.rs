@@ -374,6 +374,10 @@ mod signals;
 
 mod tail;
 
+// ---- echo only: a loaded host (its level before and after) ----------------
+
+mod loaded;
+
 #[test]
 fn a_skip_is_missing_data_never_loss() {
     use crate::wire::Skip;
