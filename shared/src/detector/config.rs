@@ -117,6 +117,24 @@ pub struct DetectorConfig {
     pub sawtooth_min_probes: u32,
     /// See [`Self::sawtooth_min_probes`] (ms, default 30).
     pub sawtooth_min_span_ms: u32,
+    /// A guest that resumes slowly (TCG in the lab) answers nothing for
+    /// 40–160 ms and then releases its queue at once: replies one interval
+    /// apart in send time, RTT one interval lower each, arriving within
+    /// 0–3 ms of each other (12 lab migrations at 10 ms). Such a ramp,
+    /// from the first reply after the outage, is the resume's release even
+    /// when the guest stalls again for 10–25 ms before it is back at its
+    /// level (4 of those 12 stayed elevated 160–180 ms, past
+    /// [`Self::sawtooth_window_ms`]): the sawtooth is judged on the ramp
+    /// alone when it has [`Self::sawtooth_min_probes`] replies, peaks
+    /// above [`Self::path_tail_us`] and within [`Self::ramp_max_us`], is
+    /// the shape's highest point and ends within the window. A reply
+    /// continues the ramp when it arrives within this many µs of the one
+    /// before (default 5 000, at most half an interval: a reply that was
+    /// not queued comes a full interval later).
+    pub ramp_gap_us: u32,
+    /// The highest peak of such a ramp (µs, default 100 000, as
+    /// [`Self::sawtooth_max_us`]).
+    pub ramp_max_us: u32,
     /// The sawtooth's peak must be at least this many times the median RTT
     /// of the last 32 replies before the outage (default 1.5), so RTT
     /// inflation that merely continues after a loss is not a sawtooth.
@@ -276,6 +294,8 @@ impl Default for DetectorConfig {
             sawtooth_window_ms: 150,
             sawtooth_min_probes: 3,
             sawtooth_min_span_ms: 30,
+            ramp_gap_us: 5_000,
+            ramp_max_us: 100_000,
             sawtooth_rise: 1.5,
             align_us: 1_000,
             min_red_probes: 2,

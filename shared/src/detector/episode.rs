@@ -80,6 +80,9 @@ pub(super) struct Post {
     pub(super) relapse: bool,
     /// It stayed down for `DetectorConfig::load_settle_ms`.
     pub(super) settled: bool,
+    /// The first replies of the shape, while they fall as one released
+    /// queue (see `super::outage::Ramp`).
+    pub(super) ramp: super::outage::Ramp,
 }
 
 /// The analysis of the latest outage. It is decided once its end is clear

@@ -390,6 +390,8 @@ impl Detector {
                         p.teeth += 1;
                         p.tooth_start = arrival;
                     }
+                    p.ramp
+                        .push(s.sent_us, rtt, arrival, self.cfg.ramp_gap_us.min(ep.iv / 2));
                     p.n_elev += 1;
                     p.max_rtt = p.max_rtt.max(rtt);
                     p.last_elev_sent = s.sent_us;

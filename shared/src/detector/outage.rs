@@ -4,6 +4,45 @@
 use super::episode::{Episode, Post, SlotState};
 use super::*;
 
+/// The first elevated replies after an outage while they fall as one
+/// released queue: each arrives within `gap` µs of the one before, with a
+/// lower RTT (a guest answering its backlog at once after resume).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ramp {
+    /// Replies in the ramp.
+    pub(super) n: u32,
+    /// RTT of its first reply, its highest (µs).
+    pub(super) peak: u32,
+    /// Send time of its last reply.
+    pub(super) last_sent: i64,
+    last_arrival: i64,
+    last_rtt: u32,
+    /// A reply broke the ramp: later ones are no part of it.
+    closed: bool,
+}
+
+impl Ramp {
+    /// Adds the next elevated reply of the post-outage shape.
+    pub(super) fn push(&mut self, sent: i64, rtt: u32, arrival: i64, gap: u32) {
+        if self.closed {
+            return;
+        }
+        if self.n > 0
+            && (rtt >= self.last_rtt || arrival.abs_diff(self.last_arrival) > u64::from(gap))
+        {
+            self.closed = true;
+            return;
+        }
+        if self.n == 0 {
+            self.peak = rtt;
+        }
+        self.n += 1;
+        self.last_sent = sent;
+        self.last_arrival = arrival;
+        self.last_rtt = rtt;
+    }
+}
+
 impl Detector {
     // ---- outages ------------------------------------------------------------
 
@@ -211,6 +250,30 @@ impl Detector {
         (fit.clamp(1, i64::from(self.cfg.sawtooth_min_probes.max(1)))) as u32
     }
 
+    /// The sawtooth judged on the post-outage shape's first ramp alone
+    /// (`DetectorConfig::ramp_gap_us`): a slow guest's release at resume,
+    /// whatever short stalls follow it.
+    fn ramp_sawtooth(&self, ep: &Episode) -> Option<Sawtooth> {
+        let cfg = &self.cfg;
+        let (p, r) = (&ep.post, &ep.post.ramp);
+        let span = r.last_sent.saturating_sub(ep.s_next);
+        (p.done
+            && r.n >= self.min_saw_probes(ep.iv)
+            // Released at once: only slower than the path's tail.
+            && r.peak >= self.saw_peak_min(ep.iv).max(cfg.path_tail_us)
+            && r.peak <= cfg.ramp_max_us
+            && r.peak >= p.max_rtt
+            && span <= ms(cfg.sawtooth_window_ms)
+            && r.peak as f32 >= cfg.sawtooth_rise * ep.pre_level as f32)
+            .then_some(Sawtooth {
+                probes: r.n,
+                first_rtt_us: r.peak,
+                max_rtt_us: r.peak,
+                teeth: 1,
+                span_us: span.clamp(0, i64::from(u32::MAX)) as u32,
+            })
+    }
+
     pub(super) fn ready(&self, ep: &Episode) -> bool {
         let cfg = &self.cfg;
         let p = &ep.post;
@@ -256,8 +319,9 @@ impl Detector {
                     .last_elev_sent
                     .saturating_sub(ep.s_next)
                     .clamp(0, i64::from(u32::MAX)) as u32,
-            });
-        let flush = if p.n_elev > 0 && p.max_rtt > cfg.sawtooth_max_us {
+            })
+            .or_else(|| self.ramp_sawtooth(ep));
+        let flush = if sawtooth.is_none() && p.n_elev > 0 && p.max_rtt > cfg.sawtooth_max_us {
             Some(QueueFlush {
                 replies: p.n_elev.saturating_add(ep.held_count),
                 max_rtt_us: p.max_rtt.max(ep.held_max),
@@ -454,7 +518,7 @@ impl Detector {
             && now
                 > ep.s_next
                     .saturating_add(ms(cfg.sawtooth_window_ms))
-                    .saturating_add(i64::from(cfg.sawtooth_max_us))
+                    .saturating_add(i64::from(cfg.sawtooth_max_us.max(cfg.ramp_max_us)))
         {
             p.expired = true;
             ep.dirty = true;
