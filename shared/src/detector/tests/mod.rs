@@ -378,6 +378,10 @@ mod tail;
 
 mod loaded;
 
+// ---- echo only: a slow guest's release at resume, then stalls -----------
+
+mod ramp;
+
 #[test]
 fn a_skip_is_missing_data_never_loss() {
     use crate::wire::Skip;
