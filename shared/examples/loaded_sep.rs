@@ -258,7 +258,14 @@ fn main() {
         for m in det.migrations() {
             println!("{m:?}");
             let row: Vec<String> = ps
-                .range(m.first_seq.saturating_sub(40)..m.last_seq + 40)
+                .range(
+                    m.first_seq.saturating_sub(
+                        std::env::var("BACK")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(40),
+                    )..m.last_seq + 40,
+                )
                 .map(|(k, p)| {
                     format!(
                         "{}{}:{}",
