@@ -11,6 +11,7 @@
 //! the session-4 rules), `SUITE=standard|channels` another suite,
 //! `STATS=1` one line per loaded migration and loaded cut instead,
 //! `DEBUG=NAME` (with FROM the seed) one trace's light changes and events.
+//! (`BACK=N`: its rows start N probes before each event, default 40).
 
 use migwatch_shared::eval::{score_with_info, TruthKind};
 use migwatch_shared::synth::{channels, generate, offsets, suite, Scenario, TraceSpec};
