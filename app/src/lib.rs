@@ -7,7 +7,7 @@
 //! `model` (store + signals + raw events + detector → summary, export),
 //! `format` (plain words), `urlstate` (URL and saved state), `viewport`
 //! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
-//! `source` (reconnect policy), `fleet` (target URLs, connection budget,
+//! `source` (reconnect policy), `sort` (one small sort), `fleet` (target URLs, connection budget,
 //! grid order and filter), `overview` (the sidecar's lights and
 //! sparklines for targets without a stream), `log` (event log), `history` (what this browser remembers of
 //! the log). Commands: `cmd` (views →
@@ -29,6 +29,7 @@ pub mod model;
 pub mod overview;
 pub mod replay;
 pub mod signals;
+pub mod sort;
 pub mod source;
 pub mod store;
 pub mod synth;

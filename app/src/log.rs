@@ -107,7 +107,7 @@ pub fn merge(mut rows: Vec<LogRow>, sidecar: Vec<LogRow>, max: usize) -> Vec<Log
         })
         .collect();
     rows.extend(extra);
-    rows.sort_by_key(|r| std::cmp::Reverse(r.start_us));
+    crate::sort::by_key(&mut rows, |r| std::cmp::Reverse(r.start_us));
     rows.truncate(max);
     rows
 }
