@@ -187,10 +187,12 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                                 step="any"
                                 prop:value=fixed_ms
                                 on:change=move |e| {
-                                    if let Ok(v) = event_target_value(&e).parse::<f64>() {
-                                        if v.is_finite() && v > 0.0 {
-                                            cmd(Cmd::YAxis(YAxis::Fixed(v)));
-                                        }
+                                    // The browser's number (NaN when empty): no
+                                    // float parser in the page's wasm.
+                                    let v = event_target::<web_sys::HtmlInputElement>(&e)
+                                        .value_as_number();
+                                    if v.is_finite() && v > 0.0 {
+                                        cmd(Cmd::YAxis(YAxis::Fixed(v)));
                                     }
                                 }
                             />
