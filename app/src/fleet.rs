@@ -74,7 +74,9 @@ pub fn encode_segment(s: &str) -> String {
 /// is `(origin, selected)` per target (`None` origin: not a sidecar, never
 /// streamed).
 pub fn assign_streams(targets: &[(Option<&str>, bool)]) -> Vec<bool> {
-    let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per origin, streams given so far (a list: a page has few origins,
+    // and one more map type costs the page weight).
+    let mut used: Vec<(&str, usize)> = Vec::new();
     let mut out = vec![false; targets.len()];
     let order = targets
         .iter()
@@ -83,7 +85,11 @@ pub fn assign_streams(targets: &[(Option<&str>, bool)]) -> Vec<bool> {
         .chain(targets.iter().enumerate().filter(|(_, t)| !t.1));
     for (i, (origin, _)) in order {
         if let Some(o) = origin {
-            let n = used.entry(o).or_default();
+            let k = used.iter().position(|u| u.0 == *o).unwrap_or_else(|| {
+                used.push((o, 0));
+                used.len() - 1
+            });
+            let n = &mut used[k].1;
             if *n < STREAMS_PER_ORIGIN {
                 *n += 1;
                 out[i] = true;
@@ -167,9 +173,11 @@ fn is_one(s: &str) -> bool {
 
 /// Reads `migwatch_light{target="NAME",light="red"} 1` lines of a
 /// Prometheus text exposition: the light each target is at (the one whose
-/// gauge is 1). Other lines, and unparsable ones, are skipped.
-pub fn lights_from_metrics(text: &str) -> BTreeMap<String, Light> {
-    let mut out = BTreeMap::new();
+/// gauge is 1), by name; the last line of a name wins. Other lines, and
+/// unparsable ones, are skipped. (A sorted list, not a map: one more map
+/// type costs the page weight.)
+pub fn lights_from_metrics(text: &str) -> Vec<(String, Light)> {
+    let mut out: Vec<(String, Light)> = Vec::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("migwatch_light{") else {
             continue;
@@ -188,7 +196,10 @@ pub fn lights_from_metrics(text: &str) -> BTreeMap<String, Light> {
             _ => continue,
         };
         if let Some(t) = labels.get("target") {
-            out.insert(t.clone(), light);
+            match out.binary_search_by(|(n, _)| n.as_str().cmp(t)) {
+                Ok(k) => out[k].1 = light,
+                Err(k) => out.insert(k, (t.clone(), light)),
+            }
         }
     }
     out
@@ -351,10 +362,14 @@ mod tests {
             migwatch_up 1\n\
             migwatch_light{broken\n";
         let m = lights_from_metrics(text);
-        assert_eq!(m.get("vm-1"), Some(&Light::Green));
-        assert_eq!(m.get("v\"2"), Some(&Light::Red));
-        assert_eq!(m.get("vm-4"), Some(&Light::Yellow));
-        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m,
+            vec![
+                ("v\"2".to_string(), Light::Red),
+                ("vm-1".to_string(), Light::Green),
+                ("vm-4".to_string(), Light::Yellow),
+            ]
+        );
     }
 
     #[test]

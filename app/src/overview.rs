@@ -4,7 +4,6 @@
 
 use crate::json;
 use migwatch_shared::Light;
-use std::collections::BTreeMap;
 
 /// How often `/overview` is asked for, ms: once a second, as
 /// `docs/PROTOCOL.md` suggests (its buckets are whole seconds).
@@ -186,7 +185,7 @@ pub fn remotes(o: &Overview) -> Vec<(String, Remote)> {
 
 /// The sidecar's lights from `/metrics` (an older sidecar without
 /// `/overview`): no reasons, no sparkline.
-pub fn remotes_from_lights(lights: BTreeMap<String, Light>) -> Vec<(String, Remote)> {
+pub fn remotes_from_lights(lights: Vec<(String, Light)>) -> Vec<(String, Remote)> {
     lights
         .into_iter()
         .map(|(n, l)| {
@@ -320,9 +319,7 @@ mod tests {
 
     #[test]
     fn metrics_lights_have_no_sparkline() {
-        let mut l = BTreeMap::new();
-        l.insert("a".to_string(), Light::Yellow);
-        let r = remotes_from_lights(l);
+        let r = remotes_from_lights(vec![("a".to_string(), Light::Yellow)]);
         assert_eq!(find(&r, "a").and_then(|x| x.light), Some(Light::Yellow));
         assert!(find(&r, "a").is_some_and(|x| x.spark.is_none()));
     }

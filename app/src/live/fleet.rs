@@ -155,8 +155,13 @@ impl App {
     /// sparklines. An older sidecar without it (404) is read from
     /// `/metrics` instead (lights only) every [`fleet::METRICS_POLL_MS`].
     fn poll_remote(&self, s: SidecarRef) {
-        if !self.polling.borrow_mut().insert(s.base.clone()) {
-            return;
+        {
+            // A list, not a set: a page has few sidecars.
+            let mut polling = self.polling.borrow_mut();
+            if polling.contains(&s.base) {
+                return;
+            }
+            polling.push(s.base.clone());
         }
         spawn_local(async move {
             let mut metrics_only = false;
@@ -173,7 +178,7 @@ impl App {
                     .cloned()
                     .collect();
                 if parked.is_empty() {
-                    a.polling.borrow_mut().remove(&s.base);
+                    a.polling.borrow_mut().retain(|b| *b != s.base);
                     return;
                 }
                 drop(a);
