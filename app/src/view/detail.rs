@@ -2,7 +2,7 @@
 //! its controls, exports and diagnostics; and the last-migration line a
 //! tile shares with it.
 
-use super::{light_class, probes};
+use super::{click, light_class, probes, rx, Tc};
 use crate::cmd::{cmd, Cmd, ExportKind};
 use crate::format;
 use crate::ui::{TileView, Ui, ViewMode};
@@ -14,16 +14,21 @@ use wasm_bindgen::JsCast;
 /// "last migration: 14:02:07, downtime 392 ms (clock step)" until the
 /// user acknowledges it.
 #[component]
-pub(super) fn LastMigration(key: u32, tile: RwSignal<TileView>) -> impl IntoView {
-    let words = move || tile.with(|v| v.summary.last_migration.clone());
+pub(super) fn LastMigration(c: Tc) -> impl IntoView {
+    let key = c.1.key;
     view! {
-        <p class="last-migration" hidden=move || words().is_empty()>
-            <span class="lm-text">{words}</span>
+        <p
+            class="last-migration"
+            hidden=rx(c, |(_, t)| t.tile.with(|v| v.summary.last_migration.is_empty()))
+        >
+            <span class="lm-text">
+                {rx(c, |(_, t)| t.tile.with(|v| v.summary.last_migration.clone()))}
+            </span>
             <button
                 type="button"
                 class="link ack"
                 title="Stop showing this migration here (it stays in the event log)"
-                on:click=move |_| cmd(Cmd::Acknowledge(key))
+                on:click=click(key, Cmd::Acknowledge)
             >
                 "OK"
             </button>
@@ -88,7 +93,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                         <span class="meaning">{move || format::light_meaning(light())}</span>
                     </p>
                     <p id="headline" class="headline">{with_tile(|v| v.summary.headline.clone())}</p>
-                    {move || sel().map(|t| view! { <LastMigration key=t.key tile=t.tile /> })}
+                    {move || sel().map(|t| view! { <LastMigration c=(ui, t) /> })}
                     <ul id="reasons" class="reasons">
                         {move || reasons().into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}
                     </ul>
