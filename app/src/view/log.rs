@@ -2,6 +2,7 @@
 //! sections, newest first; a row jumps the chart to its event; the rows
 //! only this browser remembers are marked, with a control to forget them.
 
+use super::{click, rx};
 use crate::cmd::{cmd, Cmd};
 use crate::format::{self, LogRow, RowSource};
 use crate::ui::Ui;
@@ -25,13 +26,12 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
             })
         }
     };
-    let remembered = move || {
-        ui.log
-            .with(|rows| rows.iter().any(|r| r.source == RowSource::Browser))
-    };
     view! {
         <section id="log" class="log" aria-label="detected events">
-            <p class="log-kept" hidden=move || !remembered()>
+            <p
+                class="log-kept"
+                hidden=rx(ui, |u| !u.log.with(|rows| rows.iter().any(|r| r.source == RowSource::Browser)))
+            >
                 <span class="lr-from">
                     "Rows marked \"from this browser\": the sidecar no longer holds them."
                 </span>
@@ -41,7 +41,7 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
                     id="forget"
                     class="link"
                     title="Forget every event this browser remembers (kept in its localStorage)"
-                    on:click=move |_| cmd(Cmd::ForgetHistory)
+                    on:click=click(0, |_| Cmd::ForgetHistory)
                 >
                     "Forget"
                 </button>
