@@ -120,7 +120,7 @@ pub fn Page(
                 >
                     <For
                         each=move || ui.targets.get()
-                        key=|t| t.key
+                        key=|t| u64::from(t.key)
                         children=move |t| view! { <Tile ui=ui t=t /> }
                     />
                 </section>
