@@ -368,9 +368,7 @@ fn js_err(v: JsValue) -> String {
             v.dyn_ref::<js_sys::Error>()
                 .map(|e| String::from(e.message()))
         })
-        // No `{:?}`: JsValue's Debug links a 2 KB JS helper into the page.
-        .or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()))
-        .unwrap_or_else(|| "an unknown error".into())
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 #[cfg(test)]

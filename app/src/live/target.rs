@@ -232,8 +232,7 @@ impl Target {
         };
         let name = replay::export_name(what, &label, t, ext);
         if let Err(e) = download(&name, &text, mime) {
-            // The browser shows the error itself (no `{:?}` in the page).
-            web_sys::console::error_2(&"export:".into(), &e);
+            leptos::logging::error!("export: {e:?}");
         }
     }
 

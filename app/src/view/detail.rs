@@ -2,7 +2,7 @@
 //! its controls, exports and diagnostics; and the last-migration line a
 //! tile shares with it.
 
-use super::{change, click, light_class, probes, rx, Tc};
+use super::{click, light_class, probes, rx, Tc};
 use crate::cmd::{cmd, Cmd, ExportKind};
 use crate::format;
 use crate::ui::{TileView, Ui, ViewMode};
@@ -169,14 +169,14 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                         "y axis "
                         <select
                             id="yaxis"
-                            on:change=change(ui, |_, e| {
+                            on:change=move |e| {
                                 let y = match event_target_value(&e).as_str() {
                                     "log" => YAxis::Log,
                                     "fixed" => YAxis::Fixed(10.0),
                                     _ => YAxis::Auto,
                                 };
                                 cmd(Cmd::YAxis(y));
-                            })
+                            }
                         >
                             <option value="auto" selected=rx(ui, |u| u.chart.get().y == YAxis::Auto)>
                                 "auto"
@@ -199,7 +199,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                                     YAxis::Fixed(ms) => ms.to_string(),
                                     _ => String::new(),
                                 })
-                                on:change=change(ui, |_, e| {
+                                on:change=move |e| {
                                     // The browser's number (NaN when empty): no
                                     // float parser in the page's wasm.
                                     let v = event_target::<web_sys::HtmlInputElement>(&e)
@@ -207,7 +207,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                                     if v.is_finite() && v > 0.0 {
                                         cmd(Cmd::YAxis(YAxis::Fixed(v)));
                                     }
-                                })
+                                }
                             />
                             " ms"
                         </label>

@@ -55,11 +55,6 @@ pub(crate) fn click(key: u32, f: fn(u32) -> Cmd) -> impl Fn(ev::MouseEvent) + Co
     move |_| cmd(f(key))
 }
 
-/// A `change` handler: one handler type for all of them (see [`rx`]).
-pub(crate) fn change(ui: Ui, f: fn(Ui, ev::Event)) -> impl Fn(ev::Event) + Copy + 'static {
-    move |e| f(ui, e)
-}
-
 /// A tile's context: the page's signals and the target's.
 type Tc = (Ui, TargetUi);
 
@@ -210,7 +205,7 @@ fn Header(ui: Ui) -> impl IntoView {
             }
         }
     };
-    let on_file = |_: Ui, e: ev::Event| {
+    let on_file = move |e: ev::Event| {
         let input = e
             .target()
             .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
@@ -293,7 +288,7 @@ fn Header(ui: Ui) -> impl IntoView {
                         id="import"
                         type="file"
                         accept=".jsonl,.json,.ndjson,.csv,text/csv,application/json"
-                        on:change=change(ui, on_file)
+                        on:change=on_file
                     />
                     "Import trace…"
                 </label>
@@ -302,11 +297,11 @@ fn Header(ui: Ui) -> impl IntoView {
                     <select
                         id="speed"
                         title="Replay speed"
-                        on:change=change(ui, |u, e| {
+                        on:change=move |e| {
                             if let Some(s) = Speed::from_name(&event_target_value(&e)) {
-                                u.speed.set(s);
+                                ui.speed.set(s);
                             }
-                        })
+                        }
                     >
                         {Speed::ALL
                             .into_iter()
@@ -333,7 +328,7 @@ fn Header(ui: Ui) -> impl IntoView {
                                 id="alerts"
                                 type="checkbox"
                                 prop:checked=rx(ui, |u| u.alerts.get())
-                                on:change=change(ui, |_, e| cmd(Cmd::Alerts(event_target_checked(&e))))
+                                on:change=move |e| cmd(Cmd::Alerts(event_target_checked(&e)))
                             />
                             "Notify and beep on red"
                         </label>
@@ -341,11 +336,11 @@ fn Header(ui: Ui) -> impl IntoView {
                             "History per target "
                             <select
                                 id="history"
-                                on:change=change(ui, |_, e| {
+                                on:change=move |e| {
                                     if let Some(h) = History::from_name(&event_target_value(&e)) {
                                         cmd(Cmd::History(h));
                                     }
-                                })
+                                }
                             >
                                 {History::ALL
                                     .into_iter()
