@@ -74,7 +74,9 @@ pub fn encode_segment(s: &str) -> String {
 /// is `(origin, selected)` per target (`None` origin: not a sidecar, never
 /// streamed).
 pub fn assign_streams(targets: &[(Option<&str>, bool)]) -> Vec<bool> {
-    let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+    // Per origin, streams given so far (a list: a page has few origins,
+    // and one more map type costs the page weight).
+    let mut used: Vec<(&str, usize)> = Vec::new();
     let mut out = vec![false; targets.len()];
     let order = targets
         .iter()
@@ -83,7 +85,11 @@ pub fn assign_streams(targets: &[(Option<&str>, bool)]) -> Vec<bool> {
         .chain(targets.iter().enumerate().filter(|(_, t)| !t.1));
     for (i, (origin, _)) in order {
         if let Some(o) = origin {
-            let n = used.entry(o).or_default();
+            let k = used.iter().position(|u| u.0 == *o).unwrap_or_else(|| {
+                used.push((o, 0));
+                used.len() - 1
+            });
+            let n = &mut used[k].1;
             if *n < STREAMS_PER_ORIGIN {
                 *n += 1;
                 out[i] = true;
@@ -131,11 +137,47 @@ pub fn grid_order(light: Option<Light>, index: usize) -> u32 {
     severity_rank(light) * 100_000 + (index.min(99_999) as u32)
 }
 
+/// Whether a Prometheus sample value is 1 (`1`, `1.0`, `+1`, `1e0`,
+/// `0.1E1`, …), read exactly as decimal digits: `str::parse::<f64>` would
+/// link the standard library's float parser and its 10 KB table into the
+/// page for this one comparison.
+fn is_one(s: &str) -> bool {
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let s = s.strip_prefix('+').unwrap_or(s);
+    let (mant, exp) = s.split_once(['e', 'E']).unwrap_or((s, "0"));
+    let (neg, exp) = match exp.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, exp.strip_prefix('+').unwrap_or(exp)),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if exp.is_empty()
+        || !all_digits(exp)
+        || (int.is_empty() && frac.is_empty())
+        || !all_digits(int)
+        || !all_digits(frac)
+    {
+        return false;
+    }
+    // Capped: no exponent that large brings a plain number back to 1.
+    let e = exp
+        .bytes()
+        .fold(0i64, |a, b| (a * 10 + i64::from(b - b'0')).min(1_000_000));
+    let e = if neg { -e } else { e };
+    // The significant digits, and the power of ten of the first one.
+    let digits = [int, frac].concat();
+    let Some(first) = digits.find(|c| c != '0') else {
+        return false;
+    };
+    digits[first..].trim_end_matches('0') == "1" && int.len() as i64 - 1 - first as i64 + e == 0
+}
+
 /// Reads `migwatch_light{target="NAME",light="red"} 1` lines of a
 /// Prometheus text exposition: the light each target is at (the one whose
-/// gauge is 1). Other lines, and unparsable ones, are skipped.
-pub fn lights_from_metrics(text: &str) -> BTreeMap<String, Light> {
-    let mut out = BTreeMap::new();
+/// gauge is 1), by name; the last line of a name wins. Other lines, and
+/// unparsable ones, are skipped. (A sorted list, not a map: one more map
+/// type costs the page weight.)
+pub fn lights_from_metrics(text: &str) -> Vec<(String, Light)> {
+    let mut out: Vec<(String, Light)> = Vec::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("migwatch_light{") else {
             continue;
@@ -143,7 +185,7 @@ pub fn lights_from_metrics(text: &str) -> BTreeMap<String, Light> {
         let Some((labels, value)) = rest.split_once('}') else {
             continue;
         };
-        if value.trim().parse::<f64>().ok() != Some(1.0) {
+        if !is_one(value.trim()) {
             continue;
         }
         let labels = parse_labels(labels);
@@ -154,7 +196,10 @@ pub fn lights_from_metrics(text: &str) -> BTreeMap<String, Light> {
             _ => continue,
         };
         if let Some(t) = labels.get("target") {
-            out.insert(t.clone(), light);
+            match out.binary_search_by(|(n, _)| n.as_str().cmp(t)) {
+                Ok(k) => out[k].1 = light,
+                Err(k) => out.insert(k, (t.clone(), light)),
+            }
         }
     }
     out
@@ -199,6 +244,21 @@ pub fn share_capacity(own: usize, targets: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_read_in_every_spelling() {
+        for s in [
+            "1", "+1", "1.", "1.0", "01.000", ".1e1", "0.1E1", "10e-1", "100E-2", "1e+0",
+        ] {
+            assert!(is_one(s), "{s}");
+        }
+        for s in [
+            "0", "", ".", "e", "1e", "2", "11", "0.1", "1e1", "-1", "NaN", "inf", "1x", "1.0.0",
+            "1e1.5",
+        ] {
+            assert!(!is_one(s), "{s}");
+        }
+    }
 
     fn sc(base: &str, token: Option<&str>) -> SidecarRef {
         SidecarRef {
@@ -302,10 +362,14 @@ mod tests {
             migwatch_up 1\n\
             migwatch_light{broken\n";
         let m = lights_from_metrics(text);
-        assert_eq!(m.get("vm-1"), Some(&Light::Green));
-        assert_eq!(m.get("v\"2"), Some(&Light::Red));
-        assert_eq!(m.get("vm-4"), Some(&Light::Yellow));
-        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m,
+            vec![
+                ("v\"2".to_string(), Light::Red),
+                ("vm-1".to_string(), Light::Green),
+                ("vm-4".to_string(), Light::Yellow),
+            ]
+        );
     }
 
     #[test]

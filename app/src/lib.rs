@@ -7,8 +7,8 @@
 //! `model` (store + signals + raw events + detector → summary, export),
 //! `format` (plain words), `urlstate` (URL and saved state), `viewport`
 //! (window, pause, zoom, pan, y axis), `replay` (trace import and pacing),
-//! `source` (reconnect policy), `fleet` (target URLs, connection budget,
-//! grid order and filter), `overview` (the sidecar's lights and
+//! `source` (reconnect policy), `sort` (one small sort), `fleet` (target URLs, connection budget,
+//! grid order and filter), `json` (the sidecar's answers read field by field), `overview` (the sidecar's lights and
 //! sparklines for targets without a stream), `log` (event log), `history` (what this browser remembers of
 //! the log). Commands: `cmd` (views →
 //! commands ← app state). Browser glue: `source`'s `Stream`, `chart`
@@ -23,12 +23,14 @@ pub mod cmd;
 pub mod fleet;
 pub mod format;
 pub mod history;
+pub mod json;
 pub mod live;
 pub mod log;
 pub mod model;
 pub mod overview;
 pub mod replay;
 pub mod signals;
+pub mod sort;
 pub mod source;
 pub mod store;
 pub mod synth;

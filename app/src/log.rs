@@ -4,6 +4,7 @@
 //! last migration on screen until acknowledged. Plain Rust, unit tested.
 
 use crate::format::{self, clock, duration_i, LogRow, RowKind, RowSource, TzOffset};
+use crate::json;
 use migwatch_shared::detector::DowntimeSource;
 use migwatch_shared::{Light, Migration};
 
@@ -12,7 +13,7 @@ use migwatch_shared::{Light, Migration};
 /// every detector reason would add ~20 KB to the page, over its weight
 /// budget, and the page's own detector gives the words for every event in
 /// its history.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SidecarRecord {
     /// Send time of the first lost probe, s.
     pub start_s: f64,
@@ -25,15 +26,39 @@ pub struct SidecarRecord {
     /// `red` or `yellow`.
     pub level: String,
     /// The sidecar's verdict in words (empty from older sidecars).
-    #[serde(default)]
     pub explanation: String,
 }
 
 /// `/targets/{name}/migrations`: `{"migrations":[…]}`, newest first.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SidecarRecords {
     /// The records.
     pub migrations: Vec<SidecarRecord>,
+}
+
+impl SidecarRecords {
+    /// Decodes `/migrations`' answer (`json`'s rules: every field but
+    /// `explanation` is required).
+    pub fn from_json(text: &str) -> Result<SidecarRecords, json::Error> {
+        let v = json::parse(text)?;
+        let migrations = match json::get(&v, "migrations") {
+            Some(json::Value::Array(a)) => a
+                .iter()
+                .map(|r| {
+                    Ok(SidecarRecord {
+                        start_s: json::f64(r, "start_s")?,
+                        end_s: json::f64(r, "end_s")?,
+                        downtime_ms: json::f64(r, "downtime_ms")?,
+                        downtime_from: json::string(r, "downtime_from")?,
+                        level: json::string(r, "level")?,
+                        explanation: json::string_or_empty(r, "explanation")?,
+                    })
+                })
+                .collect::<Result<_, json::Error>>()?,
+            _ => return Err("field `migrations`: expected a list".into()),
+        };
+        Ok(SidecarRecords { migrations })
+    }
 }
 
 /// `clock_step` → `clock step`, as [`format::downtime_source`] says it.
@@ -107,7 +132,7 @@ pub fn merge(mut rows: Vec<LogRow>, sidecar: Vec<LogRow>, max: usize) -> Vec<Log
         })
         .collect();
     rows.extend(extra);
-    rows.sort_by_key(|r| std::cmp::Reverse(r.start_us));
+    crate::sort::by_key(&mut rows, |r| std::cmp::Reverse(r.start_us));
     rows.truncate(max);
     rows
 }
@@ -181,7 +206,7 @@ mod tests {
             "{{\"migrations\":[{}]}}",
             serde_json::to_string(&full).expect("json")
         );
-        let got: SidecarRecords = serde_json::from_str(&text).expect("decodes");
+        let got = SidecarRecords::from_json(&text).expect("decodes");
         assert_eq!(got.migrations[0].downtime_from, "late_reply");
         let r = record_row(1, "a", &got.migrations[0], UTC);
         assert_eq!(r.downtime, "40.0 ms (late reply)");

@@ -2,8 +2,8 @@
 //! lights, reasons and per-second sparklines in one request per sidecar
 //! per poll, and the sparkline as inline SVG. Plain Rust, unit tested.
 
+use crate::json;
 use migwatch_shared::Light;
-use std::collections::BTreeMap;
 
 /// How often `/overview` is asked for, ms: once a second, as
 /// `docs/PROTOCOL.md` suggests (its buckets are whole seconds).
@@ -14,38 +14,72 @@ pub const OVERVIEW_SECONDS: u32 = 30;
 
 /// One reason, by its kind only: its fields would need every detector
 /// reason's decoder in the page (~20 KB of wasm) for a tile's few words.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReasonKind {
     /// `loss_burst`, `rtt_peak`, …
     pub kind: String,
 }
 
 /// The fields the page reads of `shared::report::TargetSummary`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetOverview {
     /// The target's name.
     pub name: String,
     /// `green`, `yellow` or `red`.
     pub light: String,
     /// Why, when not green.
-    #[serde(default)]
     pub reasons: Vec<ReasonKind>,
     /// Mean RTT of each second's answered probes, µs, oldest first.
-    #[serde(default)]
     pub rtt_us: Vec<Option<u32>>,
     /// Probes lost in each second.
-    #[serde(default)]
     pub lost: Vec<u32>,
     /// Migrations the sidecar found so far.
-    #[serde(default)]
     pub migrations: u64,
 }
 
 /// `GET /overview`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Overview {
     /// One summary per target.
     pub targets: Vec<TargetOverview>,
+}
+
+impl Overview {
+    /// Decodes `/overview`'s answer (`json`'s rules: a missing `name` or
+    /// `light` fails it; `reasons`, `rtt_us`, `lost`, `migrations` default
+    /// to empty and 0).
+    pub fn from_json(text: &str) -> Result<Overview, json::Error> {
+        let v = json::parse(text)?;
+        let targets = match json::get(&v, "targets") {
+            Some(json::Value::Array(a)) => a
+                .iter()
+                .map(TargetOverview::from_value)
+                .collect::<Result<_, _>>()?,
+            _ => return Err("field `targets`: expected a list".into()),
+        };
+        Ok(Overview { targets })
+    }
+}
+
+impl TargetOverview {
+    fn from_value(v: &json::Value) -> Result<TargetOverview, json::Error> {
+        let kind = |r: &json::Value| json::string(r, "kind").ok().map(|kind| ReasonKind { kind });
+        let rtt = |r: &json::Value| match r {
+            json::Value::Null => Some(None),
+            r => json::as_u32(r).map(Some),
+        };
+        Ok(TargetOverview {
+            name: json::string(v, "name")?,
+            light: json::string(v, "light")?,
+            reasons: json::list(v, "reasons", kind)?,
+            rtt_us: json::list(v, "rtt_us", rtt)?,
+            lost: json::list(v, "lost", json::as_u32)?,
+            migrations: match json::get(v, "migrations") {
+                None => 0,
+                Some(n) => n.as_u64().ok_or("field `migrations`: expected a count")?,
+            },
+        })
+    }
 }
 
 /// A parked target's tile: the sidecar's light, its reasons in words and
@@ -151,7 +185,7 @@ pub fn remotes(o: &Overview) -> Vec<(String, Remote)> {
 
 /// The sidecar's lights from `/metrics` (an older sidecar without
 /// `/overview`): no reasons, no sparkline.
-pub fn remotes_from_lights(lights: BTreeMap<String, Light>) -> Vec<(String, Remote)> {
+pub fn remotes_from_lights(lights: Vec<(String, Light)>) -> Vec<(String, Remote)> {
     lights
         .into_iter()
         .map(|(n, l)| {
@@ -231,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_protocols_example_decodes_with_kinds_only() {
-        let o: Overview = serde_json::from_str(BODY).expect("decodes");
+        let o = Overview::from_json(BODY).expect("decodes");
         let r = remotes(&o);
         let web = find(&r, "web-1").expect("web-1");
         assert_eq!(web.light, Some(Light::Green));
@@ -262,7 +296,7 @@ mod tests {
             }],
         };
         let text = serde_json::to_string(&full).expect("json");
-        let o: Overview = serde_json::from_str(&text).expect("decodes");
+        let o = Overview::from_json(&text).expect("decodes");
         let r = remotes(&o);
         assert_eq!(r[0].1.light, Some(Light::Red));
         assert_eq!(r[0].1.reasons, vec!["long outage"]);
@@ -285,9 +319,7 @@ mod tests {
 
     #[test]
     fn metrics_lights_have_no_sparkline() {
-        let mut l = BTreeMap::new();
-        l.insert("a".to_string(), Light::Yellow);
-        let r = remotes_from_lights(l);
+        let r = remotes_from_lights(vec![("a".to_string(), Light::Yellow)]);
         assert_eq!(find(&r, "a").and_then(|x| x.light), Some(Light::Yellow));
         assert!(find(&r, "a").is_some_and(|x| x.spark.is_none()));
     }

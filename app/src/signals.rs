@@ -225,7 +225,7 @@ impl Signals {
         if first.is_empty() {
             return f;
         }
-        first.sort_unstable();
+        crate::sort::by_key(&mut first, |x| *x);
         let zero = first[(first.len() - 1) / 2];
         f.zero_us = Some(zero);
         let rel = |us: i64| (us - zero) as f64 / 1000.0;
@@ -287,7 +287,7 @@ impl Signals {
                     .take(take)
                     .map(|r| r.offset_us)
                     .collect();
-                v.sort_unstable();
+                crate::sort::by_key(&mut v, |x| *x);
                 v[(v.len() - 1) / 2]
             };
             let before = i.min(STEP_SIDE);

@@ -331,15 +331,35 @@ pub async fn fetch_text(url: &str) -> Result<String, FetchError> {
         .unwrap_or_default())
 }
 
-/// `GET url` decoded from JSON.
-pub async fn fetch_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, FetchError> {
+/// `GET url`, its body read by `decode` (one of the `*_from_json` below
+/// or the answers' own `from_json`: no serde derive per answer type, see
+/// `crate::json`).
+pub async fn fetch_json<T>(
+    url: &str,
+    decode: fn(&str) -> Result<T, String>,
+) -> Result<T, FetchError> {
     let text = fetch_text(url).await?;
-    serde_json::from_str(&text).map_err(|e| FetchError::Decode(e.to_string()))
+    decode(&text).map_err(FetchError::Decode)
+}
+
+/// Decodes `/info` (the decoder the trace reader's info lines use too).
+pub fn info_from_json(text: &str) -> Result<Info, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Decodes `/targets`: a list of `/info`s, each read as `/info` is.
+pub fn infos_from_json(text: &str) -> Result<Vec<Info>, String> {
+    match crate::json::parse(text)? {
+        crate::json::Value::Array(a) => a.iter().map(|v| info_from_json(&v.to_string())).collect(),
+        _ => Err("expected a list of targets".into()),
+    }
 }
 
 /// `GET` a target's `/info`, decoded.
 pub async fn fetch_info(url: &str) -> Result<Info, String> {
-    fetch_json(url).await.map_err(|e| e.words("/info"))
+    fetch_json(url, info_from_json)
+        .await
+        .map_err(|e| e.words("/info"))
 }
 
 fn js_err(v: JsValue) -> String {

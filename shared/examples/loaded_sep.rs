@@ -11,6 +11,7 @@
 //! the session-4 rules), `SUITE=standard|channels` another suite,
 //! `STATS=1` one line per loaded migration and loaded cut instead,
 //! `DEBUG=NAME` (with FROM the seed) one trace's light changes and events.
+//! (`BACK=N`: its rows start N probes before each event, default 40).
 
 use migwatch_shared::eval::{score_with_info, TruthKind};
 use migwatch_shared::synth::{channels, generate, offsets, suite, Scenario, TraceSpec};
@@ -258,7 +259,14 @@ fn main() {
         for m in det.migrations() {
             println!("{m:?}");
             let row: Vec<String> = ps
-                .range(m.first_seq.saturating_sub(40)..m.last_seq + 40)
+                .range(
+                    m.first_seq.saturating_sub(
+                        std::env::var("BACK")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(40),
+                    )..m.last_seq + 40,
+                )
                 .map(|(k, p)| {
                     format!(
                         "{}{}:{}",

@@ -209,7 +209,10 @@ impl Plot {
     }
 
     fn font(&self, c: Rgb, size_css: f64) -> TextStyle<'static> {
-        ("sans-serif", self.px(size_css)).into_font().color(&c)
+        // The family as plotters' enum: no match on its name per label.
+        (FontFamily::SansSerif, self.px(size_css))
+            .into_font()
+            .color(&c)
     }
 
     /// Writes `s` at device px `(x, y)` in `size_css` px sans-serif.

@@ -126,16 +126,9 @@ pub fn shades(
                 why: Why::Yellow(y.reason),
             }),
     );
-    // In time order for the labels. An insertion sort: a window holds a
-    // handful, both lists come nearly sorted, and a library sort would add
-    // ~2 KB of wasm to the page for this one type.
-    for i in 1..out.len() {
-        let mut j = i;
-        while j > 0 && out[j - 1].from_us > out[j].from_us {
-            out.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+    // In time order for the labels: a window holds a handful, both lists
+    // come nearly sorted.
+    crate::sort::by_key(&mut out, |s| s.from_us);
     out
 }
 

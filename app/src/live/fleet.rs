@@ -6,7 +6,7 @@ use super::target::{Source, Target};
 use super::{app, App};
 use crate::fleet::{self, TargetRef};
 use crate::overview::{self, Overview, OVERVIEW_POLL_MS, OVERVIEW_SECONDS};
-use crate::source::{fetch_json, fetch_text, Conn, FetchError};
+use crate::source::{fetch_json, fetch_text, infos_from_json, Conn, FetchError};
 use crate::store::capacity_for;
 use crate::ui::ViewMode;
 use crate::urlstate::SidecarRef;
@@ -46,7 +46,7 @@ impl App {
         let g = t.generation.get().wrapping_add(1);
         t.generation.set(g);
         spawn_local(async move {
-            let got = fetch_json::<Vec<Info>>(&tr.sidecar.targets_url()).await;
+            let got = fetch_json(&tr.sidecar.targets_url(), infos_from_json).await;
             let Some(a) = app() else { return };
             if t.generation.get() != g || t.removed.get() {
                 return;
@@ -155,8 +155,13 @@ impl App {
     /// sparklines. An older sidecar without it (404) is read from
     /// `/metrics` instead (lights only) every [`fleet::METRICS_POLL_MS`].
     fn poll_remote(&self, s: SidecarRef) {
-        if !self.polling.borrow_mut().insert(s.base.clone()) {
-            return;
+        {
+            // A list, not a set: a page has few sidecars.
+            let mut polling = self.polling.borrow_mut();
+            if polling.contains(&s.base) {
+                return;
+            }
+            polling.push(s.base.clone());
         }
         spawn_local(async move {
             let mut metrics_only = false;
@@ -173,14 +178,14 @@ impl App {
                     .cloned()
                     .collect();
                 if parked.is_empty() {
-                    a.polling.borrow_mut().remove(&s.base);
+                    a.polling.borrow_mut().retain(|b| *b != s.base);
                     return;
                 }
                 drop(a);
                 let mut got = None;
                 if !metrics_only {
                     let url = s.url("/overview", &[("seconds", OVERVIEW_SECONDS.to_string())]);
-                    match fetch_json::<Overview>(&url).await {
+                    match fetch_json(&url, Overview::from_json).await {
                         Ok(o) => got = Some(overview::remotes(&o)),
                         Err(FetchError::Status(404)) => metrics_only = true,
                         Err(_) => got = Some(Default::default()),

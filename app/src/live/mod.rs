@@ -34,7 +34,6 @@ use draw::{document, read_palette};
 use leptos::prelude::*;
 use migwatch_shared::Light;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::rc::Rc;
 use target::{Source, Target};
 use wasm_bindgen::prelude::*;
@@ -82,7 +81,7 @@ struct App {
     logged_draw_error: Cell<bool>,
     audio: RefCell<Option<web_sys::AudioContext>>,
     /// Sidecars (base URLs) whose `/metrics` is being polled.
-    polling: RefCell<BTreeSet<String>>,
+    polling: RefCell<Vec<String>>,
     /// The URL's selection (sidecar index, target name), until the
     /// sidecar's target list has arrived.
     pending_sel: RefCell<Option<(usize, Option<String>)>>,

@@ -11,7 +11,7 @@ use crate::log::{SidecarRecord, SidecarRecords};
 use crate::model::Model;
 use crate::overview::Remote;
 use crate::replay::{self, Replay};
-use crate::source::{fetch_json, Conn, FetchError, Resume, Stream, StreamEvent};
+use crate::source::{fetch_json, info_from_json, Conn, FetchError, Resume, Stream, StreamEvent};
 use crate::store::capacity_for;
 use crate::ui::TargetUi;
 use leptos::prelude::*;
@@ -272,7 +272,7 @@ impl Target {
         }
         let this = self.clone();
         spawn_local(async move {
-            let info = fetch_json::<Info>(&tr.info_url()).await;
+            let info = fetch_json(&tr.info_url(), info_from_json).await;
             if this.generation.get() != g || this.removed.get() {
                 return;
             }
@@ -326,7 +326,7 @@ impl Target {
     fn fetch_records(self: &Rc<Self>, tr: TargetRef, g: u32) {
         let this = self.clone();
         spawn_local(async move {
-            let got = fetch_json::<SidecarRecords>(&tr.migrations_url()).await;
+            let got = fetch_json(&tr.migrations_url(), SidecarRecords::from_json).await;
             if this.generation.get() != g || this.removed.get() {
                 return;
             }
@@ -367,7 +367,7 @@ impl Target {
         };
         let this = self.clone();
         spawn_local(async move {
-            let info = fetch_json::<Info>(&tr.info_url()).await;
+            let info = fetch_json(&tr.info_url(), info_from_json).await;
             if this.generation.get() != g || this.removed.get() {
                 return;
             }

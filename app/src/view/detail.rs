@@ -2,33 +2,44 @@
 //! its controls, exports and diagnostics; and the last-migration line a
 //! tile shares with it.
 
-use super::{light_class, probes};
+use super::{click, light_class, probes, rx, Tc};
 use crate::cmd::{cmd, Cmd, ExportKind};
 use crate::format;
 use crate::ui::{TileView, Ui, ViewMode};
 use crate::viewport::{Span, YAxis};
 use leptos::ev;
 use leptos::prelude::*;
+use migwatch_shared::Light;
 use wasm_bindgen::JsCast;
 
 /// "last migration: 14:02:07, downtime 392 ms (clock step)" until the
 /// user acknowledges it.
 #[component]
-pub(super) fn LastMigration(key: u32, tile: RwSignal<TileView>) -> impl IntoView {
-    let words = move || tile.with(|v| v.summary.last_migration.clone());
+pub(super) fn LastMigration(c: Tc) -> impl IntoView {
+    let key = c.1.key;
     view! {
-        <p class="last-migration" hidden=move || words().is_empty()>
-            <span class="lm-text">{words}</span>
+        <p
+            class="last-migration"
+            hidden=rx(c, |(_, t)| t.tile.with(|v| v.summary.last_migration.is_empty()))
+        >
+            <span class="lm-text">
+                {rx(c, |(_, t)| t.tile.with(|v| v.summary.last_migration.clone()))}
+            </span>
             <button
                 type="button"
                 class="link ack"
                 title="Stop showing this migration here (it stays in the event log)"
-                on:click=move |_| cmd(Cmd::Acknowledge(key))
+                on:click=click(key, Cmd::Acknowledge)
             >
                 "OK"
             </button>
         </p>
     }
+}
+
+/// The selected target's light.
+fn sel_light(u: Ui) -> Option<Light> {
+    u.selected().and_then(|t| t.tile.with(|v| v.summary.light))
 }
 
 /// The selected target in detail: light, chart with controls, exports,
@@ -38,7 +49,6 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
     let sel = move || ui.selected();
     let with_tile =
         move |f: fn(&TileView) -> String| move || sel().map(|t| t.tile.with(f)).unwrap_or_default();
-    let light = move || sel().and_then(|t| t.tile.with(|v| v.summary.light));
     let reasons = move || {
         sel()
             .map(|t| t.tile.with(|v| v.summary.reasons.clone()))
@@ -53,10 +63,6 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
         }
     };
     let chart = ui.chart;
-    let fixed_ms = move || match chart.get().y {
-        YAxis::Fixed(ms) => ms.to_string(),
-        _ => String::new(),
-    };
     let (drag, set_drag) = signal(None::<(f64, f64)>);
     // Opens the panel when trouble first shows, and otherwise leaves it
     // as the user set it (a memo only fires on change).
@@ -67,7 +73,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
             id="detail"
             class="detail"
             aria-label="selected target"
-            hidden=move || ui.mode.get() == ViewMode::Grid
+            hidden=rx(ui, |u| u.mode.get() == ViewMode::Grid)
         >
             <section
                 id="light"
@@ -75,7 +81,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                 role="status"
                 aria-live="polite"
                 aria-atomic="true"
-                data-light=move || light_class(light())
+                data-light=rx(ui, |u| light_class(sel_light(u)).to_string())
             >
                 <div class="lamps" aria-hidden="true">
                     <span class="lamp lamp-red"></span>
@@ -84,11 +90,15 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                 </div>
                 <div class="verdict">
                     <p class="word-line">
-                        <span id="light-label" class="word">{move || format::light_word(light())}</span>
-                        <span class="meaning">{move || format::light_meaning(light())}</span>
+                        <span id="light-label" class="word">
+                            {rx(ui, |u| format::light_word(sel_light(u)).to_string())}
+                        </span>
+                        <span class="meaning">
+                            {rx(ui, |u| format::light_meaning(sel_light(u)).to_string())}
+                        </span>
                     </p>
                     <p id="headline" class="headline">{with_tile(|v| v.summary.headline.clone())}</p>
-                    {move || sel().map(|t| view! { <LastMigration key=t.key tile=t.tile /> })}
+                    {move || sel().map(|t| view! { <LastMigration c=(ui, t) /> })}
                     <ul id="reasons" class="reasons">
                         {move || reasons().into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}
                     </ul>
@@ -149,11 +159,11 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                     <button
                         id="pause"
                         type="button"
-                        aria-pressed=move || (!chart.get().following).to_string()
-                        on:click=move |_| cmd(Cmd::TogglePause)
+                        aria-pressed=rx(ui, |u| (!u.chart.get().following).to_string())
+                        on:click=click(0, |_| Cmd::TogglePause)
                         title="Pause to look at history (zoom with the wheel, drag to pan); resume to follow the newest data"
                     >
-                        {move || if chart.get().following { "Pause" } else { "Resume" }}
+                        {rx(ui, |u| if u.chart.get().following { "Pause" } else { "Resume" }.to_string())}
                     </button>
                     <label class="inline">
                         "y axis "
@@ -168,29 +178,34 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                                 cmd(Cmd::YAxis(y));
                             }
                         >
-                            <option value="auto" selected=move || chart.get().y == YAxis::Auto>
+                            <option value="auto" selected=rx(ui, |u| u.chart.get().y == YAxis::Auto)>
                                 "auto"
                             </option>
-                            <option value="fixed" selected=move || matches!(chart.get().y, YAxis::Fixed(_))>
+                            <option value="fixed" selected=rx(ui, |u| matches!(u.chart.get().y, YAxis::Fixed(_)))>
                                 "fixed"
                             </option>
-                            <option value="log" selected=move || chart.get().y == YAxis::Log>
+                            <option value="log" selected=rx(ui, |u| u.chart.get().y == YAxis::Log)>
                                 "log"
                             </option>
                         </select>
                     </label>
-                    <label class="inline" hidden=move || !matches!(chart.get().y, YAxis::Fixed(_))>
+                    <label class="inline" hidden=rx(ui, |u| !matches!(u.chart.get().y, YAxis::Fixed(_)))>
                             <input
                                 id="ymax"
                                 type="number"
                                 min="0.01"
                                 step="any"
-                                prop:value=fixed_ms
+                                prop:value=rx(ui, |u| match u.chart.get().y {
+                                    YAxis::Fixed(ms) => ms.to_string(),
+                                    _ => String::new(),
+                                })
                                 on:change=move |e| {
-                                    if let Ok(v) = event_target_value(&e).parse::<f64>() {
-                                        if v.is_finite() && v > 0.0 {
-                                            cmd(Cmd::YAxis(YAxis::Fixed(v)));
-                                        }
+                                    // The browser's number (NaN when empty): no
+                                    // float parser in the page's wasm.
+                                    let v = event_target::<web_sys::HtmlInputElement>(&e)
+                                        .value_as_number();
+                                    if v.is_finite() && v > 0.0 {
+                                        cmd(Cmd::YAxis(YAxis::Fixed(v)));
                                     }
                                 }
                             />
@@ -290,8 +305,8 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                     <summary>
                         "Diagnostics "
                         <span class="diag-count">
-                            {move || {
-                                sel()
+                            {rx(ui, |u| {
+                                u.selected()
                                     .map(|t| {
                                         t.tile
                                             .with(|v| {
@@ -305,7 +320,7 @@ pub(super) fn Detail(ui: Ui) -> impl IntoView {
                                             })
                                     })
                                     .unwrap_or_default()
-                            }}
+                            })}
                         </span>
                     </summary>
                     <p class="diag-line">{with_tile(|v| v.summary.diag_line())}</p>

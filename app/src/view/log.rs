@@ -2,6 +2,7 @@
 //! sections, newest first; a row jumps the chart to its event; the rows
 //! only this browser remembers are marked, with a control to forget them.
 
+use super::{click, rx};
 use crate::cmd::{cmd, Cmd};
 use crate::format::{self, LogRow, RowSource};
 use crate::ui::Ui;
@@ -25,13 +26,12 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
             })
         }
     };
-    let remembered = move || {
-        ui.log
-            .with(|rows| rows.iter().any(|r| r.source == RowSource::Browser))
-    };
     view! {
         <section id="log" class="log" aria-label="detected events">
-            <p class="log-kept" hidden=move || !remembered()>
+            <p
+                class="log-kept"
+                hidden=rx(ui, |u| !u.log.with(|rows| rows.iter().any(|r| r.source == RowSource::Browser)))
+            >
                 <span class="lr-from">
                     "Rows marked \"from this browser\": the sidecar no longer holds them."
                 </span>
@@ -41,7 +41,7 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
                     id="forget"
                     class="link"
                     title="Forget every event this browser remembers (kept in its localStorage)"
-                    on:click=move |_| cmd(Cmd::ForgetHistory)
+                    on:click=click(0, |_| Cmd::ForgetHistory)
                 >
                     "Forget"
                 </button>
@@ -64,6 +64,29 @@ pub(super) fn EventLog(ui: Ui) -> impl IntoView {
     }
 }
 
+/// A row's identity in the keyed list: what changes what it shows (its
+/// target, id, level, end, evidence and source), hashed (FNV-1a) into the
+/// tiles' key type, so both lists share one keyed-diff instance (page
+/// weight).
+fn row_key(r: &LogRow) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(&r.key.to_le_bytes());
+    eat(&r.id.to_le_bytes());
+    eat(r.level.name().as_bytes());
+    eat(&r.end_us.to_le_bytes());
+    for e in &r.evidence {
+        eat(e.as_bytes());
+        eat(&[0]);
+    }
+    eat(r.source.name().as_bytes());
+    h
+}
+
 #[component]
 fn LogPart(
     id: &'static str,
@@ -84,7 +107,7 @@ fn LogPart(
             <ul class="log-list" class:multi=move || many.get() hidden=move || rows.with(Vec::is_empty)>
                 <For
                     each=move || rows.get()
-                    key=|r| (r.key, r.id, r.level.name(), r.end_us, r.evidence.clone(), r.source.name())
+                    key=row_key
                     children=move |r| {
                         let (key, a, b) = (r.key, r.start_us, r.end_us);
                         let go = move || cmd(Cmd::Jump { key, start_us: a, end_us: b });

@@ -12,7 +12,6 @@ use log::EventLog;
 
 use crate::cmd::{cmd, Cmd};
 use crate::format;
-use crate::model::Summary;
 use crate::replay::Speed;
 use crate::source::Conn;
 use crate::ui::{TargetUi, TileView, Ui, ViewMode};
@@ -37,6 +36,34 @@ pub(crate) fn light_class(l: Option<Light>) -> &'static str {
     l.map_or("nodata", Light::name)
 }
 
+/// A reactive value read through a plain `fn` from a `Copy` context.
+/// Every closure made here for one context and value type is one type, so
+/// Leptos's view machinery (a render effect, the text, attribute, class
+/// or property update) is compiled once per pair instead of once per
+/// closure: a closure type of its own costs the page ~0.5 KB of wasm
+/// (docs/BENCHMARKS.md, page weight).
+pub(crate) fn rx<C: Copy + 'static, T: 'static>(
+    c: C,
+    f: fn(C) -> T,
+) -> impl Fn() -> T + Copy + 'static {
+    move || f(c)
+}
+
+/// A click that sends `f(key)`: one handler type for every such button
+/// (see [`rx`]).
+pub(crate) fn click(key: u32, f: fn(u32) -> Cmd) -> impl Fn(ev::MouseEvent) + Copy + 'static {
+    move |_| cmd(f(key))
+}
+
+/// A tile's context: the page's signals and the target's.
+type Tc = (Ui, TargetUi);
+
+/// A fact from the target's `/info`, `—` before it came.
+fn info(t: TargetUi, f: fn(&Info) -> String) -> String {
+    t.tile
+        .with(|v| v.info.as_ref().map_or_else(|| "—".to_string(), f))
+}
+
 /// Above this many targets the grid shows compact tiles (light, name,
 /// verdict, sparkline): 100 targets fit on two screens at 1440×900.
 const MANY_TILES: usize = 12;
@@ -47,7 +74,6 @@ pub fn Page(
     /// The signals to render.
     ui: Ui,
 ) -> impl IntoView {
-    let grid = move || ui.mode.get() == ViewMode::Grid;
     let on_drop = move |e: ev::DragEvent| {
         e.prevent_default();
         ui.dragging.set(false);
@@ -62,7 +88,7 @@ pub fn Page(
     view! {
         <div
             class="page"
-            class:dragging=move || ui.dragging.get()
+            class:dragging=rx(ui, |u| u.dragging.get())
             on:dragover=move |e: ev::DragEvent| {
                 e.prevent_default();
                 ui.dragging.set(true);
@@ -82,14 +108,14 @@ pub fn Page(
                 <section
                     id="tiles"
                     class="tiles"
-                    class:grid=grid
-                    class:strip=move || !grid()
-                    class:many=move || ui.targets.with(|t| t.len() > MANY_TILES)
+                    class:grid=rx(ui, |u| u.mode.get() == ViewMode::Grid)
+                    class:strip=rx(ui, |u| u.mode.get() != ViewMode::Grid)
+                    class:many=rx(ui, |u| u.targets.with(|t| t.len() > MANY_TILES))
                     aria-label="targets"
                 >
                     <For
                         each=move || ui.targets.get()
-                        key=|t| t.key
+                        key=|t| u64::from(t.key)
                         children=move |t| view! { <Tile ui=ui t=t /> }
                     />
                 </section>
@@ -114,7 +140,7 @@ fn Welcome(ui: Ui) -> impl IntoView {
             id="welcome"
             class="welcome"
             aria-label="getting started"
-            hidden=move || !ui.no_sidecar.get()
+            hidden=rx(ui, |u| !u.no_sidecar.get())
         ></section>
     }
 }
@@ -122,18 +148,20 @@ fn Welcome(ui: Ui) -> impl IntoView {
 /// Over the grid: the filter, and how many tiles it shows.
 #[component]
 fn GridBar(ui: Ui) -> impl IntoView {
-    let shown = move || {
-        let q = ui.filter.get();
-        ui.targets.with(|ts| {
-            ts.iter()
+    let count = |u: Ui| {
+        let q = u.filter.get();
+        u.targets.with(|ts| {
+            let shown = ts
+                .iter()
                 .filter(|t| t.tile.with(|v| tile_matches(&q, v)))
-                .count()
+                .count();
+            format!("{shown} of {} targets, worst first", ts.len())
         })
     };
     view! {
         <div
             class="gridbar"
-            hidden=move || ui.mode.get() != ViewMode::Grid || ui.targets.with(|t| t.len() < 2)
+            hidden=rx(ui, |u| u.mode.get() != ViewMode::Grid || u.targets.with(|t| t.len() < 2))
         >
             <label class="inline">
                 <span class="sr-only">"Filter targets"</span>
@@ -143,12 +171,12 @@ fn GridBar(ui: Ui) -> impl IntoView {
                     placeholder="filter: name, address or label (rack=a7)"
                     autocomplete="off"
                     spellcheck="false"
-                    prop:value=move || ui.filter.get()
+                    prop:value=rx(ui, |u| u.filter.get())
                     on:input=move |e| cmd(Cmd::Filter(event_target_value(&e)))
                 />
             </label>
             <span id="filter-count" class="hint">
-                {move || format!("{} of {} targets, worst first", shown(), ui.targets.with(Vec::len))}
+                {rx(ui, count)}
             </span>
         </div>
     }
@@ -189,7 +217,7 @@ fn Header(ui: Ui) -> impl IntoView {
             input.set_value("");
         }
     };
-    let overall_word = move || {
+    let overall_word = |ui: Ui| {
         let (n, nodata) = ui.targets.with(|ts| {
             let nodata = ts
                 .iter()
@@ -217,11 +245,11 @@ fn Header(ui: Ui) -> impl IntoView {
                 class="overall"
                 role="status"
                 aria-live="polite"
-                data-light=move || light_class(ui.overall.get())
+                data-light=rx(ui, |u| light_class(u.overall.get()).to_string())
                 title="the worst light over all targets"
             >
                 <span class="dot" aria-hidden="true"></span>
-                <span class="overall-word">{overall_word}</span>
+                <span class="overall-word">{rx(ui, overall_word)}</span>
             </p>
             <form class="add" on:submit=submit>
                 <label class="sr-only" for="add-url">"Sidecar URL"</label>
@@ -241,16 +269,16 @@ fn Header(ui: Ui) -> impl IntoView {
                     <button
                         id="view-grid"
                         type="button"
-                        aria-pressed=move || (ui.mode.get() == ViewMode::Grid).to_string()
-                        on:click=move |_| cmd(Cmd::Grid)
+                        aria-pressed=rx(ui, |u| (u.mode.get() == ViewMode::Grid).to_string())
+                        on:click=click(0, |_| Cmd::Grid)
                     >
                         "Grid"
                     </button>
                     <button
                         id="view-single"
                         type="button"
-                        aria-pressed=move || (ui.mode.get() != ViewMode::Grid).to_string()
-                        on:click=move |_| cmd(Cmd::SingleFirst)
+                        aria-pressed=rx(ui, |u| (u.mode.get() != ViewMode::Grid).to_string())
+                        on:click=click(0, |_| Cmd::SingleFirst)
                     >
                         "Single"
                     </button>
@@ -299,7 +327,7 @@ fn Header(ui: Ui) -> impl IntoView {
                             <input
                                 id="alerts"
                                 type="checkbox"
-                                prop:checked=move || ui.alerts.get()
+                                prop:checked=rx(ui, |u| u.alerts.get())
                                 on:change=move |e| cmd(Cmd::Alerts(event_target_checked(&e)))
                             />
                             "Notify and beep on red"
@@ -345,11 +373,11 @@ fn Notices(ui: Ui) -> impl IntoView {
             id="notice"
             class="notice"
             role="alert"
-            data-kind=move || ui.notice.with(|n| n.as_ref().map_or("", |n| n.kind))
-            hidden=move || ui.notice.with(Option::is_none)
+            data-kind=rx(ui, |u| u.notice.with(|n| n.as_ref().map_or("", |n| n.kind)).to_string())
+            hidden=rx(ui, |u| u.notice.with(Option::is_none))
         >
             <span class="notice-text">
-                {move || ui.notice.with(|n| n.as_ref().map(|n| n.text.clone()).unwrap_or_default())}
+                {rx(ui, |u| u.notice.with(|n| n.as_ref().map(|n| n.text.clone()).unwrap_or_default()))}
             </span>
             <button type="button" class="link" on:click=move |_| ui.notice.set(None)>
                 "Dismiss"
@@ -361,45 +389,32 @@ fn Notices(ui: Ui) -> impl IntoView {
 /// One target: its light, what it watches, the link state.
 #[component]
 fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
-    let tile = t.tile;
     let key = t.key;
-    let s = move |f: fn(&Summary) -> String| move || tile.with(|v| f(&v.summary));
-    let light = move || tile.with(|v| v.summary.light);
-    let info = move |f: fn(&Info) -> String| {
-        move || tile.with(|v| v.info.as_ref().map_or_else(|| "—".to_string(), f))
-    };
-    let selected = move || ui.mode.get() == ViewMode::Single(key);
-    let conn_name = move || tile.with(|v| v.conn.name());
-    let failed = move || tile.with(|v| matches!(v.conn, Conn::Failed { .. }));
-    let overlaid = move || {
-        let n = tile.with(|v| v.overlay_name());
-        ui.overlay.with(|o| o.contains(&n))
-    };
-    let hidden = move || {
-        let q = ui.filter.get();
-        !q.is_empty() && !tile.with(|v| tile_matches(&q, v))
-    };
+    let c: Tc = (ui, t);
     view! {
         <article
             class="tile"
-            class:selected=selected
-            style:order=move || tile.with(|v| v.order.to_string())
-            hidden=hidden
+            class:selected=rx(c, |(u, t)| u.mode.get() == ViewMode::Single(t.key))
+            style:order=rx(c, |(_, t)| t.tile.with(|v| v.order.to_string()))
+            hidden=rx(c, |(u, t)| {
+                let q = u.filter.get();
+                !q.is_empty() && !t.tile.with(|v| tile_matches(&q, v))
+            })
             data-key=key
-            data-source=move || tile.with(|v| v.source.clone())
-            data-name=move || tile.with(|v| v.title())
-            data-light=move || light_class(light())
-            data-conn=conn_name
-            data-samples=s(|s| s.samples.to_string())
-            data-lost=s(|s| s.lost.to_string())
-            data-held=s(|s| s.held.to_string())
-            data-first-seq=s(|s| s.first_seq.map(|q| q.to_string()).unwrap_or_default())
-            data-last-seq=s(|s| s.last_seq.map(|q| q.to_string()).unwrap_or_default())
-            data-last-id=s(|s| s.last_id.map(|q| q.to_string()).unwrap_or_default())
-            data-migrations=s(|s| s.migrations.to_string())
-            data-clock-readings=s(|s| s.clock_readings.to_string())
-            data-announces=s(|s| s.announces.to_string())
-            data-remote=move || tile.with(|v| v.summary.remote_from)
+            data-source=rx(c, |(_, t)| t.tile.with(|v| v.source.clone()))
+            data-name=rx(c, |(_, t)| t.tile.with(|v| v.title()))
+            data-light=rx(c, |(_, t)| light_class(t.tile.with(|v| v.summary.light)).to_string())
+            data-conn=rx(c, |(_, t)| t.tile.with(|v| v.conn.name()).to_string())
+            data-samples=rx(c, |(_, t)| t.tile.with(|v| v.summary.samples.to_string()))
+            data-lost=rx(c, |(_, t)| t.tile.with(|v| v.summary.lost.to_string()))
+            data-held=rx(c, |(_, t)| t.tile.with(|v| v.summary.held.to_string()))
+            data-first-seq=rx(c, |(_, t)| t.tile.with(|v| v.summary.first_seq.map(|q| q.to_string()).unwrap_or_default()))
+            data-last-seq=rx(c, |(_, t)| t.tile.with(|v| v.summary.last_seq.map(|q| q.to_string()).unwrap_or_default()))
+            data-last-id=rx(c, |(_, t)| t.tile.with(|v| v.summary.last_id.map(|q| q.to_string()).unwrap_or_default()))
+            data-migrations=rx(c, |(_, t)| t.tile.with(|v| v.summary.migrations.to_string()))
+            data-clock-readings=rx(c, |(_, t)| t.tile.with(|v| v.summary.clock_readings.to_string()))
+            data-announces=rx(c, |(_, t)| t.tile.with(|v| v.summary.announces.to_string()))
+            data-remote=rx(c, |(_, t)| t.tile.with(|v| v.summary.remote_from).to_string())
         >
             <header class="tile-head">
                 <span class="lamp" aria-hidden="true"></span>
@@ -407,12 +422,12 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     type="button"
                     class="tile-title"
                     title="Show this target in detail"
-                    aria-pressed=move || selected().to_string()
-                    on:click=move |_| cmd(Cmd::Select(key))
+                    aria-pressed=rx(c, |(u, t)| (u.mode.get() == ViewMode::Single(t.key)).to_string())
+                    on:click=click(key, Cmd::Select)
                 >
-                    <span class="tile-target">{move || tile.with(|v| v.title())}</span>
+                    <span class="tile-target">{rx(c, |(_, t)| t.tile.with(|v| v.title()))}</span>
                     <span class="tile-word" role="status" aria-live="polite">
-                        {move || format::light_word(light())}
+                        {rx(c, |(_, t)| format::light_word(t.tile.with(|v| v.summary.light)).to_string())}
                     </span>
                 </button>
                 <button
@@ -420,57 +435,61 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     class="icon remove"
                     title="Remove this target"
                     aria-label="Remove this target"
-                    on:click=move |_| cmd(Cmd::Remove(key))
+                    on:click=click(key, Cmd::Remove)
                 >
                     "×"
                 </button>
             </header>
-            <p class="tile-headline" title=s(|s| s.headline.clone())>
-                {move || {
-                    tile.with(|v| {
+            <p class="tile-headline" title=rx(c, |(_, t)| t.tile.with(|v| v.summary.headline.clone()))>
+                {rx(c, |(_, t)| {
+                    t.tile.with(|v| {
                         if v.summary.headline.is_empty() {
                             format::light_meaning(v.summary.light).to_string()
                         } else {
                             v.summary.headline.clone()
                         }
                     })
-                }}
+                })}
             </p>
-            <LastMigration key=key tile=tile />
+            <LastMigration c=c />
             <canvas
                 id=format!("spark-{key}")
                 class="spark"
                 role="img"
                 aria-label="RTT of the last 30 seconds"
-                hidden=move || tile.with(|v| v.summary.remote_spark.is_some())
+                hidden=rx(c, |(_, t)| t.tile.with(|v| v.summary.remote_spark.is_some()))
             ></canvas>
-            <RemoteSpark tile=tile />
+            <RemoteSpark tile=t.tile />
             <dl class="facts">
                 <div>
                     <dt>"probes"</dt>
-                    <dd class="f-interval">{info(probes)}</dd>
+                    <dd class="f-interval">{rx(c, |(_, t)| info(t, probes))}</dd>
                 </div>
                 <div>
                     <dt>"run"</dt>
-                    <dd class="f-run mono" title=info(|i| i.run_id.clone())>
-                        {info(|i| i.run_id.clone())}
+                    <dd class="f-run mono" title=rx(c, |(_, t)| info(t, |i| i.run_id.clone()))>
+                        {rx(c, |(_, t)| info(t, |i| i.run_id.clone()))}
                     </dd>
                 </div>
                 <div>
                     <dt>"source"</dt>
-                    <dd class="f-source mono" title=move || tile.with(|v| v.source.clone())>
-                        {move || tile.with(|v| v.label.clone())}
+                    <dd class="f-source mono" title=rx(c, |(_, t)| t.tile.with(|v| v.source.clone()))>
+                        {rx(c, |(_, t)| t.tile.with(|v| v.label.clone()))}
                     </dd>
                 </div>
             </dl>
-            <footer class="conn" data-state=conn_name title=move || tile.with(|v| v.conn.text())>
+            <footer
+                class="conn"
+                data-state=rx(c, |(_, t)| t.tile.with(|v| v.conn.name()).to_string())
+                title=rx(c, |(_, t)| t.tile.with(|v| v.conn.text()))
+            >
                 <span class="dot" aria-hidden="true"></span>
-                <span class="conn-text">{move || tile.with(|v| v.conn.text())}</span>
+                <span class="conn-text">{rx(c, |(_, t)| t.tile.with(|v| v.conn.text()))}</span>
                 <button
                     type="button"
                     class="link"
-                    hidden=move || !failed()
-                    on:click=move |_| cmd(Cmd::Reconnect(key))
+                    hidden=rx(c, |(_, t)| !t.tile.with(|v| matches!(v.conn, Conn::Failed { .. })))
+                    on:click=click(key, Cmd::Reconnect)
                 >
                     "Reconnect now"
                 </button>
@@ -479,8 +498,11 @@ fn Tile(ui: Ui, t: TargetUi) -> impl IntoView {
                     class="icon overlay"
                     title="Overlay this target's RTT on the detail chart (pick 2 to 4)"
                     aria-label="Overlay on the detail chart"
-                    aria-pressed=move || overlaid().to_string()
-                    on:click=move |_| cmd(Cmd::Overlay(key))
+                    aria-pressed=rx(c, |(u, t)| {
+                        let n = t.tile.with(|v| v.overlay_name());
+                        u.overlay.with(|o| o.contains(&n)).to_string()
+                    })
+                    on:click=click(key, Cmd::Overlay)
                 >
                     "⊕"
                 </button>

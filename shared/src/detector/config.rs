@@ -204,6 +204,17 @@ pub struct DetectorConfig {
     /// and 6 of the 9 loaded migrations it had vetoed (offsets sweep,
     /// seeds 1–40) are red.
     pub load_settle_ms: u32,
+    /// On a loaded host, two replies or more released at once ([`Self::align_us`])
+    /// within the 32 before an outage, the first at least this slow (µs,
+    /// default 30 000, a loaded host's shortest stall), are a host stall:
+    /// the level before the outage is then the one before the stall, if
+    /// lower. At 2 ms a stall of 30–110 ms in the last 64 ms raised it to
+    /// 12–30 ms, above the post-resume fall (15–30 ms): 11 loaded
+    /// migrations missed in the offsets sweep (seeds 1–60), 10 of them red
+    /// with it (5 of 6 on seeds 1–40, where it was chosen; 5 of 5 on
+    /// 41–60), no loaded cut made red. At 20 ms the same; at 15 ms one 2 ms
+    /// miss lost, one 10 ms one gained; at 45 ms only 3 of 6.
+    pub load_stall_us: u32,
     /// Outages longer than this (ms, default 5 000) are not a stop-and-copy
     /// (measured 10–1 420 ms): yellow at most.
     pub max_downtime_ms: u32,
@@ -315,6 +326,7 @@ impl Default for DetectorConfig {
             load_quiet_ms: 30,
             load_fall_ms: 150,
             load_settle_ms: 250,
+            load_stall_us: 30_000,
             max_downtime_ms: 5_000,
             elev_mad_k: 8.0,
             elev_ratio: 4.0,

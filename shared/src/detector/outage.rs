@@ -87,7 +87,22 @@ impl Detector {
         // queue) were the last to arrive; the level before the outage and
         // its congestion are judged without them.
         let released = self.released_before(a, held_lo, held_hi, base);
-        let (pre_level, pre_p75) = self.recent.median_p75_before(released);
+        let (mut pre_level, pre_p75) = self.recent.median_p75_before(released);
+        let floor = if self.base.ready { self.base.floor } else { 0 };
+        let load_base = if floor > 0 && pre_level as f32 >= cfg.load_ratio * floor as f32 {
+            floor
+        } else {
+            0
+        };
+        if load_base > 0 {
+            // A host stall just before the stop raises the level before
+            // it: its replies came back at once, each an interval faster.
+            // The load's level is the one before the stall.
+            let skip = self.stall_before(a);
+            if let Some(l) = self.recent.level_before(skip).filter(|_| skip > released) {
+                pre_level = pre_level.min(l);
+            }
+        }
         let window = (ms(cfg.congestion_window_ms) / iv).clamp(16, 256) as usize;
         let congestion = (self.high.fraction_before(window, released) >= cfg.congestion_frac)
             .then_some(Congestion {
@@ -108,14 +123,7 @@ impl Detector {
             // pre-copy on a loaded host inflates.
             elev: base.max(pre_level).saturating_add(cfg.elev_floor_us),
             pre_level,
-            load_base: {
-                let floor = if self.base.ready { self.base.floor } else { 0 };
-                if floor > 0 && pre_level as f32 >= cfg.load_ratio * floor as f32 {
-                    floor
-                } else {
-                    0
-                }
-            },
+            load_base,
             congestion,
             long,
             held_lo,
@@ -210,6 +218,35 @@ impl Detector {
         if let Some(id) = earlier.map(|m| m.id) {
             self.retract(id);
         }
+    }
+
+    /// How many answered probes just before `a` go back to the start of
+    /// the last host stall among the 32 replies before it (0: none). A
+    /// stall is two replies or more released at once (`align_us`), the
+    /// first slower than `load_stall_us`.
+    fn stall_before(&self, a: u64) -> usize {
+        let align = u64::from(self.cfg.align_us.min(self.iv() / 2).max(1));
+        let (mut found, mut tooth) = (0, None);
+        for j in 1..=80 {
+            let Some(s) = a
+                .checked_sub(j as u64)
+                .and_then(|q| self.slot(q))
+                .filter(|s| s.state == SlotState::Answered)
+            else {
+                break;
+            };
+            let arrival = s.sent_us.saturating_add(i64::from(s.rtt_us));
+            if tooth.is_some_and(|t: i64| arrival.abs_diff(t) <= align) {
+                if s.rtt_us >= self.cfg.load_stall_us {
+                    found = j;
+                }
+            } else if found > 0 || j > 32 {
+                break;
+            } else {
+                tooth = Some(arrival);
+            }
+        }
+        found
     }
 
     /// How many answered probes just before `a` were answered only at the

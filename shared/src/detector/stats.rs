@@ -179,10 +179,14 @@ fn slope(s0: i64, s1: i64, d: u64) -> u32 {
     per.clamp(1, i64::from(u32::MAX)) as u32
 }
 
-/// The last 32 answered RTTs, for the level just before an outage.
+/// Replies in the level just before an outage.
+const LEVEL: usize = 32;
+
+/// The last 96 answered RTTs, for the level just before an outage (the
+/// last 32) or before a stall that ended it.
 #[derive(Debug, Clone)]
 pub(crate) struct Recent {
-    v: [u32; 32],
+    v: [u32; 3 * LEVEL],
     n: usize,
     pos: usize,
 }
@@ -190,7 +194,7 @@ pub(crate) struct Recent {
 impl Recent {
     pub fn new() -> Self {
         Recent {
-            v: [0; 32],
+            v: [0; 3 * LEVEL],
             n: 0,
             pos: 0,
         }
@@ -203,17 +207,27 @@ impl Recent {
         self.n = (self.n + 1).min(self.v.len());
     }
 
-    /// Median and 75th percentile of the remembered RTTs (0 when empty):
+    /// Median and 75th percentile of the last 32 RTTs (0 when empty):
     /// the level just before an outage, robust to a held reply or a spike.
     /// Without the latest `skip` RTTs (the queued replies a paused guest
     /// released at the outage's end).
     pub fn median_p75_before(&self, skip: usize) -> (u32, u32) {
-        let n = self.n.saturating_sub(skip);
+        self.level(skip, self.n.min(LEVEL).saturating_sub(skip))
+    }
+
+    /// Median of the 32 RTTs before the latest `skip`, if at least 16 of
+    /// them are remembered.
+    pub fn level_before(&self, skip: usize) -> Option<u32> {
+        let n = self.n.saturating_sub(skip).min(LEVEL);
+        (n >= LEVEL / 2).then(|| self.level(skip, n).0)
+    }
+
+    fn level(&self, skip: usize, n: usize) -> (u32, u32) {
         if n == 0 {
             return (0, 0);
         }
         let len = self.v.len();
-        let mut t = [0u32; 32];
+        let mut t = [0u32; LEVEL];
         for (k, x) in t.iter_mut().enumerate().take(n) {
             *x = self.v[(self.pos + 2 * len - 1 - skip - k) % len];
         }

@@ -184,18 +184,19 @@ pub fn write_jsonl<'a, W: fmt::Write>(
 }
 
 /// Parses a decimal number into an integer count of 10^-`scale` units,
-/// exactly (no float rounding for plain decimals); exponent forms go
-/// through f64.
+/// exactly, exponent forms too (`1.5e3`: the exponent moves the decimal
+/// point). No `f64` parse: it would link core's float parser and its 10 KB
+/// table into the page (docs/BENCHMARKS.md, page weight).
 fn parse_scaled(s: &str, scale: u32) -> Option<i64> {
     let s = s.trim();
     if s.is_empty() {
         return None;
     }
-    if s.contains(['e', 'E']) {
-        let x: f64 = s.parse().ok()?;
-        let v = (x * 10f64.powi(scale as i32)).round();
-        return (v.is_finite() && v.abs() < 9.0e18).then_some(v as i64);
-    }
+    let (s, exp) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
+        None => (s, 0),
+    };
+    let scale = i64::from(scale) + i64::from(exp);
     let (neg, body) = match s.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -207,14 +208,28 @@ fn parse_scaled(s: &str, scale: u32) -> Option<i64> {
     {
         return None;
     }
-    let mut v: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut digits = frac.bytes();
-    for _ in 0..scale {
-        let d = digits.next().map_or(0, |b| i64::from(b - b'0'));
-        v = v.checked_mul(10)?.checked_add(d)?;
+    // The digits kept: all of `int` and `scale` of `frac` (zeros past its
+    // end); a negative scale drops digits of `int` too.
+    let all = int.bytes().chain(frac.bytes());
+    let keep = int.len() as i64 + scale;
+    let mut v: i64 = 0;
+    let mut next = None;
+    for (i, b) in all.enumerate() {
+        if i as i64 >= keep {
+            // Below the kept digits by more than one place (a negative
+            // `keep`), the first dropped digit is an implied zero.
+            if i as i64 == keep {
+                next = Some(b);
+            }
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    }
+    for _ in (int.len() + frac.len()) as i64..keep {
+        v = v.checked_mul(10)?;
     }
     // Round half up on the first dropped digit.
-    if digits.next().is_some_and(|b| b >= b'5') {
+    if next.is_some_and(|b| b >= b'5') {
         v = v.checked_add(1)?;
     }
     Some(if neg { -v } else { v })

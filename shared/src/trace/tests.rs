@@ -179,6 +179,17 @@ fn decimals_parse_exactly() {
     assert_eq!(parse_scaled(".5", 3), Some(500));
     assert_eq!(parse_scaled("-1.5", 6), Some(-1_500_000));
     assert_eq!(parse_scaled("1.5e3", 3), Some(1_500_000));
+    // Exponent forms are exact, rounded half up like plain decimals.
+    assert_eq!(parse_scaled("1.5E-3", 6), Some(1_500));
+    assert_eq!(parse_scaled("-2.5e+1", 0), Some(-25));
+    assert_eq!(parse_scaled("5e-4", 3), Some(1));
+    assert_eq!(parse_scaled("4.9e-4", 3), Some(0));
+    assert_eq!(parse_scaled("5e-5", 3), Some(0));
+    assert_eq!(parse_scaled("0.05e1", 3), Some(500));
+    assert_eq!(parse_scaled("1.23456789e-2", 3), Some(12));
+    assert_eq!(parse_scaled("1e30", 3), None);
+    assert_eq!(parse_scaled("1e", 3), None);
+    assert_eq!(parse_scaled("e3", 3), None);
     for bad in ["", ".", "1.2.3", "1,5", "nan", "inf", "1e999", "--1"] {
         assert_eq!(parse_scaled(bad, 3), None, "{bad}");
     }

@@ -158,3 +158,61 @@ fn loaded_cuts_of_the_first_offsets_seed_are_never_red() {
     }
     assert_eq!(n, 180);
 }
+
+/// At 2 ms a host stall in the last 64 ms before the stop makes most of
+/// the 32 replies before it the stall's (here 70 ms released at once:
+/// 70, 68 … 2 ms), so the post-resume fall (28 ms in three teeth) is not
+/// above that level. The level before the stall is the load's (5 ms):
+/// against it the fall is a sawtooth, and with the quiet level after it,
+/// red (`load_stall_us`). With the load going on after it, not.
+#[test]
+fn a_stall_just_before_the_stop_does_not_raise_the_level_before() {
+    const IV2: i64 = 2 * MS;
+    let at = |seq: u64, rtt: Option<u32>| {
+        Event::Sample(Sample {
+            seq,
+            sent_us: T0 + seq as i64 * IV2,
+            rtt_us: rtt,
+        })
+    };
+    let run = |cfg: DetectorConfig, after_loaded: bool| {
+        let mut d = Detector::new(cfg);
+        let load = |q: u64| FIVE[(q % 5) as usize];
+        for q in 0..1500 {
+            d.push(&at(q, Some(250)));
+        }
+        for q in 1500..1965 {
+            d.push(&at(q, Some(load(q))));
+        }
+        for q in 1965..2000 {
+            d.push(&at(q, Some(((2000 - q) * 2) as u32 * 1000)));
+        }
+        // Probes 2000–2004 lost (a 10 ms stop), then the fall.
+        for (k, q) in (2005..2017).enumerate() {
+            let tooth = k as u32 / 4;
+            d.push(&at(
+                q,
+                Some(28_000 - tooth * 8_000 - (k as u32 % 4) * 2_000),
+            ));
+        }
+        for q in 2000..2005 {
+            d.push(&at(q, None));
+        }
+        for q in 2017..2500 {
+            d.push(&at(q, Some(if after_loaded { load(q) } else { 250 })));
+        }
+        d.finish();
+        d.migrations()[0]
+    };
+    let m = run(DetectorConfig::default(), false);
+    assert_eq!(m.level, Light::Red, "{m:?}");
+    assert!(m.evidence.sawtooth.is_some(), "{m:?}");
+    let m = run(DetectorConfig::default(), true);
+    assert_eq!(m.level, Light::Yellow, "load goes on: {m:?}");
+    let off = DetectorConfig {
+        load_stall_us: u32::MAX,
+        ..DetectorConfig::default()
+    };
+    let m = run(off, false);
+    assert_eq!(m.level, Light::Yellow, "without the rule: {m:?}");
+}
