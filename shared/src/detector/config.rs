@@ -136,7 +136,7 @@ pub struct DetectorConfig {
     /// resume releases peaked at 38–157 ms (11 of 12 at 115 ms or less);
     /// the synthetic monitor-side flap releases its ARP queue after
     /// 150–500 ms, whose first reply reads as low as 140 ms: with 150 ms
-    /// here 5 of the 600 flap decoys of the standard suite (seeds 11–40)
+    /// here 7 of the 800 flap decoys of the standard suite (seeds 1–40)
     /// were red, with 130 ms none, and nothing else changed. (Linux sends
     /// the first ARP request at once and repeats it every
     /// `retrans_time_ms`, 1 s by default: a re-resolved queue waited about
