@@ -19,6 +19,7 @@ use migwatch_shared::wire::Event;
 use migwatch_tests::netns::TargetNs;
 use migwatch_tests::sidecar::{EventStream, Received, Sidecar};
 use migwatch_tests::wait_for;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ fn libfaketime() -> Result<PathBuf> {
 fn set_offset(file: &Path, offset: &str) -> Result<()> {
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, format!("{offset}\n"))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
     std::fs::rename(&tmp, file)?;
     Ok(())
 }
@@ -67,8 +69,12 @@ fn a_wall_clock_step_moves_no_streamed_time_rtt_or_clock_offset() -> Result<()> 
     require_root!();
     let lib = libfaketime()?;
     let ns = TargetNs::create()?;
-    let dir = migwatch_tests::out_dir().join(format!("faketime-{}", std::process::id()));
+    // The sidecar reads the offset file after it dropped root, so the file
+    // must be readable by anyone along its whole path: a checkout in a
+    // `mktemp -d` folder (mode 0700) is not, /tmp is.
+    let dir = std::env::temp_dir().join(format!("migwatch-faketime-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
     let file = dir.join("offset");
     set_offset(&file, "+0")?;
     let (lib, file_s) = (lib.display().to_string(), file.display().to_string());
