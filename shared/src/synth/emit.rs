@@ -2,7 +2,7 @@
 //! ticks in the order it would emit them, and the holes of a stalled
 //! sidecar or a broken stream.
 
-use super::Probe;
+use super::{Probe, Rng};
 use crate::wire::{Event, Gap, Late, Sample, Tick};
 
 /// Every probe sent in [at, at + len) is answered only when the stall ends.
@@ -14,6 +14,20 @@ pub(super) fn stall_spike(probes: &mut [Probe], at: i64, len: i64, base: f64) {
         if let Some(a) = p.arrival {
             p.arrival = Some(a.max(at + len + base as i64));
         }
+    }
+}
+
+/// The loaded host's stalls (its p99 of 70–110 ms): 30–110 ms each, 0.2
+/// a second, from `from` while they end before `until`.
+pub(super) fn loaded_stalls(probes: &mut [Probe], rng: &mut Rng, from: i64, until: i64, base: f64) {
+    let mut t = from as f64;
+    loop {
+        t += rng.exp(5e6);
+        let len = rng.range(30e3, 110e3);
+        if t + len >= until as f64 {
+            break;
+        }
+        stall_spike(probes, t as i64, len as i64, base);
     }
 }
 

@@ -197,16 +197,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
                 }
             }
             if loaded {
-                // The loaded host's p99 of 70–110 ms: stalls, 0.2 per second.
-                let mut t = (t_s - precopy) as f64;
-                loop {
-                    t += rng.exp(5e6);
-                    let len = rng.range(30e3, 110e3);
-                    if t + len >= t_s as f64 {
-                        break;
-                    }
-                    stall_spike(&mut probes, t as i64, len as i64, base);
-                }
+                loaded_stalls(&mut probes, &mut rng, t_s - precopy, t_s, base);
             }
             if held {
                 if let Some(p) = probes.iter_mut().rev().find(|p| p.run == 0 && p.sent < t_s) {
@@ -289,15 +280,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
                 p.arrival = Some(p.sent + (load * (0.5 * rng.normal()).exp()) as i64);
             }
             // The loaded host's stalls go on across the cut.
-            let mut t = l0 as f64;
-            loop {
-                t += rng.exp(5e6);
-                let sl = rng.range(30e3, 110e3);
-                if t + sl >= l1 as f64 {
-                    break;
-                }
-                stall_spike(&mut probes, t as i64, sl as i64, base);
-            }
+            loaded_stalls(&mut probes, &mut rng, l0, l1, base);
             // The cut drops the requests sent while it is down and the
             // replies that reach it then (a stall may release them into it).
             for p in probes
@@ -561,7 +544,7 @@ mod suite;
 #[cfg(test)]
 mod tests;
 
-use emit::{emit, event_time, stall_spike};
+use emit::{emit, event_time, loaded_stalls, stall_spike};
 use guest::{guest_events, GuestStory};
 pub use spec::{Rng, Scenario, TraceSpec};
 pub use suite::{channels, offsets, suite};
