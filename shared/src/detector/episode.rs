@@ -30,6 +30,13 @@ pub(super) struct Slot {
     pub(super) state: SlotState,
 }
 
+impl Slot {
+    /// When its reply came back (µs, on the sender's clock).
+    pub(super) fn arrival(&self) -> i64 {
+        self.sent_us.saturating_add(i64::from(self.rtt_us))
+    }
+}
+
 /// A silence: no reply to any probe after `first_seq - 1`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Silence {

@@ -1,7 +1,7 @@
 //! Outages: recognising one when a loss burst ends, gathering its
 //! evidence, judging it and publishing it as a migration event.
 
-use super::episode::{Episode, Post, SlotState};
+use super::episode::{Episode, Post, Slot, SlotState};
 use super::*;
 
 /// The first elevated replies after an outage while they fall as one
@@ -167,7 +167,7 @@ impl Detector {
             else {
                 break;
             };
-            let (rtt, arrival) = (s.rtt_us, s.sent_us.saturating_add(i64::from(s.rtt_us)));
+            let (rtt, arrival) = (s.rtt_us, s.arrival());
             if !ep.held_ok(arrival, rtt, &cfg) {
                 break;
             }
@@ -227,15 +227,8 @@ impl Detector {
     fn stall_before(&self, a: u64) -> usize {
         let align = u64::from(self.cfg.align_us.min(self.iv() / 2).max(1));
         let (mut found, mut tooth) = (0, None);
-        for j in 1..=80 {
-            let Some(s) = a
-                .checked_sub(j as u64)
-                .and_then(|q| self.slot(q))
-                .filter(|s| s.state == SlotState::Answered)
-            else {
-                break;
-            };
-            let arrival = s.sent_us.saturating_add(i64::from(s.rtt_us));
+        for (j, s) in self.answered_back(a, 80) {
+            let arrival = s.arrival();
             if tooth.is_some_and(|t: i64| arrival.abs_diff(t) <= align) {
                 if s.rtt_us >= self.cfg.load_stall_us {
                     found = j;
@@ -249,28 +242,27 @@ impl Detector {
         found
     }
 
+    /// The answered probes just before `a`, newest first, as `(j, slot)`
+    /// with `j` how far back (1: `a − 1`), at most `n` of them; the walk
+    /// ends at the first probe not answered in time.
+    fn answered_back(&self, a: u64, n: usize) -> impl Iterator<Item = (usize, &Slot)> + '_ {
+        (1..=n).map_while(move |j| {
+            a.checked_sub(j as u64)
+                .and_then(|q| self.slot(q))
+                .filter(|s| s.state == SlotState::Answered)
+                .map(|s| (j, s))
+        })
+    }
+
     /// How many answered probes just before `a` were answered only at the
     /// outage's end (arrival in `lo..=hi`, RTT clearly above `base`).
     fn released_before(&self, a: u64, lo: i64, hi: i64, base: u32) -> usize {
         let floor = base
             .saturating_add(self.cfg.elev_floor_us)
             .max(self.cfg.held_min_us);
-        let mut n = 0;
-        for j in 1..=(self.window() as u64 / 2) {
-            let Some(s) = a
-                .checked_sub(j)
-                .and_then(|q| self.slot(q))
-                .filter(|s| s.state == SlotState::Answered)
-            else {
-                break;
-            };
-            let arrival = s.sent_us.saturating_add(i64::from(s.rtt_us));
-            if s.rtt_us < floor || arrival < lo || arrival > hi {
-                break;
-            }
-            n += 1;
-        }
-        n
+        self.answered_back(a, self.window() / 2)
+            .take_while(|(_, s)| s.rtt_us >= floor && (lo..=hi).contains(&s.arrival()))
+            .count()
     }
 
     /// The smallest sawtooth peak worth the name at this interval: the

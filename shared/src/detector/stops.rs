@@ -32,7 +32,6 @@ impl Detector {
                 .filter(|s| matches!(s.state, SlotState::Answered | SlotState::LostLate))
                 .copied()
         };
-        let arrival = |s: &super::episode::Slot| s.sent_us.saturating_add(i64::from(s.rtt_us));
         let together = iv.max(5_000);
         let mut best: Option<(u64, i64, u32)> = None;
         let mut seq = self.hi_ans;
@@ -53,7 +52,7 @@ impl Detector {
             let mut head = seq;
             while let (Some(c), Some(p)) = (answered(head), head.checked_sub(1).and_then(answered))
             {
-                if p.rtt_us <= c.rtt_us || (arrival(&p) - arrival(&c)).abs() > together {
+                if p.rtt_us <= c.rtt_us || (p.arrival() - c.arrival()).abs() > together {
                     break;
                 }
                 head -= 1;
