@@ -33,7 +33,13 @@ pub(crate) fn lost(evs: &[Received]) -> Vec<u64> {
 }
 
 /// Waits until `name` in `/metrics` has grown by at least `by` from `from`.
-fn wait_metric(sc: &Sidecar, name: &str, from: f64, by: f64, within: Duration) -> Result<f64> {
+pub(crate) fn wait_metric(
+    sc: &Sidecar,
+    name: &str,
+    from: f64,
+    by: f64,
+    within: Duration,
+) -> Result<f64> {
     wait_for(
         &format!("{name} to grow by {by}"),
         within,

@@ -11,14 +11,13 @@
 //! stepped... except that there the kernel's stamps step too; the unit
 //! tests of `probe::timebase` cover that side.
 
-use crate::faults::{answered, samples};
+use crate::faults::{answered, samples, wait_metric};
 use crate::icmp::metric;
 use crate::require_root;
 use anyhow::{bail, Context, Result};
 use migwatch_shared::wire::Event;
 use migwatch_tests::netns::TargetNs;
 use migwatch_tests::sidecar::{EventStream, Received, Sidecar};
-use migwatch_tests::wait_for;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,15 +105,12 @@ fn a_wall_clock_step_moves_no_streamed_time_rtt_or_clock_offset() -> Result<()> 
     assert_eq!(metric(&sc, "migwatch_wallclock_steps_total")?, 0.0);
     // NTP steps the host's clock back.
     set_offset(&file, &format!("-{STEP_S}"))?;
-    let steps = wait_for(
-        "the sidecar to count the step",
+    let steps = wait_metric(
+        &sc,
+        "migwatch_wallclock_steps_total",
+        0.0,
+        1.0,
         Duration::from_secs(10),
-        Duration::from_millis(50),
-        || {
-            metric(&sc, "migwatch_wallclock_steps_total")
-                .ok()
-                .filter(|v| *v >= 1.0)
-        },
     )?;
     evs.extend(
         stream
