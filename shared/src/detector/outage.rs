@@ -323,12 +323,14 @@ impl Detector {
     pub(super) fn evaluate(&mut self, ep: &mut Episode) {
         let cfg = self.cfg;
         let p = ep.post;
-        // On a loaded host whose level fell back after the outage (the
-        // pre-copy ended), a sawtooth of two teeth and a full-height peak
-        // needs one reply fewer: at 10 ms a 40–60 ms fall holds only two
-        // above the loaded level. (One tooth of two is also a short stall
-        // released at once: not enough.)
-        let relief = ep.load_base > 0 && p.fell && p.teeth >= 2 && p.max_rtt >= cfg.sawtooth_min_us;
+        // A sawtooth of two teeth and a full-height peak needs one reply
+        // fewer: at 10 ms a 40–60 ms fall can hold only two above the level
+        // (above a loaded one, or sampled late on a quiet host). On a
+        // loaded host only once its level fell back after the outage (the
+        // pre-copy ended). One tooth of two is also a short stall, or one
+        // slow reply and the one queued behind it: not enough.
+        let relief =
+            (ep.load_base == 0 || p.fell) && p.teeth >= 2 && p.max_rtt >= cfg.sawtooth_min_us;
         let sawtooth = (p.done
             && p.n_elev.saturating_add(u32::from(relief)) >= self.min_saw_probes(ep.iv)
             && p.max_rtt >= self.saw_peak_min(ep.iv)

@@ -85,3 +85,41 @@ fn held_migrations_at_2_ms_stay_red() {
     }
     assert!(n >= 20, "{n}");
 }
+
+/// At 10 ms a quiet host's post-resume fall, sampled late, can leave only
+/// two replies above the level (seed 42's 794 ms stop: 12.3 ms twice, 10 ms
+/// apart): two teeth peaking at `sawtooth_min_us` are a sawtooth. Two
+/// replies released at once (one slow tail reply and the one queued
+/// behind it) or peaking below that are not.
+#[test]
+fn two_full_teeth_on_a_quiet_host_are_a_sawtooth() {
+    let run = |shape: &[(u64, u32)]| {
+        let mut d = Detector::default();
+        feed(&mut d, 0..400, 250);
+        outage(&mut d, 400, 481, shape);
+        feed(&mut d, 484..600, 250);
+        d.finish();
+        d.migrations()[0]
+    };
+    let m = run(&[(481, 12_300), (482, 12_300), (483, 2_200)]);
+    assert_eq!(m.level, Light::Red, "{m:?}");
+    let saw = m.evidence.sawtooth.expect("a sawtooth");
+    assert_eq!((saw.probes, saw.teeth), (2, 2), "{m:?}");
+    for shape in [
+        // 482 comes back with 481: one tooth.
+        [(481, 14_000), (482, 4_000), (483, 250)],
+        // Two teeth, but peaking below the full bar.
+        [(481, 11_000), (482, 11_000), (483, 1_000)],
+    ] {
+        let m = run(&shape);
+        assert_eq!(m.level, Light::Yellow, "{shape:?}: {m:?}");
+    }
+    // The trace it was found in (offsets sweep, seed 42).
+    let spec = offsets(42, 2)
+        .into_iter()
+        .find(|s| s.name == "0117-migration-10ms-794ms-p4")
+        .expect("the seed-42 trace");
+    let t = generate(&spec);
+    let s = score_with_info(&t.events, &t.labels, DetectorConfig::default(), None);
+    assert_eq!(s.migrations[0].level, Light::Red, "seed 42 0117");
+}
