@@ -15,6 +15,7 @@ namespace's loopback only.
 """
 
 import ctypes
+import json
 import os
 import socket
 import subprocess
@@ -128,6 +129,17 @@ class Net:
 
     def unshape_migration_link(self):
         self.ex(self.br, "tc", "qdisc", "del", "dev", "lo", "root", check=False)
+
+    # -- the guest's tap queue
+
+    def set_tap_queue(self, side, frames):
+        """Sizes the tap's queue toward the guest (tun's ring, sized by
+        txqueuelen and resized in place) to `frames`; returns what it was.
+        While the guest is stopped, frames past it are dropped."""
+        tap = TAPS[side]
+        was = json.loads(sh("ip", "-n", self.br, "-j", "link", "show", tap))[0]["txqlen"]
+        sh("ip", "-n", self.br, "link", "set", tap, "txqueuelen", str(int(frames)))
+        return was
 
     # -- the monitor path
 
