@@ -133,19 +133,32 @@ pub fn dist() -> String {
 }
 
 /// Waits until the sidecar's own detector says green for its (first)
-/// target: the page replays the sidecar's history on connect, so a
-/// start-up transient (a loaded machine's first second) would otherwise
-/// show as the yellow it was.
+/// target, with a baseline behind it: the page replays the sidecar's
+/// history on connect, so a start-up transient (a loaded machine's first
+/// second) would otherwise show as the yellow it was. The light is green
+/// from the first reply, so it also waits for two of the baseline's
+/// 64-reply blocks and five clock readings: a test that stops the guest
+/// right after start (seen on a loaded machine: at the second probe) has
+/// its stop judged before the detector has a level or a clock line, and a
+/// page fed that history in one burst split it into two events.
 pub fn wait_sidecar_green(sc: &migwatch_tests::sidecar::Sidecar) -> anyhow::Result<()> {
+    let counter = |m: &str, name: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
     migwatch_tests::wait_for(
-        "the sidecar's own light to be green",
+        "the sidecar's own light to be green, with a baseline",
         std::time::Duration::from_secs(60),
         std::time::Duration::from_millis(100),
         || {
             sc.get("/metrics").ok().filter(|m| {
                 m.lines().any(|l| {
                     l.starts_with("migwatch_light{") && l.contains("\"green\"") && l.ends_with(" 1")
-                })
+                }) && counter(m, "migwatch_replies_total") >= 128
+                    && counter(m, "migwatch_clock_replies_total") >= 5
             })
         },
     )?;
