@@ -148,7 +148,8 @@ def report(lab, analysis, found, detect_err):
     rows.append(hdr)
     rows.append("-" * len(hdr))
     for st, a in zip(lab.steps, analysis):
-        what = {"migration": f"mig {st.get('from')}->{st.get('to')}", "pause": f"pause {st.get('vm')}" + (f" q{st['ring']}" if st.get("ring") else "")}.get(
+        ring = f" q{st['ring']}" if st.get("ring") else ""
+        what = {"migration": f"mig {st.get('from')}->{st.get('to')}", "pause": f"pause {st.get('vm')}{ring}"}.get(
             st["kind"], "decoy cut")
         if a["held"]:
             h = max(a["held"], key=lambda h: h["rtt_ms"])

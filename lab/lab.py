@@ -434,8 +434,8 @@ class Lab:
     def pause(self, vm, ms, ring=None):
         """QMP stop, ms later cont: the truth is QEMU's STOP -> RESUME. With
         ring, the guest's tap queue holds only that many frames meanwhile
-        (tun drops what does not fit), and is given back its default once
-        the guest has drained it."""
+        (tun drops what does not fit), and gets its length back once the
+        guest has drained it."""
         rec = {"kind": "pause", "vm": vm.side, "pause_ms": ms}
         if ring:
             rec["ring"] = ring
