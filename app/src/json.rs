@@ -65,6 +65,19 @@ pub fn list<T>(o: &Value, key: &str, each: impl Fn(&Value) -> Option<T>) -> Resu
     }
 }
 
+/// The array field `key`, required, each item read by `each` (its error
+/// stands).
+pub fn items<T>(
+    o: &Value,
+    key: &str,
+    each: impl Fn(&Value) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    match get(o, key) {
+        Some(Value::Array(a)) => a.iter().map(each).collect(),
+        _ => Err(wrong(key, "a list")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +97,13 @@ mod tests {
         assert_eq!(list(&v, "missing", as_u32), Ok(vec![]));
         assert!(list(&v, "bad", as_u32).is_err());
         assert!(list(&v, "a", as_u32).is_err());
+        let n = |v: &Value| as_u32(v).ok_or_else(|| Error::from("not a u32"));
+        assert_eq!(items(&v, "l", n), Ok(vec![1, 2]));
+        assert_eq!(
+            items(&v, "missing", n),
+            Err("field `missing`: expected a list".into())
+        );
+        assert_eq!(items(&v, "bad", n), Err("not a u32".into()));
         assert!(parse("{").is_err());
     }
 }

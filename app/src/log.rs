@@ -41,22 +41,16 @@ impl SidecarRecords {
     /// `explanation` is required).
     pub fn from_json(text: &str) -> Result<SidecarRecords, json::Error> {
         let v = json::parse(text)?;
-        let migrations = match json::get(&v, "migrations") {
-            Some(json::Value::Array(a)) => a
-                .iter()
-                .map(|r| {
-                    Ok(SidecarRecord {
-                        start_s: json::f64(r, "start_s")?,
-                        end_s: json::f64(r, "end_s")?,
-                        downtime_ms: json::f64(r, "downtime_ms")?,
-                        downtime_from: json::string(r, "downtime_from")?,
-                        level: json::string(r, "level")?,
-                        explanation: json::string_or_empty(r, "explanation")?,
-                    })
-                })
-                .collect::<Result<_, json::Error>>()?,
-            _ => return Err("field `migrations`: expected a list".into()),
-        };
+        let migrations = json::items(&v, "migrations", |r| {
+            Ok(SidecarRecord {
+                start_s: json::f64(r, "start_s")?,
+                end_s: json::f64(r, "end_s")?,
+                downtime_ms: json::f64(r, "downtime_ms")?,
+                downtime_from: json::string(r, "downtime_from")?,
+                level: json::string(r, "level")?,
+                explanation: json::string_or_empty(r, "explanation")?,
+            })
+        })?;
         Ok(SidecarRecords { migrations })
     }
 }

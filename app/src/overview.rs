@@ -50,13 +50,7 @@ impl Overview {
     /// to empty and 0).
     pub fn from_json(text: &str) -> Result<Overview, json::Error> {
         let v = json::parse(text)?;
-        let targets = match json::get(&v, "targets") {
-            Some(json::Value::Array(a)) => a
-                .iter()
-                .map(TargetOverview::from_value)
-                .collect::<Result<_, _>>()?,
-            _ => return Err("field `targets`: expected a list".into()),
-        };
+        let targets = json::items(&v, "targets", TargetOverview::from_value)?;
         Ok(Overview { targets })
     }
 }
