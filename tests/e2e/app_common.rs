@@ -142,23 +142,18 @@ pub fn dist() -> String {
 /// its stop judged before the detector has a level or a clock line, and a
 /// page fed that history in one burst split it into two events.
 pub fn wait_sidecar_green(sc: &migwatch_tests::sidecar::Sidecar) -> anyhow::Result<()> {
-    let counter = |m: &str, name: &str| -> u64 {
-        m.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let within = std::time::Duration::from_secs(60);
+    crate::faults::wait_metric(sc, "migwatch_replies_total", 0.0, 128.0, within)?;
+    crate::faults::wait_metric(sc, "migwatch_clock_replies_total", 0.0, 5.0, within)?;
     migwatch_tests::wait_for(
-        "the sidecar's own light to be green, with a baseline",
-        std::time::Duration::from_secs(60),
+        "the sidecar's own light to be green",
+        within,
         std::time::Duration::from_millis(100),
         || {
             sc.get("/metrics").ok().filter(|m| {
                 m.lines().any(|l| {
                     l.starts_with("migwatch_light{") && l.contains("\"green\"") && l.ends_with(" 1")
-                }) && counter(m, "migwatch_replies_total") >= 128
-                    && counter(m, "migwatch_clock_replies_total") >= 5
+                })
             })
         },
     )?;
