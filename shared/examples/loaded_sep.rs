@@ -8,13 +8,13 @@
 //! `cargo run --release -p migwatch-shared --example loaded_sep -- FROM TO`
 //!
 //! Environment: `CFG` a detector config as JSON (`{"load_ratio":1e9}` gives
-//! the session-4 rules), `SUITE=standard|channels` another suite,
+//! the session-4 rules), `SUITE=standard|channels|mild|steady` another suite,
 //! `STATS=1` one line per loaded migration and loaded cut instead,
 //! `DEBUG=NAME` (with FROM the seed) one trace's light changes and events.
 //! (`BACK=N`: its rows start N probes before each event, default 40).
 
 use migwatch_shared::eval::{score_with_info, TruthKind};
-use migwatch_shared::synth::{channels, generate, offsets, suite, Scenario, TraceSpec};
+use migwatch_shared::synth::{channels, generate, mild, offsets, suite, Scenario, TraceSpec};
 use migwatch_shared::{Detector, DetectorConfig, Event, Light};
 use std::collections::BTreeMap;
 
@@ -121,7 +121,12 @@ fn observe(ps: &BTreeMap<u64, P>, a: u64, b: u64, iv: i64) -> String {
 /// outage, the level after the shape, and the detector's level.
 fn stats(from: u64, to: u64, cfg: DetectorConfig) {
     for seed in from..=to {
-        for spec in offsets(seed, 2) {
+        let specs = if std::env::var("SUITE").as_deref() == Ok("mild") {
+            mild(seed, 2)
+        } else {
+            offsets(seed, 2)
+        };
+        for spec in specs {
             let loaded = matches!(
                 spec.scenario,
                 Scenario::LoadedCut { .. } | Scenario::Migration { loaded: true, .. }
@@ -218,13 +223,26 @@ fn stats(from: u64, to: u64, cfg: DetectorConfig) {
     }
 }
 
+/// The mild sweep without the load's stalls (`SUITE=steady`).
+fn steady(specs: Vec<TraceSpec>) -> Vec<TraceSpec> {
+    specs
+        .into_iter()
+        .map(|mut t| {
+            t.steady_load = true;
+            t
+        })
+        .collect()
+}
+
 fn main() {
     if let Ok(name) = std::env::var("DEBUG") {
         let seed: u64 = std::env::args()
             .nth(1)
             .and_then(|a| a.parse().ok())
             .unwrap_or(1);
-        let spec = (if std::env::var("SUITE").is_ok() {
+        let spec = (if std::env::var("SUITE").as_deref() == Ok("mild") {
+            mild(seed, 2)
+        } else if std::env::var("SUITE").is_ok() {
             suite(seed, 20)
         } else {
             offsets(seed, 2)
@@ -307,6 +325,8 @@ fn main() {
         match std::env::var("SUITE").as_deref() {
             Ok("standard") => suite(seed, 20),
             Ok("channels") => channels(seed, 3),
+            Ok("mild") => mild(seed, 2),
+            Ok("steady") => steady(mild(seed, 2)),
             _ => offsets(seed, 2),
         }
     };

@@ -18,8 +18,16 @@ pub(super) fn stall_spike(probes: &mut [Probe], at: i64, len: i64, base: f64) {
 }
 
 /// The loaded host's stalls (its p99 of 70–110 ms): 30–110 ms each, 0.2
-/// a second, from `from` while they end before `until`.
-pub(super) fn loaded_stalls(probes: &mut [Probe], rng: &mut Rng, from: i64, until: i64, base: f64) {
+/// a second, from `from` while they end before `until`. `apply` false
+/// draws them without stalling (a steady load: the rest of the trace is
+/// the one the same seed gives with stalls).
+pub(super) fn loaded_stalls(
+    probes: &mut [Probe],
+    rng: &mut Rng,
+    (from, until): (i64, i64),
+    base: f64,
+    apply: bool,
+) {
     let mut t = from as f64;
     loop {
         t += rng.exp(5e6);
@@ -27,7 +35,9 @@ pub(super) fn loaded_stalls(probes: &mut [Probe], rng: &mut Rng, from: i64, unti
         if t + len >= until as f64 {
             break;
         }
-        stall_spike(probes, t as i64, len as i64, base);
+        if apply {
+            stall_spike(probes, t as i64, len as i64, base);
+        }
     }
 }
 

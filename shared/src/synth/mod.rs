@@ -54,6 +54,16 @@ pub(super) struct Probe {
     pub(super) arrival: Option<i64>,
 }
 
+/// A loaded host's median RTT, µs: `load_x` × the quiet level, or 2–7 ms.
+/// One draw either way, so a spec without `load_x` gives the trace it
+/// always gave.
+fn load_median(rng: &mut Rng, load_x: Option<[f64; 2]>, base: f64) -> f64 {
+    match load_x {
+        Some([lo, hi]) => base * rng.range(lo, hi),
+        None => rng.range(2000.0, 7000.0),
+    }
+}
+
 fn base_rtt(rng: &mut Rng, base: f64) -> f64 {
     let mut r = base * (0.15 * rng.normal()).exp();
     if rng.chance(0.012) {
@@ -173,7 +183,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
             let w = rng.range(40e3, 60e3);
             let d0 = rng.range(15e3, 45e3);
             let g = rng.range(4e3, 12e3);
-            let load = rng.range(2000.0, 7000.0);
+            let load = load_median(&mut rng, spec.load_x, base);
             for p in probes.iter_mut().filter(|p| p.run == 0) {
                 if p.sent >= t_s - precopy && p.sent < t_s {
                     let a = if loaded {
@@ -197,7 +207,13 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
                 }
             }
             if loaded {
-                loaded_stalls(&mut probes, &mut rng, t_s - precopy, t_s, base);
+                loaded_stalls(
+                    &mut probes,
+                    &mut rng,
+                    (t_s - precopy, t_s),
+                    base,
+                    !spec.steady_load,
+                );
             }
             if held {
                 if let Some(p) = probes.iter_mut().rev().find(|p| p.run == 0 && p.sent < t_s) {
@@ -275,12 +291,12 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
                 .min(t_end - t_e - len - s(1.0))
                 .max(0);
             let (l0, l1) = (t_e - pre, t_e + len + post);
-            let load = rng.range(2000.0, 7000.0);
+            let load = load_median(&mut rng, spec.load_x, base);
             for p in probes.iter_mut().filter(|p| in_window(p, l0, l1)) {
                 p.arrival = Some(p.sent + (load * (0.5 * rng.normal()).exp()) as i64);
             }
             // The loaded host's stalls go on across the cut.
-            loaded_stalls(&mut probes, &mut rng, l0, l1, base);
+            loaded_stalls(&mut probes, &mut rng, (l0, l1), base, !spec.steady_load);
             // The cut drops the requests sent while it is down and the
             // replies that reach it then (a stall may release them into it).
             for p in probes
@@ -547,4 +563,4 @@ mod tests;
 use emit::{emit, event_time, loaded_stalls, stall_spike};
 use guest::{guest_events, GuestStory};
 pub use spec::{Rng, Scenario, TraceSpec};
-pub use suite::{channels, offsets, suite};
+pub use suite::{channels, mild, offsets, suite};

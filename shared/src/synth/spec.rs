@@ -173,6 +173,16 @@ pub struct TraceSpec {
     /// interface); a migration's hypervisor sends RARP at resume.
     #[serde(default)]
     pub announce: bool,
+    /// A loaded host's load (median RTT) as a multiple of its quiet level,
+    /// drawn in `[lo, hi)`. `None`: 2–7 ms, 5–47 × the quiet level (the
+    /// offsets sweep's loaded hosts). The `mild` sweep sets 2–8 ×, around
+    /// the detector's `load_ratio` (the lab's TCG pre-copy: 4.3 ×).
+    #[serde(default)]
+    pub load_x: Option<[f64; 2]>,
+    /// A loaded host's load without its stalls (a jittery path rather
+    /// than a busy host): the `steady` sweep.
+    #[serde(default)]
+    pub steady_load: bool,
 }
 
 impl TraceSpec {
@@ -188,6 +198,8 @@ impl TraceSpec {
             phase: None,
             clock: false,
             announce: false,
+            load_x: None,
+            steady_load: false,
         }
     }
 }

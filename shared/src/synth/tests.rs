@@ -96,3 +96,49 @@ fn a_loaded_cut_is_loaded_around_a_loss() {
     assert_eq!(count(|s| matches!(s, Scenario::LoadedCut { .. })), 90);
     assert_eq!(count(|s| matches!(s, Scenario::LinkOutageOf { .. })), 90);
 }
+
+#[test]
+fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else() {
+    let median_in = |spec: &TraceSpec| {
+        let t = generate(spec);
+        let w = t.labels.events[0].clone();
+        let mut rtts: Vec<u32> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Sample(s) if s.sent_us >= w.start_us && s.sent_us < w.end_us => s.rtt_us,
+                _ => None,
+            })
+            .collect();
+        rtts.sort_unstable();
+        let quiet: Vec<u32> = t
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Sample(s) if s.sent_us < w.start_us => s.rtt_us,
+                _ => None,
+            })
+            .collect();
+        let mut quiet = quiet;
+        quiet.sort_unstable();
+        (
+            f64::from(rtts[rtts.len() / 2]),
+            f64::from(quiet[quiet.len() / 2]),
+        )
+    };
+    let spec = TraceSpec::new("c", 9, 10_000, Scenario::LoadedCut { ms: 150.0 });
+    let (loaded, quiet_before) = median_in(&spec);
+    assert!(loaded >= 2_000.0, "{loaded}");
+    let mut m = spec.clone();
+    m.load_x = Some([2.0, 8.0]);
+    let (load, quiet) = median_in(&m);
+    assert!((1.8..8.5).contains(&(load / quiet)), "{load} over {quiet}");
+    // One draw either way: the quiet part of the trace is the same.
+    assert_eq!(quiet, quiet_before);
+    // The mild sweep is the offsets sweep's loaded half, loaded 2–8 ×.
+    let mild = mild(1, 1);
+    assert_eq!(mild.len(), 180);
+    assert!(mild
+        .iter()
+        .all(|t| t.load_x == Some([2.0, 8.0]) && t.name.ends_with("-mild")));
+}

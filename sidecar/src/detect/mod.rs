@@ -70,9 +70,11 @@ pub struct SynthArgs {
     pub format: String,
     /// Which set: `standard` (migrations and every decoy, echo only),
     /// `offsets` (stops and link cuts at five sampling offsets, echo only;
-    /// `--count` repeats) or `channels` (migrations, pauses and path
-    /// outages with the clock and announce channels).
-    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "channels"])]
+    /// `--count` repeats), `mild` (the offsets sweep's loaded stops and
+    /// cuts on a host loaded 2–8 × its quiet level) or `channels`
+    /// (migrations, pauses and path outages with the clock and announce
+    /// channels).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "mild", "channels"])]
     pub suite: String,
 }
 
@@ -452,6 +454,7 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     let format = format_arg(Some(&a.format)).unwrap_or(Format::Jsonl);
     let specs = match a.suite.as_str() {
         "offsets" => synth::offsets(a.seed, a.count),
+        "mild" => synth::mild(a.seed, a.count),
         "channels" => synth::channels(a.seed, a.count),
         _ => synth::suite(a.seed, a.count),
     };
