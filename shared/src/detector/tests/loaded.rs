@@ -216,3 +216,24 @@ fn a_stall_just_before_the_stop_does_not_raise_the_level_before() {
     let m = run(off, false);
     assert_eq!(m.level, Light::Yellow, "without the rule: {m:?}");
 }
+
+/// A mildly loaded host (the `mild` sweep, seed 21: a 2 ms probe, a
+/// 150 ms cut, the level before it 0.96 ms, between 3 and 4 × the quiet
+/// one) stalls as a busy one does: a stall across the cut's end releases
+/// a one-tooth ramp from 17.8 ms. Judged as a quiet host's (`load_ratio`
+/// 4) it was red; as a loaded one, whose level must fall back, it is not.
+#[test]
+fn a_mildly_loaded_host_is_judged_as_a_loaded_one() {
+    let spec = crate::synth::mild(21, 2)
+        .into_iter()
+        .find(|s| s.name.starts_with("0619-loaded_cut-2ms-150ms-p4"))
+        .expect("the mild sweep's cut");
+    let t = crate::synth::generate(&spec);
+    let red = |cfg| crate::eval::score(&t.events, &t.labels, cfg).false_reds;
+    assert_eq!(red(DetectorConfig::default()), 0);
+    let four = DetectorConfig {
+        load_ratio: 4.0,
+        ..DetectorConfig::default()
+    };
+    assert_eq!(red(four), 1);
+}
