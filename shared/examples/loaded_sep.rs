@@ -8,13 +8,16 @@
 //! `cargo run --release -p migwatch-shared --example loaded_sep -- FROM TO`
 //!
 //! Environment: `CFG` a detector config as JSON (`{"load_ratio":1e9}` gives
-//! the session-4 rules), `SUITE=standard|channels|mild|steady` another suite,
+//! the session-4 rules), `SUITE=standard|channels|mild|steady|jitter` another suite,
 //! `STATS=1` one line per loaded migration and loaded cut instead,
-//! `DEBUG=NAME` (with FROM the seed) one trace's light changes and events.
+//! `DEBUG=NAME` (with FROM the seed) one trace's light changes and events,
+//! `SIGMA=0.5` the quiet path's spread for every trace of the suite.
 //! (`BACK=N`: its rows start N probes before each event, default 40).
 
 use migwatch_shared::eval::{score_with_info, TruthKind};
-use migwatch_shared::synth::{channels, generate, mild, offsets, suite, Scenario, TraceSpec};
+use migwatch_shared::synth::{
+    channels, generate, jitter, mild, offsets, suite, Scenario, TraceSpec,
+};
 use migwatch_shared::{Detector, DetectorConfig, Event, Light};
 use std::collections::BTreeMap;
 
@@ -321,14 +324,25 @@ fn main() {
     let mut misses = 0;
     let mut decoys = BTreeMap::new();
     let mut total = 0;
+    let sigma: Option<f64> = std::env::var("SIGMA")
+        .ok()
+        .map(|v| v.parse().expect("SIGMA"));
     let specs = |seed: u64| -> Vec<TraceSpec> {
-        match std::env::var("SUITE").as_deref() {
+        let specs = match std::env::var("SUITE").as_deref() {
             Ok("standard") => suite(seed, 20),
             Ok("channels") => channels(seed, 3),
             Ok("mild") => mild(seed, 2),
             Ok("steady") => steady(mild(seed, 2)),
+            Ok("jitter") => jitter(seed, 2),
             _ => offsets(seed, 2),
-        }
+        };
+        specs
+            .into_iter()
+            .map(|mut t| {
+                t.quiet_sigma = sigma.or(t.quiet_sigma);
+                t
+            })
+            .collect()
     };
     let mut verdicts: BTreeMap<(String, String), u32> = BTreeMap::new();
     for seed in from..=to {

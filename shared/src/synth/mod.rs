@@ -64,8 +64,11 @@ fn load_median(rng: &mut Rng, load_x: Option<[f64; 2]>, base: f64) -> f64 {
     }
 }
 
-fn base_rtt(rng: &mut Rng, base: f64) -> f64 {
-    let mut r = base * (0.15 * rng.normal()).exp();
+/// The quiet path's spread (log-normal σ) unless a spec sets its own.
+const QUIET_SIGMA: f64 = 0.15;
+
+fn base_rtt(rng: &mut Rng, base: f64, sigma: f64) -> f64 {
+    let mut r = base * (sigma * rng.normal()).exp();
     if rng.chance(0.012) {
         // The heavy tail: p99 of 2–15 ms.
         r += 1000.0 + (1000.0 / rng.f64().max(1e-9).powf(1.0 / 1.1)).min(13_000.0);
@@ -84,6 +87,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     let iv = i64::from(spec.interval_us.max(100));
     let timeout = i64::from(spec.timeout_us.max(1000));
     let base = rng.range(150.0, 400.0);
+    let sigma = spec.quiet_sigma.unwrap_or(QUIET_SIGMA);
     let t0 = T0 + rng.range(0.0, 1e6) as i64;
     let dur = (spec.duration_s.max(1.0) * 1e6) as i64;
     let t_end = t0 + dur;
@@ -137,7 +141,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
         }
     }
     for p in probes.iter_mut() {
-        p.arrival = Some(p.sent + base_rtt(&mut rng, base) as i64);
+        p.arrival = Some(p.sent + base_rtt(&mut rng, base, sigma) as i64);
     }
 
     // Scenario parameters first, so baseline noise can stay out of its way.
@@ -158,7 +162,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
     };
     let mut excl: Option<(i64, i64)> = None;
     let mut stream_gap: Option<(i64, i64)> = None;
-    let rtt_at = |rng: &mut Rng, sent: i64| sent + base_rtt(rng, base) as i64;
+    let rtt_at = |rng: &mut Rng, sent: i64| sent + base_rtt(rng, base, sigma) as i64;
 
     let mut story = GuestStory {
         clock: spec.clock,
@@ -189,7 +193,7 @@ pub fn generate(spec: &TraceSpec) -> SynthTrace {
                     let a = if loaded {
                         p.sent + (load * (0.5 * rng.normal()).exp()) as i64
                     } else {
-                        let mut r = base_rtt(&mut rng, base);
+                        let mut r = base_rtt(&mut rng, base, sigma);
                         if rng.chance(0.03) {
                             r += rng.range(1000.0, 5000.0);
                         }
@@ -563,4 +567,4 @@ mod tests;
 use emit::{emit, event_time, loaded_stalls, stall_spike};
 use guest::{guest_events, GuestStory};
 pub use spec::{Rng, Scenario, TraceSpec};
-pub use suite::{channels, mild, offsets, suite};
+pub use suite::{channels, jitter, mild, offsets, suite};

@@ -183,6 +183,11 @@ pub struct TraceSpec {
     /// than a busy host): the `steady` sweep.
     #[serde(default)]
     pub steady_load: bool,
+    /// The quiet path's spread, log-normal σ. `None`: 0.15 (issue 4's
+    /// model). The lab's loopback path to a TCG guest measures 0.3
+    /// (p90 1.7 × its median): the `jitter` sweep.
+    #[serde(default)]
+    pub quiet_sigma: Option<f64>,
 }
 
 impl TraceSpec {
@@ -200,6 +205,7 @@ impl TraceSpec {
             announce: false,
             load_x: None,
             steady_load: false,
+            quiet_sigma: None,
         }
     }
 }

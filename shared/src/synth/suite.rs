@@ -167,6 +167,21 @@ pub fn mild(seed: u64, count: u32) -> Vec<TraceSpec> {
         .collect()
 }
 
+/// The offsets sweep on a path as jittery as the lab's: the quiet RTT's
+/// log-normal σ 0.3 instead of 0.15 (`TraceSpec::quiet_sigma`; the lab's
+/// idle guest: 0.3, p90 1.7 × its median). Same seeds and names as
+/// `offsets`, with `-jitter` added.
+pub fn jitter(seed: u64, count: u32) -> Vec<TraceSpec> {
+    offsets(seed, count)
+        .into_iter()
+        .map(|mut t| {
+            t.name.push_str("-jitter");
+            t.quiet_sigma = Some(0.3);
+            t
+        })
+        .collect()
+}
+
 /// Stops and cuts with the guest's own channels: clock readings every
 /// 200 ms and announces watched. Migrations (RARP at resume), pauses in
 /// place (QMP stop/cont: no announce; with no loss, the requests queued;

@@ -142,3 +142,32 @@ fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else(
         .iter()
         .all(|t| t.load_x == Some([2.0, 8.0]) && t.name.ends_with("-mild")));
 }
+
+#[test]
+fn a_jittery_quiet_path_spreads_its_replies_and_keeps_the_rest() {
+    let spread = |spec: &TraceSpec| {
+        let mut r: Vec<u32> = generate(spec)
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Sample(s) => s.rtt_us,
+                _ => None,
+            })
+            .collect();
+        r.sort_unstable();
+        let q = |f: f64| f64::from(r[(f * r.len() as f64) as usize]);
+        (q(0.9) / q(0.5), r.len())
+    };
+    let spec = TraceSpec::new("b", 5, 10_000, Scenario::Baseline);
+    let mut jittery = spec.clone();
+    jittery.quiet_sigma = Some(0.3);
+    let (calm, n) = spread(&spec);
+    let (wide, m) = spread(&jittery);
+    // σ 0.15: p90 at 1.21 × the median; σ 0.3 (the lab's): 1.47 ×.
+    assert!((1.1..1.3).contains(&calm), "{calm}");
+    assert!((1.35..1.6).contains(&wide), "{wide}");
+    assert_eq!(n, m);
+    let j = jitter(1, 1);
+    assert_eq!(j.len(), offsets(1, 1).len());
+    assert!(j.iter().all(|t| t.quiet_sigma == Some(0.3)));
+}

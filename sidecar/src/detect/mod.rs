@@ -71,10 +71,10 @@ pub struct SynthArgs {
     /// Which set: `standard` (migrations and every decoy, echo only),
     /// `offsets` (stops and link cuts at five sampling offsets, echo only;
     /// `--count` repeats), `mild` (the offsets sweep's loaded stops and
-    /// cuts on a host loaded 2–8 × its quiet level) or `channels`
-    /// (migrations, pauses and path outages with the clock and announce
-    /// channels).
-    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "mild", "channels"])]
+    /// cuts on a host loaded 2–8 × its quiet level), `jitter` (the offsets
+    /// sweep on a path as jittery as the lab's) or `channels` (migrations,
+    /// pauses and path outages with the clock and announce channels).
+    #[arg(long, default_value = "standard", value_parser = ["standard", "offsets", "mild", "jitter", "channels"])]
     pub suite: String,
 }
 
@@ -455,6 +455,7 @@ pub fn run_synth(a: SynthArgs) -> Result<()> {
     let specs = match a.suite.as_str() {
         "offsets" => synth::offsets(a.seed, a.count),
         "mild" => synth::mild(a.seed, a.count),
+        "jitter" => synth::jitter(a.seed, a.count),
         "channels" => synth::channels(a.seed, a.count),
         _ => synth::suite(a.seed, a.count),
     };
