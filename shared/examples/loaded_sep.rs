@@ -124,12 +124,7 @@ fn observe(ps: &BTreeMap<u64, P>, a: u64, b: u64, iv: i64) -> String {
 /// outage, the level after the shape, and the detector's level.
 fn stats(from: u64, to: u64, cfg: DetectorConfig) {
     for seed in from..=to {
-        let specs = if std::env::var("SUITE").as_deref() == Ok("mild") {
-            mild(seed, 2)
-        } else {
-            offsets(seed, 2)
-        };
-        for spec in specs {
+        for spec in specs_for(seed) {
             let loaded = matches!(
                 spec.scenario,
                 Scenario::LoadedCut { .. } | Scenario::Migration { loaded: true, .. }
@@ -226,12 +221,31 @@ fn stats(from: u64, to: u64, cfg: DetectorConfig) {
     }
 }
 
-/// The mild sweep without the load's stalls (`SUITE=steady`).
-fn steady(specs: Vec<TraceSpec>) -> Vec<TraceSpec> {
+/// The traces of one seed: the suite `SUITE` names (default the offsets
+/// sweep), with the quiet path's spread `SIGMA` if set.
+fn specs_for(seed: u64) -> Vec<TraceSpec> {
+    let sigma: Option<f64> = std::env::var("SIGMA")
+        .ok()
+        .map(|v| v.parse().expect("SIGMA: a number, the log-normal σ"));
+    let specs = match std::env::var("SUITE").as_deref() {
+        Ok("standard") => suite(seed, 20),
+        Ok("channels") => channels(seed, 3),
+        Ok("mild") => mild(seed, 2),
+        // The mild sweep without the load's stalls.
+        Ok("steady") => mild(seed, 2)
+            .into_iter()
+            .map(|mut t| {
+                t.steady_load = true;
+                t
+            })
+            .collect(),
+        Ok("jitter") => jitter(seed, 2),
+        _ => offsets(seed, 2),
+    };
     specs
         .into_iter()
         .map(|mut t| {
-            t.steady_load = true;
+            t.quiet_sigma = sigma.or(t.quiet_sigma);
             t
         })
         .collect()
@@ -243,16 +257,10 @@ fn main() {
             .nth(1)
             .and_then(|a| a.parse().ok())
             .unwrap_or(1);
-        let spec = (if std::env::var("SUITE").as_deref() == Ok("mild") {
-            mild(seed, 2)
-        } else if std::env::var("SUITE").is_ok() {
-            suite(seed, 20)
-        } else {
-            offsets(seed, 2)
-        })
-        .into_iter()
-        .find(|s| s.name.starts_with(&name))
-        .expect("name");
+        let spec = specs_for(seed)
+            .into_iter()
+            .find(|s| s.name.starts_with(&name))
+            .expect("name");
         let tr = generate(&spec);
         let ps = probes(&tr.events);
         let cfg: DetectorConfig = std::env::var("CFG")
@@ -324,29 +332,9 @@ fn main() {
     let mut misses = 0;
     let mut decoys = BTreeMap::new();
     let mut total = 0;
-    let sigma: Option<f64> = std::env::var("SIGMA")
-        .ok()
-        .map(|v| v.parse().expect("SIGMA"));
-    let specs = |seed: u64| -> Vec<TraceSpec> {
-        let specs = match std::env::var("SUITE").as_deref() {
-            Ok("standard") => suite(seed, 20),
-            Ok("channels") => channels(seed, 3),
-            Ok("mild") => mild(seed, 2),
-            Ok("steady") => steady(mild(seed, 2)),
-            Ok("jitter") => jitter(seed, 2),
-            _ => offsets(seed, 2),
-        };
-        specs
-            .into_iter()
-            .map(|mut t| {
-                t.quiet_sigma = sigma.or(t.quiet_sigma);
-                t
-            })
-            .collect()
-    };
     let mut verdicts: BTreeMap<(String, String), u32> = BTreeMap::new();
     for seed in from..=to {
-        for spec in specs(seed) {
+        for spec in specs_for(seed) {
             let tr = generate(&spec);
             let sc = score_with_info(&tr.events, &tr.labels, cfg, tr.info.as_ref());
             let iv = i64::from(tr.labels.interval_us);

@@ -184,8 +184,8 @@ pub struct TraceSpec {
     #[serde(default)]
     pub steady_load: bool,
     /// The quiet path's spread, log-normal σ. `None`: 0.15 (issue 4's
-    /// model). The lab's loopback path to a TCG guest measures 0.3
-    /// (p90 1.7 × its median): the `jitter` sweep.
+    /// model). The lab's loopback path to a TCG guest measures 0.3 at
+    /// its core (p90 1.7 × its median with its tail): the `jitter` sweep.
     #[serde(default)]
     pub quiet_sigma: Option<f64>,
 }

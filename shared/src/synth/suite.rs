@@ -169,7 +169,7 @@ pub fn mild(seed: u64, count: u32) -> Vec<TraceSpec> {
 
 /// The offsets sweep on a path as jittery as the lab's: the quiet RTT's
 /// log-normal σ 0.3 instead of 0.15 (`TraceSpec::quiet_sigma`; the lab's
-/// idle guest: 0.3, p90 1.7 × its median). Same seeds and names as
+/// idle guest: σ 0.3 at its core). Same seeds and names as
 /// `offsets`, with `-jitter` added.
 pub fn jitter(seed: u64, count: u32) -> Vec<TraceSpec> {
     offsets(seed, count)

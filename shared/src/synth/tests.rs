@@ -111,7 +111,7 @@ fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else(
             })
             .collect();
         rtts.sort_unstable();
-        let quiet: Vec<u32> = t
+        let mut quiet: Vec<u32> = t
             .events
             .iter()
             .filter_map(|e| match e {
@@ -119,7 +119,6 @@ fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else(
                 _ => None,
             })
             .collect();
-        let mut quiet = quiet;
         quiet.sort_unstable();
         (
             f64::from(rtts[rtts.len() / 2]),
