@@ -269,7 +269,9 @@ pub struct DetectorConfig {
     pub clock_max_excess_us: u32,
     /// The line a step is judged against is drawn only through readings
     /// whose RTT exceeds the path's minimum *as now known* by at most this
-    /// (µs, default 4 000: error ≤ 2.5 ms), and only once two such exist.
+    /// (µs, default 4 000: error ≤ 2.5 ms), and only once two such exist
+    /// (one is a level that only a reading beyond both error bounds
+    /// leaves: the first after a stop in a run's first 200 ms).
     /// The first readings of a run are often slow (a cold ARP cache: 8–21 ms
     /// in 7 of 17 lab recordings) and shifted by half that; judged against
     /// them, the first fast readings looked like a 3–7 ms step back.

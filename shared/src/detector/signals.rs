@@ -147,8 +147,7 @@ impl ClockTrack {
     /// count (`clock_fit_excess_us`); with fewer than two there is no line
     /// and nothing is judged.
     fn line(&self, cfg: &DetectorConfig) -> Option<Fit> {
-        let min = self.min_rtt();
-        let precise = |r: &Reading| r.rtt.saturating_sub(min) <= cfg.clock_fit_excess_us;
+        let precise = self.precise(cfg);
         let mut v = [Reading::default(); FIT];
         let mut n = 0;
         // Oldest first.
@@ -221,6 +220,23 @@ impl ClockTrack {
             rtt: c.rtt_us,
         };
         let Some(fit) = self.line(cfg) else {
+            // One precise reading so far is a level, not yet a line. A
+            // reading off it beyond both error bounds is the first after a
+            // step (a stop in a run's first 200 ms), not the line's second
+            // point: made that point, it dated the step after the stop.
+            if let Some(one) = self.lone_precise(cfg) {
+                let tol = i64::from(cfg.clock_tol_us) + r.err + one.err;
+                if (r.off - one.off).abs() > tol {
+                    let level = Fit {
+                        t0: one.t,
+                        off0: one.off,
+                        ppm: 0.0,
+                    };
+                    self.push_cand(r);
+                    return self.try_confirm(level, cfg);
+                }
+                self.cand_len = 0;
+            }
             self.push_fit(r);
             return ClockNews::None;
         };
@@ -236,13 +252,32 @@ impl ClockTrack {
             };
         }
         // Off the line: a stray reading or the first after a step.
+        self.push_cand(r);
+        self.try_confirm(fit, cfg)
+    }
+
+    fn push_cand(&mut self, r: Reading) {
         if self.cand_len == CAND {
             self.cand.copy_within(1.., 0);
             self.cand_len -= 1;
         }
         self.cand[self.cand_len] = r;
         self.cand_len += 1;
-        self.try_confirm(fit, cfg)
+    }
+
+    /// The fit's only reading precise against the path's minimum as now
+    /// known, if exactly one is (`clock_fit_excess_us`).
+    fn lone_precise(&self, cfg: &DetectorConfig) -> Option<Reading> {
+        let mut precise = self.readings().filter(|r| self.precise(cfg)(r));
+        let one = precise.next()?;
+        precise.next().is_none().then_some(*one)
+    }
+
+    /// Whether a reading is precise against the path's minimum as now
+    /// known (`clock_fit_excess_us`).
+    fn precise(&self, cfg: &DetectorConfig) -> impl Fn(&Reading) -> bool {
+        let (min, excess) = (self.min_rtt(), cfg.clock_fit_excess_us);
+        move |r| r.rtt.saturating_sub(min) <= excess
     }
 
     /// Confirms a step once `clock_confirm` off-line readings agree with

@@ -558,3 +558,47 @@ fn slow_first_clock_readings_make_no_step_and_no_yellow() {
         assert_eq!(d.migrations().len(), 1, "{:?}", d.migrations());
     }
 }
+
+/// A stop in a run's first 200 ms, with one clock reading before it (at
+/// 100 ms): that reading is a level, not yet a line, and the readings
+/// after the stop are the first after a step, not the line's second
+/// point. One event, its clock judged once: a migration is red with the
+/// clock's downtime, a path outage is one, and a pause is paused (before,
+/// the stop and its clock step were two yellow events, the step dated
+/// after the stop). And with a slow first reading (a cold ARP cache,
+/// 12 ms), which the fast ones after it rule out, there is no level to
+/// judge against: the stop is an echo event alone, as before.
+#[test]
+fn a_stop_after_the_first_clock_reading_has_one_event_with_its_clock() {
+    let (d, _) = Run::new(150, 300).migration(300).play();
+    let m = d.migrations();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(
+        (m[0].verdict, m[0].level),
+        (EventVerdict::Migrated, Light::Red)
+    );
+    assert_eq!(m[0].downtime_source, DowntimeSource::ClockStep);
+    assert!(
+        (m[0].downtime_us - 300 * MS).abs() <= 1000,
+        "downtime {} µs",
+        m[0].downtime_us
+    );
+
+    let mut cut = Run::new(150, 300);
+    cut.announce_channel = true;
+    let m = cut.play().0.migrations().to_vec();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].verdict, EventVerdict::PathOutage, "{}", m[0].explain());
+
+    let mut pause = Run::new(150, 300).pause(300);
+    pause.announce_channel = true;
+    let m = pause.play().0.migrations().to_vec();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0].verdict, EventVerdict::Paused, "{}", m[0].explain());
+
+    let mut cold = Run::new(150, 300).migration(300);
+    cold.start_slow = (1, 12_000);
+    let m = cold.play().0.migrations().to_vec();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].evidence.clock_step.is_none(), "{:?}", m[0].evidence);
+}
