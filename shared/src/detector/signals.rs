@@ -145,7 +145,8 @@ impl ClockTrack {
     ///
     /// Only readings precise against the path's minimum as now known
     /// count (`clock_fit_excess_us`); with fewer than two there is no line
-    /// and nothing is judged.
+    /// (one is a level only a reading beyond both error bounds leaves: see
+    /// [`Self::push`]).
     fn line(&self, cfg: &DetectorConfig) -> Option<Fit> {
         let precise = self.precise(cfg);
         let mut v = [Reading::default(); FIT];
@@ -268,7 +269,8 @@ impl ClockTrack {
     /// The fit's only reading precise against the path's minimum as now
     /// known, if exactly one is (`clock_fit_excess_us`).
     fn lone_precise(&self, cfg: &DetectorConfig) -> Option<Reading> {
-        let mut precise = self.readings().filter(|r| self.precise(cfg)(r));
+        let is_precise = self.precise(cfg);
+        let mut precise = self.readings().filter(|r| is_precise(r));
         let one = precise.next()?;
         precise.next().is_none().then_some(*one)
     }
