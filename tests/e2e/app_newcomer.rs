@@ -4,7 +4,8 @@
 //! contrast as rendered; a phone-sized window has no sideways scroll and a
 //! wide one uses its width; a page served without a sidecar offers the
 //! demo instead of retrying; a page opened after a migration lists it, and
-//! a reload keeps it.
+//! a reload keeps it; a migration in the sidecar's first second is judged
+//! alike by the sidecar and by the page.
 
 use crate::app_common::{dist, free_port, guest_flags, wait_sidecar_green, GuestResponder};
 use crate::require_root;
@@ -285,5 +286,66 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
         d.downtimes.len(),
         "{again:?} / {d:?}"
     );
+    Ok(())
+}
+
+/// A migration in the sidecar's first second, right after its first clock
+/// reading: no echo baseline yet, and one reading for the clock's level.
+/// The sidecar's own detector and the page, fed the history in one burst,
+/// judge it alike: one red event, its downtime from the same source (the
+/// clock step's when that first reading was precise; the stop and its
+/// step were two events, the step a yellow *paused*, before a lone
+/// reading counted as a level).
+#[test]
+fn page_and_sidecar_judge_a_migration_in_the_first_second_alike() -> anyhow::Result<()> {
+    require_root!();
+    let dist = dist();
+    let ns = TargetNs::create()?;
+    let mut guest = GuestResponder::start(&ns)?;
+    let sc = Sidecar::start(
+        &ns.target.to_string(),
+        &guest_flags(&ns, &["--web-root", &dist]),
+    )?;
+    let within = Duration::from_secs(20);
+    crate::faults::wait_metric(&sc, "migwatch_clock_replies_total", 0.0, 1.0, within)?;
+    guest.cmd("migrate 300")?;
+    wait_for(
+        "the sidecar to record the migration",
+        within,
+        Duration::from_millis(100),
+        || {
+            sc.get("/migrations")
+                .ok()
+                .filter(|m| m.contains("\"level\":\"red\""))
+        },
+    )?;
+    // The clock channel has its chance: 20 more readings (4 s, past the
+    // 2.5 s an outage waits for its channels).
+    let n = crate::icmp::metric(&sc, "migwatch_clock_replies_total")?;
+    crate::faults::wait_metric(&sc, "migwatch_clock_replies_total", n, 20.0, within)?;
+    let records = sc.get("/migrations")?;
+    let v: Value = serde_json::from_str(&records)?;
+    let recs = v["migrations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(recs.len(), 1, "{records}");
+    assert_eq!(recs[0]["level"], "red", "{records}");
+    let source = match recs[0]["downtime_from"].as_str() {
+        Some("clock_step") => "clock step",
+        Some("late_reply") => "late reply",
+        _ => "lost probes",
+    };
+    let b = Browser::start(1280, 900, false)?;
+    b.goto(&format!("{}/", sc.base))?;
+    let d = wait_for(
+        "the migration in the page's log",
+        within,
+        Duration::from_millis(100),
+        || detail(&b).filter(|d| !d.downtimes.is_empty()),
+    )?;
+    assert_eq!(d.downtimes.len(), 1, "{d:?}");
+    assert!(
+        d.downtimes[0].ends_with(&format!("({source})")),
+        "{d:?} / {records}"
+    );
+    eprintln!("a migration in the first second: {}", d.downtimes[0]);
     Ok(())
 }
