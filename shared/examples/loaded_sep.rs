@@ -125,11 +125,7 @@ fn observe(ps: &BTreeMap<u64, P>, a: u64, b: u64, iv: i64) -> String {
 fn stats(from: u64, to: u64, cfg: DetectorConfig) {
     for seed in from..=to {
         for spec in specs_for(seed) {
-            let loaded = matches!(
-                spec.scenario,
-                Scenario::LoadedCut { .. } | Scenario::Migration { loaded: true, .. }
-            );
-            if !loaded {
+            if !spec.scenario.on_loaded_host() {
                 continue;
             }
             let tr = generate(&spec);

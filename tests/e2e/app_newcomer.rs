@@ -8,6 +8,7 @@
 //! alike by the sidecar and by the page.
 
 use crate::app_common::{dist, free_port, guest_flags, wait_sidecar_green, GuestResponder};
+use crate::faults::{wait_metric, wait_record};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
 use migwatch_tests::netns::TargetNs;
@@ -234,15 +235,11 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
     // the sidecar's own detector says when it has judged it.
     wait_sidecar_green(&sc)?;
     guest.cmd("migrate 300")?;
-    wait_for(
+    wait_record(
+        &sc,
         "the sidecar to record the migration",
+        "\"level\":\"red\"",
         Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            sc.get("/migrations")
-                .ok()
-                .filter(|m| m.contains("\"level\":\"red\""))
-        },
     )?;
     let b = Browser::start(1280, 900, false)?;
     b.goto(&format!("{}/", sc.base))?;
@@ -307,22 +304,18 @@ fn page_and_sidecar_judge_a_migration_in_the_first_second_alike() -> anyhow::Res
         &guest_flags(&ns, &["--web-root", &dist]),
     )?;
     let within = Duration::from_secs(20);
-    crate::faults::wait_metric(&sc, "migwatch_clock_replies_total", 0.0, 1.0, within)?;
+    wait_metric(&sc, "migwatch_clock_replies_total", 0.0, 1.0, within)?;
     guest.cmd("migrate 300")?;
-    wait_for(
+    wait_record(
+        &sc,
         "the sidecar to record the migration",
+        "\"level\":\"red\"",
         within,
-        Duration::from_millis(100),
-        || {
-            sc.get("/migrations")
-                .ok()
-                .filter(|m| m.contains("\"level\":\"red\""))
-        },
     )?;
     // The clock channel has its chance: 20 more readings (4 s, past the
     // 2.5 s an outage waits for its channels).
     let n = crate::icmp::metric(&sc, "migwatch_clock_replies_total")?;
-    crate::faults::wait_metric(&sc, "migwatch_clock_replies_total", n, 20.0, within)?;
+    wait_metric(&sc, "migwatch_clock_replies_total", n, 20.0, within)?;
     let records = sc.get("/migrations")?;
     let v: Value = serde_json::from_str(&records)?;
     let recs = v["migrations"].as_array().cloned().unwrap_or_default();

@@ -48,6 +48,18 @@ pub(crate) fn wait_metric(
     )
 }
 
+/// Waits until the sidecar's `/migrations` holds `needle`; returns it.
+pub(crate) fn wait_record(
+    sc: &Sidecar,
+    what: &str,
+    needle: &str,
+    within: Duration,
+) -> Result<String> {
+    wait_for(what, within, Duration::from_millis(100), || {
+        sc.get("/migrations").ok().filter(|r| r.contains(needle))
+    })
+}
+
 /// A bare namespace for running `scripts/range-guard.sh` where its route
 /// cannot touch the real root namespace, with its own holder folder.
 struct GuardLab {
@@ -477,15 +489,11 @@ fn a_new_mac_on_the_targets_address_is_replaced_not_a_migration() -> Result<()> 
         .explain()
         .contains(&format!("MAC {old_mac} → {new_mac}")));
     // The sidecar's own detector agrees, and counts no migration.
-    let records = wait_for(
+    let records = wait_record(
+        &sc,
         "the sidecar's record of the replaced machine",
+        "\"verdict\":\"replaced\"",
         Duration::from_secs(10),
-        Duration::from_millis(100),
-        || {
-            sc.get("/migrations")
-                .ok()
-                .filter(|r| r.contains("\"verdict\":\"replaced\""))
-        },
     )?;
     assert!(!records.contains("\"level\":\"red\""), "{records}");
     assert_eq!(metric(&sc, "migwatch_migrations_total")?, 0.0);

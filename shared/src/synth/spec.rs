@@ -110,6 +110,14 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// On a loaded host: a loaded migration or a loaded cut.
+    pub fn on_loaded_host(&self) -> bool {
+        matches!(
+            self,
+            Scenario::LoadedCut { .. } | Scenario::Migration { loaded: true, .. }
+        )
+    }
+
     /// Short name for file names.
     pub fn name(&self) -> &'static str {
         match self {

@@ -153,12 +153,7 @@ pub fn offsets(seed: u64, count: u32) -> Vec<TraceSpec> {
 pub fn mild(seed: u64, count: u32) -> Vec<TraceSpec> {
     offsets(seed, count)
         .into_iter()
-        .filter(|t| {
-            matches!(
-                t.scenario,
-                Scenario::LoadedCut { .. } | Scenario::Migration { loaded: true, .. }
-            )
-        })
+        .filter(|t| t.scenario.on_loaded_host())
         .map(|mut t| {
             t.name.push_str("-mild");
             t.load_x = Some([2.0, 8.0]);

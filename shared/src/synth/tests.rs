@@ -61,6 +61,20 @@ fn suite_covers_everything() {
     assert!(s.iter().all(|t| t.name.len() > 5));
 }
 
+/// The RTTs of the replies to probes sent in `from..to`, sorted.
+fn rtts_sent(t: &SynthTrace, from: i64, to: i64) -> Vec<u32> {
+    let mut r: Vec<u32> = t
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Sample(s) if (from..to).contains(&s.sent_us) => s.rtt_us,
+            _ => None,
+        })
+        .collect();
+    r.sort_unstable();
+    r
+}
+
 #[test]
 fn a_loaded_cut_is_loaded_around_a_loss() {
     let mut spec = TraceSpec::new("c", 9, 10_000, Scenario::LoadedCut { ms: 150.0 });
@@ -68,21 +82,12 @@ fn a_loaded_cut_is_loaded_around_a_loss() {
     let t = generate(&spec);
     let w = &t.labels.events[0];
     assert_eq!(w.kind, TruthKind::LoadedCut);
-    let rtts: Vec<u32> = t
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Sample(s) if s.sent_us >= w.start_us && s.sent_us < w.end_us => s.rtt_us,
-            _ => None,
-        })
-        .collect();
+    let sorted = rtts_sent(&t, w.start_us, w.end_us);
     let lost = t
         .events
         .iter()
         .filter(|e| matches!(e, Event::Sample(s) if s.rtt_us.is_none()))
         .count();
-    let mut sorted = rtts.clone();
-    sorted.sort_unstable();
     // The load's median is 2–7 ms; the cut loses its 15 probes.
     assert!(
         (2_000..7_500).contains(&sorted[sorted.len() / 2]),
@@ -101,25 +106,9 @@ fn a_loaded_cut_is_loaded_around_a_loss() {
 fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else() {
     let median_in = |spec: &TraceSpec| {
         let t = generate(spec);
-        let w = t.labels.events[0].clone();
-        let mut rtts: Vec<u32> = t
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Sample(s) if s.sent_us >= w.start_us && s.sent_us < w.end_us => s.rtt_us,
-                _ => None,
-            })
-            .collect();
-        rtts.sort_unstable();
-        let mut quiet: Vec<u32> = t
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Sample(s) if s.sent_us < w.start_us => s.rtt_us,
-                _ => None,
-            })
-            .collect();
-        quiet.sort_unstable();
+        let w = &t.labels.events[0];
+        let rtts = rtts_sent(&t, w.start_us, w.end_us);
+        let quiet = rtts_sent(&t, i64::MIN, w.start_us);
         (
             f64::from(rtts[rtts.len() / 2]),
             f64::from(quiet[quiet.len() / 2]),
@@ -145,15 +134,7 @@ fn a_mild_load_sits_at_its_multiple_of_the_quiet_level_and_changes_nothing_else(
 #[test]
 fn a_jittery_quiet_path_spreads_its_replies_and_keeps_the_rest() {
     let spread = |spec: &TraceSpec| {
-        let mut r: Vec<u32> = generate(spec)
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Sample(s) => s.rtt_us,
-                _ => None,
-            })
-            .collect();
-        r.sort_unstable();
+        let r = rtts_sent(&generate(spec), i64::MIN, i64::MAX);
         let q = |f: f64| f64::from(r[(f * r.len() as f64) as usize]);
         (q(0.9) / q(0.5), r.len())
     };
