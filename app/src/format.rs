@@ -515,7 +515,12 @@ pub fn log_row(key: u32, target: &str, m: &migwatch_shared::Migration, tz: TzOff
             duration_i(m.downtime_us),
             downtime_source(m.downtime_source)
         ),
-        evidence: m.reasons().iter().map(|r| reason(r, tz)).collect(),
+        // The verdict in a sentence first, as the sidecar's own records
+        // show it ("paused in place for 301 ms, not migrated: …"), then
+        // each reason behind it.
+        evidence: std::iter::once(m.explain())
+            .chain(m.reasons().iter().map(|r| reason(r, tz)))
+            .collect(),
         source: RowSource::Page,
         kind: RowKind::Event,
         open: false,

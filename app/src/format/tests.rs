@@ -371,8 +371,14 @@ fn the_log_names_where_the_downtime_comes_from() {
     };
     let row = log_row(1, "198.18.0.2", &m, UTC);
     assert_eq!(row.downtime, "368 ms (clock step)");
+    // The verdict in a sentence leads, as in the sidecar's records.
     assert_eq!(
-        row.evidence[1],
+        row.evidence[0],
+        "migrated or paused: stopped for 368 ms (the guest clock stepped back by 368 ms); \
+         no announce channel to tell a move from a pause"
+    );
+    assert_eq!(
+        row.evidence[2],
         "guest clock stepped back 368.2 ms (3 readings)"
     );
     m.downtime_source = DowntimeSource::LateReply;

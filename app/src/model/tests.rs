@@ -258,6 +258,11 @@ fn a_lab_trace_draws_its_clock_step_and_announces() {
     let row = format::log_row(1, "lab", &mg[0], UTC);
     assert!(row.downtime.ends_with(" (clock step)"), "{row:?}");
     assert!(
+        row.evidence[0].starts_with("migrated: stopped for 37")
+            && row.evidence[0].ends_with("and its MAC was announced again"),
+        "{row:?}"
+    );
+    assert!(
         row.evidence
             .iter()
             .any(|e| e.starts_with("guest clock stepped back 37")),

@@ -3,7 +3,7 @@
 //! [`Evidence::verdict`](super::Evidence::verdict)'s; the sentence is what
 //! `detect`, `/migrations` and the page show beside the reasons.
 
-use super::{Light, Migration};
+use super::{Evidence, Light, Migration};
 use serde::{Deserialize, Serialize};
 
 /// What an event was. Red means [`EventVerdict::Migrated`] and nothing
@@ -52,6 +52,34 @@ fn fmt_ms(us: i64) -> String {
     }
 }
 
+/// The echo's reasons against a stop, in words, joined: what keeps an
+/// event with stop-like signs from red, so a yellow names its cause.
+fn vetoes(e: &Evidence) -> Option<String> {
+    let mut v = Vec::new();
+    if let Some(c) = e.congestion {
+        let ratio = f64::from(c.rtt_us) / f64::from(c.baseline_us.max(1));
+        v.push(format!(
+            "the replies before it were already slow ({}, {ratio:.1} × the quiet {}), and a busy host's stall leaves the same gap",
+            fmt_ms(i64::from(c.rtt_us)),
+            fmt_ms(i64::from(c.baseline_us))
+        ));
+    }
+    if let Some(f) = e.flush {
+        v.push(format!(
+            "{} replies came back at once (up to {}), as a queue released after the monitor's own ARP re-resolution does",
+            f.replies,
+            fmt_ms(i64::from(f.max_rtt_us))
+        ));
+    }
+    if let Some(d) = e.long_outage {
+        v.push(format!(
+            "it lasted {}, longer than a stop-and-copy",
+            fmt_ms(d)
+        ));
+    }
+    (!v.is_empty()).then(|| v.join("; "))
+}
+
 impl Migration {
     /// The verdict in one sentence, e.g. "paused in place for 301 ms, not
     /// migrated: the guest clock stepped back by 301 ms and no announce
@@ -98,20 +126,119 @@ impl Migration {
                 )
             }
             EventVerdict::Undecided => {
+                let vetoes = vetoes(e);
+                // Without a channel that could still tell, say so: it is
+                // what the user can change (`--capture-iface`, ICMP
+                // Timestamp let through).
+                let blind = if e.channels.any() {
+                    ""
+                } else {
+                    "; no clock or announce channel to tell"
+                };
                 let why = if e.clock_step.is_some() && e.channels.announce && !e.waited {
                     "waiting for an announce".to_string()
                 } else if e.vetoed() && e.weak() {
-                    "stop-like signs, but the outage has another explanation".to_string()
+                    match vetoes {
+                        Some(v) => format!("stop-like signs, but {v}{blind}"),
+                        None => "stop-like signs, but the outage has another explanation".into(),
+                    }
                 } else if e.weak() && e.channels.announce {
                     "stop-like signs, but no announce came".to_string()
                 } else if e.channels.any() {
                     "no channel confirmed a stop".to_string()
                 } else {
-                    "no clock or announce channel to tell".to_string()
+                    match vetoes {
+                        Some(v) => format!("{v}{blind}"),
+                        None => "no clock or announce channel to tell".to_string(),
+                    }
                 };
                 let level = if self.level == Light::Red { "" } else { "possible migration, " };
                 format!("{level}undecided: {stop}; {why}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::{Channels, Congestion, QueueFlush, Sawtooth};
+
+    /// The lab's 66 ms TCG migration on echo alone: a one-tooth ramp after
+    /// the loss, on a host whose replies sat at 4.3 × the quiet level.
+    fn busy_ramp(channels: Channels) -> Migration {
+        Migration {
+            id: 1,
+            first_seq: 3915,
+            last_seq: 3920,
+            probes: 6,
+            start_us: 0,
+            end_us: 60_000,
+            downtime_us: 60_000,
+            downtime_source: Default::default(),
+            level: Light::Yellow,
+            verdict: EventVerdict::Undecided,
+            evidence: Evidence {
+                sawtooth: Some(Sawtooth {
+                    probes: 12,
+                    first_rtt_us: 114_600,
+                    max_rtt_us: 114_600,
+                    teeth: 1,
+                    span_us: 109_931,
+                }),
+                congestion: Some(Congestion {
+                    rtt_us: 1_381,
+                    baseline_us: 321,
+                }),
+                channels,
+                waited: true,
+                ..Evidence::default()
+            },
+            decided_us: 182_500,
+            interval_us: 10_000,
+        }
+    }
+
+    #[test]
+    fn an_undecided_yellow_names_what_kept_it_from_red() {
+        let m = busy_ramp(Channels::default());
+        assert_eq!(
+            m.explain(),
+            "possible migration, undecided: 6 probes lost over 60.0 ms; stop-like signs, \
+             but the replies before it were already slow (1.4 ms, 4.3 × the quiet 0.3 ms), \
+             and a busy host's stall leaves the same gap; no clock or announce channel to tell"
+        );
+    }
+
+    #[test]
+    fn a_veto_without_stop_like_signs_is_named_too() {
+        let mut m = busy_ramp(Channels::default());
+        m.evidence.sawtooth = None;
+        m.evidence.flush = Some(QueueFlush {
+            replies: 20,
+            max_rtt_us: 156_555,
+        });
+        let words = m.explain();
+        assert!(words.contains("already slow (1.4 ms, 4.3 ×"), "{words}");
+        assert!(
+            words.contains("20 replies came back at once (up to 157 ms)"),
+            "{words}"
+        );
+        assert!(
+            words.ends_with("no clock or announce channel to tell"),
+            "{words}"
+        );
+        assert!(!words.contains("stop-like"), "{words}");
+    }
+
+    #[test]
+    fn with_a_live_channel_the_yellow_does_not_ask_for_one() {
+        let m = busy_ramp(Channels {
+            clock: true,
+            announce: false,
+        });
+        let words = m.explain();
+        assert!(words.contains("already slow"), "{words}");
+        assert!(!words.contains("no clock or announce channel"), "{words}");
     }
 }
