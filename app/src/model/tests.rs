@@ -257,11 +257,7 @@ fn a_lab_trace_draws_its_clock_step_and_announces() {
     assert_eq!(mg[0].level, Light::Red);
     let row = format::log_row(1, "lab", &mg[0], UTC);
     assert!(row.downtime.ends_with(" (clock step)"), "{row:?}");
-    assert!(
-        row.evidence[0].starts_with("migrated: stopped for 37")
-            && row.evidence[0].ends_with("and its MAC was announced again"),
-        "{row:?}"
-    );
+    assert_eq!(row.evidence[0], "migrated", "{row:?}");
     assert!(
         row.evidence
             .iter()
