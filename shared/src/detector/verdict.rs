@@ -1,7 +1,8 @@
 //! What an event was, in one word and in a sentence: migrated, paused in
 //! place, a path outage, replaced by another machine, or undecided. The word is
 //! [`Evidence::verdict`](super::Evidence::verdict)'s; the sentence is what
-//! `detect`, `/migrations` and the page show beside the reasons.
+//! `detect` and `/migrations` show beside the reasons (the page's log
+//! shows the verdict in fewer words, `format::verdict_words` there).
 
 use super::{Evidence, Light, Migration};
 use serde::{Deserialize, Serialize};
@@ -59,7 +60,7 @@ fn vetoes(e: &Evidence) -> Option<String> {
     if let Some(c) = e.congestion {
         let ratio = f64::from(c.rtt_us) / f64::from(c.baseline_us.max(1));
         v.push(format!(
-            "the replies before it were already slow ({}, {ratio:.1} × the quiet {}), and a busy host's stall leaves the same gap",
+            "the replies before it were already slow ({}, {ratio:.1} × the quiet {}): a busy host or path loses probes like this too",
             fmt_ms(i64::from(c.rtt_us)),
             fmt_ms(i64::from(c.baseline_us))
         ));
@@ -205,8 +206,8 @@ mod tests {
         assert_eq!(
             m.explain(),
             "possible migration, undecided: 6 probes lost over 60.0 ms; stop-like signs, \
-             but the replies before it were already slow (1.4 ms, 4.3 × the quiet 0.3 ms), \
-             and a busy host's stall leaves the same gap; no clock or announce channel to tell"
+             but the replies before it were already slow (1.4 ms, 4.3 × the quiet 0.3 ms): \
+             a busy host or path loses probes like this too; no clock or announce channel to tell"
         );
     }
 
