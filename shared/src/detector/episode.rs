@@ -65,6 +65,8 @@ pub(super) struct Post {
     pub(super) first_rtt: u32,
     pub(super) max_rtt: u32,
     pub(super) teeth: u32,
+    /// Teeth whose first reply was at least `DetectorConfig::sawtooth_min_us`.
+    pub(super) tall_teeth: u32,
     /// Arrival of the first reply of the current tooth.
     pub(super) tooth_start: i64,
     pub(super) last_elev_sent: i64,

@@ -382,12 +382,13 @@ impl Detector {
             if s.seq > ep.b && !p.done && !p.expired {
                 if rtt > ep.elev {
                     let align = u64::from(self.cfg.align_us.min(ep.iv / 2).max(1));
+                    let new_tooth = p.n_elev == 0 || arrival.abs_diff(p.tooth_start) > align;
                     if p.n_elev == 0 {
                         p.first_rtt = rtt;
-                        p.teeth = 1;
-                        p.tooth_start = arrival;
-                    } else if arrival.abs_diff(p.tooth_start) > align {
+                    }
+                    if new_tooth {
                         p.teeth += 1;
+                        p.tall_teeth += u32::from(rtt >= self.cfg.sawtooth_min_us);
                         p.tooth_start = arrival;
                     }
                     p.ramp

@@ -303,6 +303,17 @@ impl Detector {
             })
     }
 
+    /// Whether the replies after the outage came back in at least
+    /// `load_teeth` tall releases peaking `load_teeth_rise` × the level
+    /// before: a resumed guest warming up, whatever its load after.
+    fn bursts_released(&self, ep: &Episode, sawtooth: Option<Sawtooth>) -> bool {
+        let cfg = &self.cfg;
+        cfg.load_teeth > 0
+            && ep.post.tall_teeth >= cfg.load_teeth
+            && sawtooth
+                .is_some_and(|s| s.max_rtt_us as f32 >= cfg.load_teeth_rise * ep.pre_level as f32)
+    }
+
     pub(super) fn ready(&self, ep: &Episode) -> bool {
         let cfg = &self.cfg;
         let p = &ep.post;
@@ -387,10 +398,16 @@ impl Detector {
             congestion: ep
                 .congestion
                 .filter(|_| !(ep.load_base > 0 && p.settled && !p.relapse))
-                .or((ep.load_base > 0 && !p.fell).then_some(Congestion {
-                    rtt_us: ep.pre_level,
-                    baseline_us: ep.load_base,
-                })),
+                // Unless the resumed guest released its queue in several
+                // tall bursts, which a host stall does not (`load_teeth`).
+                .or(
+                    (ep.load_base > 0 && !p.fell && !self.bursts_released(ep, sawtooth)).then_some(
+                        Congestion {
+                            rtt_us: ep.pre_level,
+                            baseline_us: ep.load_base,
+                        },
+                    ),
+                ),
             long_outage: ep.long,
             clock_step: ep.clock_step,
             announce: ep.announce,

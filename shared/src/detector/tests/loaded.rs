@@ -237,3 +237,63 @@ fn a_mildly_loaded_host_is_judged_as_a_loaded_one() {
     };
     assert_eq!(red(four), 1);
 }
+
+/// The lab's TCG guest (`lab-mix-20261205-205001`, step 11): a pre-copy
+/// at 4–5 × the quiet level, a 42 ms stop, then the resumed guest
+/// releases its replies in bursts (three teeth of 75, 70 and 51 ms), and
+/// its own workload keeps the level up after. No fall, but three tall
+/// teeth: a stop (`load_teeth`). Two tall teeth, or one release of the
+/// same height (a host stall right after a cut), keep the veto.
+#[test]
+fn three_tall_teeth_after_a_level_that_stays_up_are_a_stop() {
+    // 0.5–6 ms, median 1.4 ms: a TCG pre-copy over a 0.3 ms path.
+    const TCG: [u32; 5] = [500, 900, 1400, 2000, 6000];
+    let run = |teeth: &[(u64, u32)]| {
+        let mut d = Detector::default();
+        feed(&mut d, 0..300, 300);
+        loaded_at(&mut d, 300..400, TCG);
+        outage(&mut d, 400, 405, teeth);
+        let next = teeth.last().map_or(405, |t| t.0 + 1);
+        loaded_at(&mut d, next..next + 100, TCG);
+        d.finish();
+        d.migrations()[0]
+    };
+    // Arrivals (send + RTT, from 405's send): 75 | 80, 80 | 85 × 5.
+    let three = [
+        (405, 75_000),
+        (406, 70_000),
+        (407, 60_000),
+        (408, 55_000),
+        (409, 45_000),
+        (410, 35_000),
+        (411, 25_000),
+        (412, 15_000),
+    ];
+    let m = run(&three);
+    assert_eq!(m.level, Light::Red, "{m:?}");
+    assert_eq!(m.verdict, EventVerdict::Migrated, "{m:?}");
+    assert!(m.evidence.congestion.is_none(), "{m:?}");
+    // The first two teeth as one release (80 | 85 × 5): two tall teeth.
+    let mut two = three;
+    two[0].1 = 80_000;
+    // All at once (85 ms each an interval faster): a stall's one tooth.
+    let one: Vec<(u64, u32)> = (405..414)
+        .map(|q| (q, 85_000 - (q as u32 - 405) * 10_000))
+        .collect();
+    for (what, teeth) in [("two teeth", &two[..]), ("one tooth", &one[..])] {
+        let m = run(teeth);
+        assert_eq!(m.level, Light::Yellow, "{what}: {m:?}");
+        assert!(m.evidence.congestion.is_some(), "{what}: {m:?}");
+    }
+    let off = DetectorConfig {
+        load_teeth: 0,
+        ..DetectorConfig::default()
+    };
+    let mut d = Detector::new(off);
+    feed(&mut d, 0..300, 300);
+    loaded_at(&mut d, 300..400, TCG);
+    outage(&mut d, 400, 405, &three);
+    loaded_at(&mut d, 413..513, TCG);
+    d.finish();
+    assert_eq!(d.migrations()[0].level, Light::Yellow, "without the rule");
+}
