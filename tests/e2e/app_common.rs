@@ -195,6 +195,32 @@ pub fn guest_flags<'a>(ns: &'a migwatch_tests::netns::TargetNs, extra: &[&'a str
     f
 }
 
+/// A namespace with the emulated guest in it, and a sidecar probing the
+/// guest with [`guest_flags`] that serves the page (`dist/`): the set-up
+/// of the page tests that migrate a guest. Keep it whole until the test
+/// ends: its fields drop in order, the sidecar first, then the guest, then
+/// the namespace.
+pub struct PageGuest {
+    /// The sidecar, serving the page.
+    pub sc: migwatch_tests::sidecar::Sidecar,
+    /// The guest, to migrate.
+    pub guest: GuestResponder,
+    /// Its namespace, held only to be removed last.
+    _ns: migwatch_tests::netns::TargetNs,
+}
+
+/// Starts a [`PageGuest`].
+pub fn page_guest() -> anyhow::Result<PageGuest> {
+    let dist = dist();
+    let ns = migwatch_tests::netns::TargetNs::create()?;
+    let guest = GuestResponder::start(&ns)?;
+    let sc = migwatch_tests::sidecar::Sidecar::start(
+        &ns.target.to_string(),
+        &guest_flags(&ns, &["--web-root", &dist]),
+    )?;
+    Ok(PageGuest { sc, guest, _ns: ns })
+}
+
 /// `mw-responder` as a guest that can be "live-migrated": it answers echo
 /// and ICMP Timestamp requests (its clock stands still during `migrate MS`)
 /// and, after each migration, announces its MAC on its interface (RARP and

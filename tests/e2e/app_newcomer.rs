@@ -7,11 +7,10 @@
 //! a reload keeps it; a migration in the sidecar's first second is judged
 //! alike by the sidecar and by the page.
 
-use crate::app_common::{dist, free_port, guest_flags, wait_sidecar_green, GuestResponder};
+use crate::app_common::{dist, free_port, page_guest, wait_sidecar_green};
 use crate::faults::{wait_metric, wait_record};
 use crate::require_root;
 use migwatch_tests::browser::Browser;
-use migwatch_tests::netns::TargetNs;
 use migwatch_tests::sidecar::Sidecar;
 use migwatch_tests::{out_dir, wait_for};
 use serde_json::Value;
@@ -224,19 +223,14 @@ fn page_served_without_a_sidecar_offers_the_demo_instead_of_retrying() -> anyhow
 #[test]
 fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Result<()> {
     require_root!();
-    let dist = dist();
-    let ns = TargetNs::create()?;
-    let mut guest = GuestResponder::start(&ns)?;
-    let sc = Sidecar::start(
-        &ns.target.to_string(),
-        &guest_flags(&ns, &["--web-root", &dist]),
-    )?;
+    let mut pg = page_guest()?;
+    let (sc, guest) = (&pg.sc, &mut pg.guest);
     // Let the sidecar build a baseline, migrate, and let the red decay:
     // the sidecar's own detector says when it has judged it.
-    wait_sidecar_green(&sc)?;
+    wait_sidecar_green(sc)?;
     guest.cmd("migrate 300")?;
     wait_record(
-        &sc,
+        sc,
         "the sidecar to record the migration",
         "\"level\":\"red\"",
         Duration::from_secs(20),
@@ -296,26 +290,21 @@ fn page_opened_after_a_migration_lists_it_and_a_reload_keeps_it() -> anyhow::Res
 #[test]
 fn page_and_sidecar_judge_a_migration_in_the_first_second_alike() -> anyhow::Result<()> {
     require_root!();
-    let dist = dist();
-    let ns = TargetNs::create()?;
-    let mut guest = GuestResponder::start(&ns)?;
-    let sc = Sidecar::start(
-        &ns.target.to_string(),
-        &guest_flags(&ns, &["--web-root", &dist]),
-    )?;
+    let mut pg = page_guest()?;
+    let (sc, guest) = (&pg.sc, &mut pg.guest);
     let within = Duration::from_secs(20);
-    wait_metric(&sc, "migwatch_clock_replies_total", 0.0, 1.0, within)?;
+    wait_metric(sc, "migwatch_clock_replies_total", 0.0, 1.0, within)?;
     guest.cmd("migrate 300")?;
     wait_record(
-        &sc,
+        sc,
         "the sidecar to record the migration",
         "\"level\":\"red\"",
         within,
     )?;
     // The clock channel has its chance: 20 more readings (4 s, past the
     // 2.5 s an outage waits for its channels).
-    let n = crate::icmp::metric(&sc, "migwatch_clock_replies_total")?;
-    wait_metric(&sc, "migwatch_clock_replies_total", n, 20.0, within)?;
+    let n = crate::icmp::metric(sc, "migwatch_clock_replies_total")?;
+    wait_metric(sc, "migwatch_clock_replies_total", n, 20.0, within)?;
     let records = sc.get("/migrations")?;
     let v: Value = serde_json::from_str(&records)?;
     let recs = v["migrations"].as_array().cloned().unwrap_or_default();

@@ -7,13 +7,10 @@
 //! recording (QEMU, tests/fixtures/lab-dirty-clock-announce.jsonl)
 //! replayed in the page draws the same way.
 
-use crate::app_common::{
-    dist, guest_flags, import, open_page, tile, wait_sidecar_green, GuestResponder,
-};
+use crate::app_common::{dist, import, open_page, page_guest, tile, wait_sidecar_green};
 use crate::require_root;
 use migwatch_shared::wire::Event;
 use migwatch_tests::browser::Browser;
-use migwatch_tests::netns::TargetNs;
 use migwatch_tests::sidecar::{EventStream, Received, Sidecar};
 use migwatch_tests::{out_dir, wait_for};
 use serde_json::Value;
@@ -96,17 +93,12 @@ fn clock_step_reason(p: &Page) -> Option<f64> {
 fn page_a_migrated_guest_is_red_by_its_clock_step_with_announce_markers_and_a_clock_track(
 ) -> anyhow::Result<()> {
     require_root!();
-    let dist = dist();
-    let ns = TargetNs::create()?;
-    let mut guest = GuestResponder::start(&ns)?;
-    let sc = Sidecar::start(
-        &ns.target.to_string(),
-        &guest_flags(&ns, &["--web-root", &dist]),
-    )?;
+    let mut pg = page_guest()?;
+    let (sc, guest) = (&pg.sc, &mut pg.guest);
     // The stream too, to check what the sidecar measured independently of
     // the page.
     let stream = EventStream::open(&sc.base, "?since=0")?;
-    wait_sidecar_green(&sc)?;
+    wait_sidecar_green(sc)?;
     let b = Browser::start(1280, 1100, false)?;
     b.goto(&format!("{}/", sc.base))?;
 
